@@ -1,0 +1,102 @@
+"""Error classification shared by every connector, the loader and the sensors.
+
+A `SyncError` carries what an operator needs to act: a category, a severity, whether retrying can
+help, and a suggested fix written for a person. Categories match `hub.accounting_sync_errors.category`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Category(StrEnum):
+    AUTH = "AUTH"
+    RATE_LIMIT = "RATE_LIMIT"
+    NETWORK = "NETWORK"
+    SERVER = "SERVER"
+    CONFIG = "CONFIG"
+    SOURCE_DATA = "SOURCE_DATA"
+    MAPPING = "MAPPING"
+
+
+# category -> (severity, retryable, default suggested fix)
+_DEFAULTS: dict[Category, tuple[str, bool, str]] = {
+    Category.AUTH: (
+        "critical",
+        False,
+        "Re-authorise the connection (hub tenants add … or the OAuth onboarding page); "
+        "the stored credentials were rejected.",
+    ),
+    Category.RATE_LIMIT: (
+        "warning",
+        True,
+        "The source throttled the import; it is retried automatically. If it repeats, lower the "
+        "connector's requests_per_minute or spread the schedules.",
+    ),
+    Category.NETWORK: (
+        "error",
+        True,
+        "The source could not be reached; check that it is online and reachable from the hub.",
+    ),
+    Category.SERVER: (
+        "error",
+        True,
+        "The source answered with a server error; it is retried automatically.",
+    ),
+    Category.CONFIG: (
+        "critical",
+        False,
+        "Fix the tenant's connection config (hub tenants show / hub tenants add) and re-run.",
+    ),
+    Category.SOURCE_DATA: (
+        "warning",
+        False,
+        "The record in the source is incomplete or inconsistent; correct it in the source system.",
+    ),
+    Category.MAPPING: (
+        "error",
+        False,
+        "The record could not be mapped to the canonical schema; see the raw payload and report it.",
+    ),
+}
+
+
+class SyncError(Exception):
+    """An import failure classified for the error table and the run log."""
+
+    def __init__(
+        self,
+        category: Category | str,
+        message: str,
+        *,
+        suggested_fix: str | None = None,
+        severity: str | None = None,
+        retryable: bool | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.category = Category(category)
+        default_severity, default_retryable, default_fix = _DEFAULTS[self.category]
+        self.message = message
+        self.severity = severity or default_severity
+        self.retryable = default_retryable if retryable is None else retryable
+        self.suggested_fix = suggested_fix or default_fix
+        self.code = code
+        self.retry_after = retry_after
+        super().__init__(f"{self.category}: {message}")
+
+
+def classify(exc: BaseException) -> SyncError:
+    """Turn any exception into a `SyncError`; unknown failures count as SERVER-side bugs of ours."""
+    if isinstance(exc, SyncError):
+        return exc
+    import httpx  # local: keeps this module importable without the HTTP stack
+
+    if isinstance(exc, httpx.TransportError):
+        return SyncError(Category.NETWORK, f"{type(exc).__name__}: {exc}")
+    return SyncError(
+        Category.MAPPING,
+        f"{type(exc).__name__}: {exc}",
+        severity="error",
+        suggested_fix="An unexpected error in the hub; see the run log and report it.",
+    )
