@@ -166,12 +166,10 @@ def cmd_dev(args: argparse.Namespace) -> None:
     """`dagster dev` on the hub's persistent DAGSTER_HOME, with the local env file loaded."""
     from hub_pipelines.warehouse import db
 
-    home = settings.dagster_home()
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(home)
+    settings.ensure_dagster_home()
     db.database_url()  # start the embedded server once, before Dagster's processes need it
     dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
-    os.execv(dagster, [dagster, "dev", "-w", "workspace.yaml", *args.dagster_args])
+    os.execv(dagster, [dagster, "dev", "-w", "workspace.yaml", *args.dagster_args])  # noqa: S606
 
 
 # --- parser -----------------------------------------------------------------------------------
@@ -219,9 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     _tenant_system(add)
     add.add_argument("--config", required=True, metavar="FILE|-", help="JSON file, or - for stdin")
     add.set_defaults(func=cmd_tenants_add)
-    tenants.add_parser("list", help="list configs (no secrets)").set_defaults(
-        func=cmd_tenants_list
-    )
+    tenants.add_parser("list", help="list configs (no secrets)").set_defaults(func=cmd_tenants_list)
     for verb, text in [
         ("show", "show one config, secrets masked"),
         ("disable", "stop importing this config"),

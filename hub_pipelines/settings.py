@@ -24,6 +24,19 @@ def dagster_home() -> Path:
     return Path(os.environ.get("DAGSTER_HOME") or hub_home() / "dagster").expanduser().resolve()
 
 
+def ensure_dagster_home() -> Path:
+    """Create DAGSTER_HOME with the project's dagster.yaml (run queue, per-system limits)."""
+    import shutil
+
+    home = dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    project_config = Path(__file__).resolve().parents[1] / "dagster.yaml"
+    if project_config.exists() and not (home / "dagster.yaml").exists():
+        shutil.copyfile(project_config, home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
 def load_local_env() -> None:
     """Fill unset variables from `$HUB_HOME/hub.env` (KEY=VALUE lines), if that file exists."""
     path = hub_home() / LOCAL_ENV_FILE

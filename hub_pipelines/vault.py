@@ -130,7 +130,9 @@ def _parse_envelope(text: str) -> dict[str, Any]:
     try:
         envelope = json.loads(text)
     except (json.JSONDecodeError, TypeError):
-        raise VaultError("the stored credentials are not a vault envelope (corrupted row).") from None
+        raise VaultError(
+            "the stored credentials are not a vault envelope (corrupted row)."
+        ) from None
     if not isinstance(envelope, dict) or envelope.get("v") != _ENVELOPE_VERSION:
         raise VaultError("the stored credentials are not a version-1 vault envelope.")
     if not all(isinstance(envelope.get(k), str) for k in ("kid", "nonce", "ct")):

@@ -29,7 +29,8 @@ def test_upgrade_on_empty_database_creates_every_table_and_second_run_is_a_noop(
         tables = {
             f"{s}.{t}"
             for s, t in conn.execute(
-                "SELECT schemaname, tablename FROM pg_tables WHERE schemaname IN ('hub','accounting')"
+                "SELECT schemaname, tablename FROM pg_tables "
+                "WHERE schemaname IN ('hub', 'accounting')"
             )
         }
         (recorded,) = conn.execute("SELECT count(*) FROM hub.schema_migrations").fetchone()

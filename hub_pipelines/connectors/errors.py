@@ -1,7 +1,7 @@
 """Error classification shared by every connector, the loader and the sensors.
 
-A `SyncError` carries what an operator needs to act: a category, a severity, whether retrying can
-help, and a suggested fix written for a person. Categories match `hub.accounting_sync_errors.category`.
+A `SyncError` carries what an operator needs to act: a category, a severity, whether retrying
+can help, and a suggested fix written for a person. Categories match the errors table's column.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ _DEFAULTS: dict[Category, tuple[str, bool, str]] = {
     Category.MAPPING: (
         "error",
         False,
-        "The record could not be mapped to the canonical schema; see the raw payload and report it.",
+        "The record could not be mapped to the canonical schema; see the raw payload, report it.",
     ),
 }
 

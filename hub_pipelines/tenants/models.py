@@ -1,7 +1,7 @@
 """The per-system connection configs and the sync config a tenant registers.
 
-Connection configs are validated here and stored encrypted; secret fields are `SecretStr` so they
-never show in a repr, a log line or `hub tenants show`. `*_url` overrides exist so a tenant can point
+Connection configs are validated here and stored encrypted; secret fields are `SecretStr` so
+they never show in a repr, a log line or `hub tenants show`. `*_url` overrides let a tenant point
 at a simulator, a proxy or a tunnel; without them each system's documented endpoints are used.
 """
 

@@ -45,7 +45,7 @@ def validate_system(system: str) -> str:
 
 
 def split_registration(document: Any) -> tuple[Any, Any]:
-    """A registration is `{"connection_config": {...}, "sync_config": {...}}` or a bare connection."""
+    """Registrations are `{"connection_config": {…}, "sync_config": {…}}` or a bare connection."""
     if not isinstance(document, dict):
         raise TenantConfigError("the config must be a JSON object")
     if "connection_config" in document:
@@ -115,9 +115,9 @@ class TenantRegistry:
             config_id = (
                 existing["id"]
                 if existing
-                else conn.execute("SELECT nextval('hub.accounting_configs_id_seq') AS id").fetchone()[
-                    "id"
-                ]
+                else conn.execute(
+                    "SELECT nextval('hub.accounting_configs_id_seq') AS id"
+                ).fetchone()["id"]
             )
             sealed = self.vault.encrypt(
                 plain_connection_config(connection), config_aad(config_id, tenant_id, system)

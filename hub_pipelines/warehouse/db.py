@@ -143,8 +143,10 @@ def database_url() -> str:
 
 
 def sqlalchemy_url(url: str | None = None) -> str:
-    return make_url(url or database_url()).set(drivername="postgresql+psycopg").render_as_string(
-        hide_password=False
+    return (
+        make_url(url or database_url())
+        .set(drivername="postgresql+psycopg")
+        .render_as_string(hide_password=False)
     )
 
 

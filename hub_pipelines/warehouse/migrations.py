@@ -1,4 +1,4 @@
-"""Plain-SQL migrations: the ordered files in `sql/`, each applied once and recorded with its checksum.
+"""Plain-SQL migrations: the ordered files in `sql/`, each applied once, recorded with a checksum.
 
 A file that was applied and then edited is refused (its checksum no longer matches): schema changes
 go into a new file. Upgrades take an advisory lock so two processes never apply the same file twice.
@@ -74,7 +74,9 @@ def discover(directory: Path | None = None) -> list[Migration]:
 
 
 def _applied(conn: psycopg.Connection) -> dict[str, tuple[str, datetime]]:
-    rows = conn.execute("SELECT version, checksum, applied_at FROM hub.schema_migrations").fetchall()
+    rows = conn.execute(
+        "SELECT version, checksum, applied_at FROM hub.schema_migrations"
+    ).fetchall()
     return {version: (checksum, applied_at) for version, checksum, applied_at in rows}
 
 

@@ -1,0 +1,40 @@
+"""The shipped Dagster instance configs load, and the production one runs on PostgreSQL."""
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _limits(instance: dg.DagsterInstance) -> dict[tuple[str, str], int]:
+    config = instance.run_coordinator.inst_data.config_dict
+    return {
+        (limit["key"], str(limit.get("value"))): limit["limit"]
+        for limit in config["tag_concurrency_limits"]
+    }
+
+
+def test_local_instance_queues_runs_with_per_system_limits(tmp_path):
+    shutil.copyfile(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        limits = _limits(instance)
+    assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+    for system in ("tally", "busy", "zoho_books", "quickbooks", "xero"):
+        assert ("dagster/partition/system", system) in limits
+    assert limits[("dagster/partition", "{'applyLimitPerUniqueValue': True}")] == 1
+
+
+def test_production_instance_config_is_valid_and_uses_dagster_postgres(tmp_path, monkeypatch):
+    # Connecting needs a TCP PostgreSQL (the embedded one listens on a Unix socket only), so this
+    # validates the file against Dagster's instance schema, as `dagster-daemon` does at start-up.
+    from dagster._core.instance.config import dagster_instance_config
+
+    for name in ("HOST", "PORT", "DB", "USER", "PASSWORD"):
+        monkeypatch.setenv(f"DAGSTER_PG_{name}", "5432" if name == "PORT" else "x")
+    shutil.copyfile(ROOT / "deploy" / "dagster.yaml", tmp_path / "dagster.yaml")
+    config, _ = dagster_instance_config(str(tmp_path))
+    postgres = config["storage"]["postgres"]["postgres_db"]
+    assert postgres["scheme"] == "postgresql+psycopg2"
+    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
