@@ -153,6 +153,45 @@ def _set_state(verb: str) -> Callable[[argparse.Namespace], None]:
     return command
 
 
+# --- errors -----------------------------------------------------------------------------------
+
+
+def cmd_errors_list(args: argparse.Namespace) -> None:
+    from hub_pipelines.imports.error_log import list_errors
+
+    rows = list_errors(tenant=args.tenant, system=args.system, include_resolved=args.all)
+    header = ("id", "when", "partition", "entity", "category", "severity")
+    print("{:>6} {:19} {:32} {:9} {:11} {:8} message".format(*header))
+    for row in rows:
+        partition = f"{row['system']}|{row['tenant_id']}"
+        state = " (resolved)" if row["resolved"] else ""
+        print(
+            f"{row['id']:>6} {row['created_at']:%Y-%m-%d %H:%M:%S} {partition:32} "
+            f"{row['entity_type'] or '-':9} {row['category']:11} {row['severity']:8} "
+            f"{row['entity_id'] or 'run'}: {row['message']}{state}"
+        )
+
+
+def cmd_errors_show(args: argparse.Namespace) -> None:
+    from hub_pipelines.imports.error_log import get_error
+
+    print(json.dumps(get_error(args.id), indent=2, default=str))
+
+
+def cmd_errors_resolve(args: argparse.Namespace) -> None:
+    from hub_pipelines.imports.error_log import resolve_error
+
+    resolve_error(args.id, args.note)
+    print(f"error {args.id} resolved")
+
+
+def cmd_errors_retry(args: argparse.Namespace) -> None:
+    from hub_pipelines.imports.error_log import schedule_retry
+
+    schedule_retry(args.id)
+    print(f"error {args.id}: the retry sensor re-runs its partition at its next tick")
+
+
 # --- local development ------------------------------------------------------------------------
 
 
@@ -228,6 +267,24 @@ def build_parser() -> argparse.ArgumentParser:
         _tenant_system(sub)
         sub.set_defaults(func=cmd_tenants_show if verb == "show" else _set_state(verb))
 
+    errors_parser = groups.add_parser("errors", help="the sync error table")
+    errors = errors_parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    listing = errors.add_parser("list", help="open errors, newest first")
+    listing.add_argument("--tenant")
+    listing.add_argument("--system", choices=settings.SYSTEMS)
+    listing.add_argument("--all", action="store_true", help="include resolved errors")
+    listing.set_defaults(func=cmd_errors_list)
+    for verb, func, text in [
+        ("show", cmd_errors_show, "one error with its raw payload"),
+        ("resolve", cmd_errors_resolve, "mark an error resolved"),
+        ("retry", cmd_errors_retry, "re-run the error's partition at the retry sensor's next tick"),
+    ]:
+        sub = errors.add_parser(verb, help=text)
+        sub.add_argument("id", type=int, help="error id (hub errors list)")
+        if verb == "resolve":
+            sub.add_argument("--note", default="resolved by hand", help="why it is resolved")
+        sub.set_defaults(func=func)
+
     groups.add_parser(
         "demo", help="embedded database + simulators → a populated warehouse and a summary"
     ).set_defaults(func=cmd_demo)
@@ -238,12 +295,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
+    from hub_pipelines.imports.error_log import ErrorNotFound
     from hub_pipelines.tenants.models import TenantConfigError
     from hub_pipelines.vault import VaultError
     from hub_pipelines.warehouse.db import DatabaseConfigError
     from hub_pipelines.warehouse.migrations import MigrationError
 
-    return (CliError, TenantConfigError, VaultError, DatabaseConfigError, MigrationError)
+    return (
+        CliError,
+        TenantConfigError,
+        VaultError,
+        DatabaseConfigError,
+        MigrationError,
+        ErrorNotFound,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

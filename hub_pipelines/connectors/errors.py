@@ -61,6 +61,11 @@ _DEFAULTS: dict[Category, tuple[str, bool, str]] = {
 }
 
 
+def is_retryable(category: Category | str) -> bool:
+    """Whether failures of this category are retried unless a system says otherwise."""
+    return _DEFAULTS[Category(category)][1]
+
+
 class SyncError(Exception):
     """An import failure classified for the error table and the run log."""
 

@@ -7,6 +7,7 @@ at a simulator, a proxy or a tunnel; without them each system's documented endpo
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -36,6 +37,16 @@ class _Config(BaseModel):
         ]
 
 
+class _OAuthConfig(_Config):
+    """OAuth 2 refresh-token credentials; the cached access token is stored (sealed) with them."""
+
+    client_id: NonEmpty
+    client_secret: SecretStr
+    refresh_token: SecretStr
+    access_token: SecretStr | None = None
+    access_token_expires_at: datetime | None = None
+
+
 class TallyConfig(_Config):
     """TallyPrime / Tally.ERP 9 XML server (Gateway of Tally > F1 > Settings > Connectivity)."""
 
@@ -55,41 +66,32 @@ class BusyConfig(_Config):
     timeout_seconds: float = Field(60, gt=0, le=600)
 
 
-class ZohoBooksConfig(_Config):
+class ZohoBooksConfig(_OAuthConfig):
     """Zoho Books v3 with a self-client / server-based OAuth refresh token."""
 
     region: Literal["in", "com", "eu", "com.au", "jp", "ca", "sa"] = "in"
     organization_id: Annotated[str, StringConstraints(pattern=r"^\d{1,20}$")]
-    client_id: NonEmpty
-    client_secret: SecretStr
-    refresh_token: SecretStr
     api_base_url: AnyHttpUrl | None = None
     accounts_url: AnyHttpUrl | None = None
     requests_per_minute: int = Field(90, ge=1, le=100_000)
 
 
-class QuickBooksConfig(_Config):
+class QuickBooksConfig(_OAuthConfig):
     """QuickBooks Online (India company), Intuit OAuth 2 with rotating refresh tokens."""
 
     realm_id: Annotated[str, StringConstraints(pattern=r"^\d{1,32}$")]
     environment: Literal["production", "sandbox"] = "production"
-    client_id: NonEmpty
-    client_secret: SecretStr
-    refresh_token: SecretStr
     api_base_url: AnyHttpUrl | None = None
     token_url: AnyHttpUrl | None = None
     minor_version: int = Field(75, ge=1)
 
 
-class XeroConfig(_Config):
+class XeroConfig(_OAuthConfig):
     """Xero Accounting API, OAuth 2 with single-use refresh tokens; one Xero organisation."""
 
     xero_tenant_id: Annotated[
         str, StringConstraints(pattern=r"^[0-9a-fA-F-]{36}$", strip_whitespace=True)
     ]
-    client_id: NonEmpty
-    client_secret: SecretStr
-    refresh_token: SecretStr
     api_base_url: AnyHttpUrl | None = None
     token_url: AnyHttpUrl | None = None
 

@@ -1,0 +1,316 @@
+"""The HTTP client every REST connector uses: pooling, rate limiting, retries, classification.
+
+One `HttpClient.request()` call is one logical request. Before every attempt it waits for the
+organisation's token bucket; it retries transport errors, 429 and 5xx with exponential backoff and
+full jitter (or the server's `Retry-After`), re-authenticates once on a 401, and finally raises a
+classified `SyncError` whose text is redacted.
+
+Systems adapt it with a response check: a function that looks at any response and returns a
+`Failure` when it is one (Zoho's token endpoint answers 200 with `{"error": …}`) or a custom retry
+delay (Zoho's `X-Rate-Limit-Reset`), and `None` to fall back to the status-code rules.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any, Protocol
+
+import httpx
+
+from hub_pipelines.connectors.errors import Category, SyncError, is_retryable
+from hub_pipelines.connectors.ratelimit import bucket_for
+from hub_pipelines.connectors.redact import Redactor, default_redactor
+from hub_pipelines.connectors.settings import HttpSettings
+
+BODY_EXCERPT_CHARS = 300
+# Header values that are credentials: registered with the redactor whenever they are sent.
+_SECRET_HEADERS = frozenset({"authorization", "pwd", "password", "x-api-key", "api-key"})
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why an attempt failed, as decided by the status rules or a system's response check."""
+
+    category: Category
+    message: str
+    retryable: bool | None = None  # None: the category's default (RATE_LIMIT/NETWORK/SERVER retry)
+    retry_after: float | None = None  # seconds the source asked us to wait
+    code: str | None = None
+    suggested_fix: str | None = None
+
+    @property
+    def should_retry(self) -> bool:
+        return is_retryable(self.category) if self.retryable is None else self.retryable
+
+
+ResponseCheck = Callable[[httpx.Response], Failure | None]
+
+
+class Authenticator(Protocol):
+    """Credentials for each attempt; see `oauth.BearerAuth`."""
+
+    def headers(self) -> Mapping[str, str]:
+        """Headers for the next attempt (may refresh a token first)."""
+        ...
+
+    def unauthorized(self, sent: Mapping[str, str]) -> None:
+        """The source answered 401 to a request sent with `sent`: use fresh credentials next."""
+        ...
+
+
+class LogSink(Protocol):
+    """`logging.Logger` or Dagster's `context.log`."""
+
+    def warning(self, msg: str, *args: Any) -> None: ...
+
+
+def status_failure(response: httpx.Response) -> Failure | None:
+    """The default rules: 2xx/3xx succeed; 401/403 AUTH, 429 RATE_LIMIT, 5xx SERVER,
+    404/410 SOURCE_DATA (the record is gone), any other 4xx CONFIG (our request is wrong)."""
+    status = response.status_code
+    if status < 400:
+        return None
+    excerpt = body_excerpt(response)
+    if status in (401, 403):
+        return Failure(Category.AUTH, excerpt)
+    if status == 429:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return Failure(Category.RATE_LIMIT, excerpt, retry_after=retry_after)
+    if status >= 500:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return Failure(Category.SERVER, excerpt, retry_after=retry_after)
+    if status in (404, 410):
+        return Failure(Category.SOURCE_DATA, excerpt)
+    return Failure(Category.CONFIG, excerpt)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """`Retry-After` as seconds to wait: delta-seconds or an HTTP-date; None when absent/invalid."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # HTTP-dates are GMT; parsedate leaves "-0000" naive
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def body_excerpt(response: httpx.Response, limit: int = BODY_EXCERPT_CHARS) -> str:
+    """The start of a body on one line (not redacted: the client redacts whole messages)."""
+    text = " ".join(response.text.split())
+    if not text:
+        return "(empty body)"
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+class HttpClient:
+    """One pooled `httpx.Client` per connector; thread-safe; counts `api_calls` and `retries`."""
+
+    def __init__(
+        self,
+        settings: HttpSettings | None = None,
+        *,
+        base_url: str = "",
+        headers: Mapping[str, str] | None = None,
+        rate_limit: float | None = None,
+        check: ResponseCheck | None = None,
+        logger: LogSink | None = None,
+        redactor: Redactor | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        """`rate_limit`: requests per minute per organisation, applied to requests that pass a
+        `rate_key`. `check`: the default response check for every request of this client."""
+        self.settings = settings or HttpSettings.from_env()
+        self.rate_limit = rate_limit
+        self.redactor = redactor or default_redactor()
+        self._check = check
+        self._logger: LogSink = logger or logging.getLogger(__name__)
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # jitter only: no cryptographic strength needed
+        self._counter_lock = threading.Lock()
+        self.api_calls = 0
+        self.retries = 0
+        self._client = httpx.Client(
+            base_url=base_url,
+            headers=headers,
+            limits=self.settings.limits,
+            timeout=self.settings.timeout,
+        )
+        self._register_secret_headers(self._client.headers)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        content: str | bytes | None = None,
+        data: Mapping[str, Any] | None = None,
+        rate_key: str | None = None,
+        auth: Authenticator | None = None,
+        check: ResponseCheck | None = None,
+    ) -> httpx.Response:
+        """Send with retries; returns the successful response or raises a classified SyncError.
+
+        `rate_key` names the organisation's token bucket (e.g. "zoho_books:<org id>"); requests
+        without one (token endpoints on another host) are not throttled.
+        """
+        check = check or self._check
+        sent = failures = 0  # failures: attempts used from the RETRY_MAX_ATTEMPTS budget
+        reauthenticated = False
+        while True:
+            request = self._build(method, url, params, headers, json, content, data, auth)
+            response, failure = self._attempt(request, rate_key, check)
+            sent += 1
+            if response is not None and failure is None:
+                return response
+            assert failure is not None
+            unauthorized = response is not None and response.status_code == 401
+            if auth is not None and unauthorized and not reauthenticated:
+                # A token revoked or rotated elsewhere: one more try with a fresh one.
+                reauthenticated = True
+                auth.unauthorized(request.headers)
+                self._note_retry(request, response, "; retrying once with a fresh access token")
+                continue
+            failures += 1
+            if not failure.should_retry or failures >= self.settings.retry_max_attempts:
+                raise self._error(request, response, failure, sent)
+            delay = self._delay(failures, failure.retry_after)
+            attempts = f"attempt {failures} of {self.settings.retry_max_attempts}"
+            self._note_retry(
+                request, response, f" ({attempts}): {failure.message}; retrying in {delay:.2f}s"
+            )
+            self._sleep(delay)
+
+    def get_json(self, url: str, **kwargs: Any) -> Any:
+        """GET and decode JSON; a body that is not JSON is a (retryable) SERVER error."""
+        response = self.request("GET", url, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            message = f"GET {response.request.url} answered a body that is not JSON: "
+            raise SyncError(
+                Category.SERVER,
+                self.redactor.redact(message + body_excerpt(response)),
+                code="invalid_json",
+            ) from None
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _build(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        json: Any,
+        content: str | bytes | None,
+        data: Mapping[str, Any] | None,
+        auth: Authenticator | None,
+    ) -> httpx.Request:
+        merged = dict(headers or {})
+        if auth is not None:
+            merged.update(auth.headers())  # per attempt: the token may have been refreshed
+        self._register_secret_headers(merged)
+        return self._client.build_request(
+            method, url, params=params, headers=merged, json=json, content=content, data=data
+        )
+
+    def _attempt(
+        self, request: httpx.Request, rate_key: str | None, check: ResponseCheck | None
+    ) -> tuple[httpx.Response | None, Failure | None]:
+        self._throttle(rate_key)
+        with self._counter_lock:
+            self.api_calls += 1
+        try:
+            response = self._client.send(request)
+        except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
+            return None, Failure(Category.CONFIG, self.redactor.describe(exc), retryable=False)
+        except httpx.TransportError as exc:
+            code = type(exc).__name__
+            return None, Failure(Category.NETWORK, self.redactor.describe(exc), code=code)
+        failure = (check(response) if check else None) or status_failure(response)
+        return response, failure
+
+    def _throttle(self, rate_key: str | None) -> None:
+        if rate_key is None:
+            return
+        if self.rate_limit is None:
+            raise ValueError("HttpClient(rate_limit=…) is required to throttle by rate_key")
+        bucket_for(rate_key, self.rate_limit).acquire()
+
+    def _delay(self, failures: int, retry_after: float | None) -> float:
+        """Seconds before the next attempt; the server's wish wins, both capped by the maximum."""
+        cap = self.settings.retry_max_delay
+        if retry_after is not None:
+            return min(retry_after, cap)
+        # Full jitter (uniform 0..ceiling) spreads the retries of many workers hit at once.
+        ceiling = min(cap, self.settings.retry_initial_delay * 2 ** (failures - 1))
+        return self._rng.uniform(0, ceiling)
+
+    def _note_retry(
+        self, request: httpx.Request, response: httpx.Response | None, detail: str
+    ) -> None:
+        with self._counter_lock:
+            self.retries += 1
+        message = f"{request.method} {request.url} {_describe_outcome(response)}{detail}"
+        self._logger.warning(self.redactor.redact(message))
+
+    def _error(
+        self,
+        request: httpx.Request,
+        response: httpx.Response | None,
+        failure: Failure,
+        attempts: int,
+    ) -> SyncError:
+        message = f"{request.method} {request.url} {_describe_outcome(response)}"
+        message += f" after {attempts} attempt{'s' if attempts > 1 else ''}: {failure.message}"
+        code = failure.code or (str(response.status_code) if response is not None else None)
+        return SyncError(
+            failure.category,
+            self.redactor.redact(message),
+            suggested_fix=failure.suggested_fix,
+            retryable=failure.retryable,
+            code=code,
+            retry_after=failure.retry_after,
+        )
+
+    def _register_secret_headers(self, headers: Mapping[str, str]) -> None:
+        for name, value in headers.items():
+            if name.lower() in _SECRET_HEADERS:
+                # "Bearer abc" -> also "abc", which a server might echo on its own.
+                self.redactor.register(value, value.rpartition(" ")[2])
+
+
+def _describe_outcome(response: httpx.Response | None) -> str:
+    return "failed" if response is None else f"answered HTTP {response.status_code}"

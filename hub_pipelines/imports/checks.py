@@ -1,0 +1,205 @@
+"""Data-quality checks on one partition of the warehouse, run with every materialization.
+
+Each check is a query for the offending rows plus a severity; a failed check names up to five
+offenders in its description so the UI shows what to fix without a SQL session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import dagster as dg
+import psycopg
+
+from hub_pipelines import gst
+
+WARN, ERROR = dg.AssetCheckSeverity.WARN, dg.AssetCheckSeverity.ERROR
+SAMPLE = 5
+FREQUENCY_INTERVALS = {
+    "hourly": timedelta(hours=1),
+    "every_6_hours": timedelta(hours=6),
+    "daily": timedelta(days=1),
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    severity: dg.AssetCheckSeverity
+    description: str
+    offenders_sql: str | None = None  # returns (label, detail) rows; empty = pass
+
+
+PARTITION = "tenant_id = %(tenant)s AND system = %(system)s AND deleted_at IS NULL"
+
+INVOICE_CHECKS = [
+    Check(
+        "invoice_totals_add_up",
+        ERROR,
+        "total = taxable_amount + tax_total + round_off (±0.01) and "
+        "tax_total = cgst + sgst + igst + cess (±0.01)",
+        f"""SELECT coalesce(invoice_number, external_id),
+                   format('total %%s vs %%s; tax_total %%s vs heads %%s', total,
+                          taxable_amount + tax_total + round_off, tax_total,
+                          cgst + sgst + igst + cess)
+            FROM accounting.invoices WHERE {PARTITION}
+              AND (abs(total - (taxable_amount + tax_total + round_off)) > 0.01
+                   OR abs(tax_total - (cgst + sgst + igst + cess)) > 0.01)""",
+    ),
+    Check(
+        "gst_heads_match_supply_type",
+        ERROR,
+        "intra-state supplies carry CGST = SGST and no IGST; inter-state supplies IGST only",
+        f"""SELECT coalesce(invoice_number, external_id),
+                   format('cgst %%s, sgst %%s, igst %%s', cgst, sgst, igst)
+            FROM accounting.invoices WHERE {PARTITION}
+              AND (cgst <> sgst OR (igst <> 0 AND (cgst <> 0 OR sgst <> 0)))""",
+    ),
+    Check(
+        "invoice_numbers_unique_per_fiscal_year",
+        WARN,
+        "no two live, non-void invoices share a number within one fiscal year (April–March)",
+        f"""SELECT invoice_number, format('%%s invoices in FY starting %%s', count(*), fy)
+            FROM (SELECT invoice_number,
+                         extract(year FROM issue_date - interval '3 months')::int AS fy
+                  FROM accounting.invoices WHERE {PARTITION} AND status <> 'void') numbered
+            WHERE invoice_number IS NOT NULL
+            GROUP BY invoice_number, fy HAVING count(*) > 1""",
+    ),
+    Check(
+        "invoice_customers_known",
+        WARN,
+        "every invoice's customer exists in the same partition",
+        f"""SELECT coalesce(i.invoice_number, i.external_id),
+                   format('customer %%s (%%s) not imported', i.customer_external_id,
+                          i.customer_name)
+            FROM accounting.invoices i WHERE i.{PARTITION.replace(" AND ", " AND i.")}
+              AND NOT EXISTS (SELECT 1 FROM accounting.customers c
+                              WHERE c.tenant_id = i.tenant_id AND c.system = i.system
+                                AND c.external_id = i.customer_external_id)""",
+    ),
+]
+
+CUSTOMER_CHECKS = [
+    Check(
+        "customer_gstins_valid",
+        WARN,
+        "GSTINs have the right format, a known state code and a valid check character",
+    ),
+]
+
+
+def _offenders(conn: psycopg.Connection, sql: str, tenant: str, system: str) -> list[tuple]:
+    return conn.execute(sql, {"tenant": tenant, "system": system}).fetchall()
+
+
+def _result(check: Check, offenders: list[tuple], metadata: dict | None = None):
+    sample = "; ".join(f"{label}: {detail}" for label, detail in offenders[:SAMPLE])
+    description = check.description if not offenders else f"{len(offenders)} failing: {sample}"
+    return dg.AssetCheckResult(
+        check_name=check.name,
+        passed=not offenders,
+        severity=check.severity,
+        description=description,
+        metadata={"failing_rows": len(offenders), **(metadata or {})},
+    )
+
+
+def gstin_offenders(conn: psycopg.Connection, tenant: str, system: str) -> list[tuple]:
+    rows = conn.execute(
+        f"SELECT name, gstin FROM accounting.customers WHERE {PARTITION} AND gstin IS NOT NULL",
+        {"tenant": tenant, "system": system},
+    )
+    return [
+        (name, f"{gstin}: {gst.gstin_problem(gstin)}")
+        for name, gstin in rows
+        if gst.gstin_problem(gstin)
+    ]
+
+
+def run_sql_checks(
+    conn: psycopg.Connection, entity: str, tenant: str, system: str
+) -> list[dg.AssetCheckResult]:
+    if entity == "customers":
+        return [_result(CUSTOMER_CHECKS[0], gstin_offenders(conn, tenant, system))]
+    return [_result(c, _offenders(conn, c.offenders_sql, tenant, system)) for c in INVOICE_CHECKS]
+
+
+RECONCILIATION = Check(
+    "matches_source",
+    ERROR,
+    "the warehouse's live row count (and sum of invoice totals) equals what the source lists",
+)
+FRESHNESS = Check(
+    "fresh",
+    WARN,
+    "the previous successful sync is within twice the scheduled interval, and no record claims "
+    "a modification time in the future",
+)
+
+
+def reconciliation_result(
+    conn: psycopg.Connection,
+    entity: str,
+    tenant: str,
+    system: str,
+    source_count: int,
+    source_total: Decimal | None,
+) -> dg.AssetCheckResult:
+    table = f"accounting.{entity}"
+    total_sql = "sum(total)" if entity == "invoices" else "NULL::numeric"
+    count, total = conn.execute(
+        f"SELECT count(*), {total_sql} FROM {table} WHERE {PARTITION}",
+        {"tenant": tenant, "system": system},
+    ).fetchone()
+    total = total or Decimal("0.00") if entity == "invoices" else None
+    offenders = []
+    if count != source_count:
+        offenders.append(("count", f"warehouse {count}, source {source_count}"))
+    if entity == "invoices" and total != (source_total or Decimal("0.00")):
+        offenders.append(("sum of totals", f"warehouse {total}, source {source_total}"))
+    metadata = {"warehouse_count": count, "source_count": source_count}
+    if entity == "invoices":
+        metadata |= {"warehouse_total": str(total), "source_total": str(source_total)}
+    return _result(RECONCILIATION, offenders, metadata)
+
+
+def freshness_result(
+    conn: psycopg.Connection,
+    entity: str,
+    tenant: str,
+    system: str,
+    frequency: str,
+    run_id: str,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> dg.AssetCheckResult:
+    (previous,) = conn.execute(
+        "SELECT max(completed_at) FROM hub.accounting_sync_logs WHERE tenant_id = %s "
+        "AND system = %s AND entity_type = %s AND status IN ('success', 'partial') "
+        "AND dagster_run_id <> %s",
+        (tenant, system, entity, run_id),
+    ).fetchone()
+    (newest,) = conn.execute(
+        f"SELECT max(source_updated_at) FROM accounting.{entity} WHERE {PARTITION}",
+        {"tenant": tenant, "system": system},
+    ).fetchone()
+    offenders = []
+    interval = FREQUENCY_INTERVALS.get(frequency)
+    if previous and interval and now() - previous > 2 * interval:
+        offenders.append(("previous sync", f"{previous.isoformat()} is older than 2 × {frequency}"))
+    if newest and newest > now() + timedelta(minutes=5):
+        offenders.append(("source_updated_at", f"{newest.isoformat()} is in the future"))
+    metadata = {"previous_sync": previous.isoformat() if previous else "none"}
+    return _result(FRESHNESS, offenders, metadata)
+
+
+def check_specs(entity: str) -> list[dg.AssetCheckSpec]:
+    checks = CUSTOMER_CHECKS if entity == "customers" else INVOICE_CHECKS
+    asset = dg.AssetKey(entity)
+    return [
+        dg.AssetCheckSpec(c.name, asset=asset, description=c.description)
+        for c in [*checks, RECONCILIATION, FRESHNESS]
+    ]

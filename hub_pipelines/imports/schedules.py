@@ -1,0 +1,68 @@
+"""Schedules: one per frequency, each yielding one RunRequest per (enabled config, entity) whose
+sync_config asks for that frequency. Defaults: customers daily at 00:00, invoices every 6 hours,
+in Asia/Kolkata (`HUB_SCHEDULE_TIMEZONE` overrides)."""
+
+import os
+from collections.abc import Iterator
+
+import dagster as dg
+
+from hub_pipelines.imports.assets import import_job
+from hub_pipelines.partitions import partition_key, tenants_partitions
+from hub_pipelines.resources import WarehouseResource
+from hub_pipelines.systems import CONNECTOR_RESOURCES
+from hub_pipelines.tenants.models import SyncConfig
+
+CRONS = {"hourly": "0 * * * *", "every_6_hours": "0 */6 * * *", "daily": "0 0 * * *"}
+TIMEZONE = os.environ.get("HUB_SCHEDULE_TIMEZONE", "Asia/Kolkata")
+
+
+def enabled_configs(warehouse: WarehouseResource) -> list[tuple[str, str, SyncConfig]]:
+    with warehouse.connect() as conn:
+        rows = conn.execute(
+            "SELECT tenant_id, system, sync_config FROM hub.accounting_configs "
+            "WHERE is_enabled AND deleted_at IS NULL ORDER BY tenant_id, system"
+        ).fetchall()
+    return [(tenant, system, SyncConfig.model_validate(sync)) for tenant, system, sync in rows]
+
+
+def run_requests(
+    context: dg.ScheduleEvaluationContext, frequency: str, warehouse: WarehouseResource
+) -> Iterator[dg.RunRequest | dg.SkipReason]:
+    known_tenants = set(context.instance.get_dynamic_partitions(tenants_partitions.name))
+    tick = context.scheduled_execution_time.isoformat()
+    requested = 0
+    for tenant, system, sync in enabled_configs(warehouse):
+        if system not in CONNECTOR_RESOURCES or tenant not in known_tenants:
+            continue  # no connector yet / the tenant sensor has not added the partition yet
+        for entity in sync.entities:
+            if getattr(sync, f"{entity}_frequency") != frequency:
+                continue
+            requested += 1
+            key = partition_key(tenant, system)
+            yield dg.RunRequest(
+                run_key=f"{frequency}:{tick}:{key}:{entity}",  # a tick re-evaluated asks again
+                partition_key=key,
+                asset_selection=[dg.AssetKey(entity)],
+                tags={"hub/trigger": f"schedule:{frequency}", "hub/entity": entity},
+            )
+    if not requested:
+        yield dg.SkipReason(f"no enabled config imports anything {frequency}")
+
+
+def _schedule(frequency: str) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name=f"imports_{frequency}",
+        cron_schedule=CRONS[frequency],
+        execution_timezone=TIMEZONE,
+        job=import_job,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Imports every (config, entity) whose sync_config frequency is {frequency}.",
+    )
+    def import_schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource):
+        yield from run_requests(context, frequency, warehouse)
+
+    return import_schedule
+
+
+import_schedules = [_schedule(frequency) for frequency in CRONS]

@@ -1,0 +1,666 @@
+"""Zoho Books v3: everything the hub knows about its protocol (see shared/protocols/zoho_books.md).
+
+- Auth: Zoho OAuth 2 refresh grant on the data centre's accounts host; the refresh token is not
+  rotated, access tokens (3,600 s) are cached encrypted with the config because Zoho caps token
+  creation at 10 per 10 minutes. Calls carry `Authorization: Zoho-oauthtoken …` and
+  `organization_id`; every body has `code` (0 = success).
+- Lists: `page` / `per_page` (≤ 200) until `page_context.has_more_page` is false. List rows carry
+  no GST fields and no lines, so changed records are fetched one by one: only those whose
+  `last_modified_time` differs from what the warehouse holds.
+- Incremental: invoices filter on `last_modified_time` (inclusive, second granularity, not
+  sortable), so the cursor moves only when a run has read every page, minus an overlap. Contacts
+  have no change filter: they are listed newest-modified first and the walk stops at the cursor.
+- Rate limit: 100 requests/minute/organisation; the shared token bucket keeps under it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import dagster as dg
+import httpx
+
+from hub_pipelines import gst
+from hub_pipelines.canonical import (
+    ZERO,
+    ConnectionTest,
+    Customer,
+    Entity,
+    Invoice,
+    InvoiceLine,
+    Page,
+    RecordFailure,
+)
+from hub_pipelines.connectors.base import (
+    ListEndpoint,
+    PageNumberPaginator,
+    parse_date,
+    parse_timestamp,
+    records_at,
+    to_decimal,
+)
+from hub_pipelines.connectors.errors import Category, SyncError
+from hub_pipelines.connectors.http import Failure, HttpClient, LogSink
+from hub_pipelines.connectors.oauth import BearerAuth, OAuthTokenManager, TokenStore, request_tokens
+from hub_pipelines.connectors.settings import HttpSettings
+from hub_pipelines.tenants.models import ZohoBooksConfig
+
+ACCOUNTS_HOSTS = {
+    "in": "https://accounts.zoho.in",
+    "com": "https://accounts.zoho.com",
+    "eu": "https://accounts.zoho.eu",
+    "com.au": "https://accounts.zoho.com.au",
+    "jp": "https://accounts.zoho.jp",
+    "ca": "https://accounts.zohocloud.ca",
+    "sa": "https://accounts.zoho.sa",
+}
+API_HOSTS = {
+    "in": "https://www.zohoapis.in",
+    "com": "https://www.zohoapis.com",
+    "eu": "https://www.zohoapis.eu",
+    "com.au": "https://www.zohoapis.com.au",
+    "jp": "https://www.zohoapis.jp",
+    "ca": "https://www.zohoapis.ca",
+    "sa": "https://www.zohoapis.sa",
+}
+MAX_PAGE_SIZE = 200
+GST_TREATMENTS = {
+    "business_gst": "registered_regular",
+    "business_registered_regular": "registered_regular",
+    "business_registered_composition": "registered_composition",
+    "business_none": "unregistered_business",
+    "business_unregistered": "unregistered_business",
+    "consumer": "consumer",
+    "overseas": "overseas",
+    "business_sez": "sez",
+    "sez": "sez",
+    "sez_developer": "sez",
+    "deemed_export": "deemed_export",
+}
+INVOICE_STATUSES = {
+    "draft": "draft",
+    "sent": "open",
+    "viewed": "open",
+    "unpaid": "open",
+    "overdue": "open",
+    "pending": "open",
+    "partially_paid": "partially_paid",
+    "paid": "paid",
+    "void": "void",
+}
+TAX_HEADS = ("cgst", "sgst", "igst", "cess")
+
+
+class MappingError(ValueError):
+    """A source value that cannot be mapped; the message names the field."""
+
+
+def zoho_timestamp(moment: datetime) -> str:
+    """Zoho's filter format: `2025-03-01T00:00:00+0530` (no colon in the offset)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def response_check(response: httpx.Response) -> Failure | None:
+    """Zoho bodies say `code` ≠ 0 when something failed, even on a 2xx; a 429 with
+    `X-Rate-Limit-Remaining: 0` is the daily quota, which no retry within the run can fix."""
+    if response.status_code == 429 and response.headers.get("X-Rate-Limit-Remaining") == "0":
+        reset = response.headers.get("X-Rate-Limit-Reset", "?")
+        return Failure(
+            Category.RATE_LIMIT,
+            f"Zoho's daily API quota is used up; it resets in {reset} s",
+            retryable=False,
+            suggested_fix="Wait for the daily quota to reset (the retry sensor re-runs the "
+            "import), or ask Zoho to raise the organisation's daily limit.",
+        )
+    if response.status_code >= 300 or "json" not in response.headers.get("content-type", ""):
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    code = body.get("code", 0) if isinstance(body, dict) else 0
+    if code not in (0, "0"):
+        return Failure(Category.SOURCE_DATA, f"Zoho code {code}: {body.get('message')}")
+    return None
+
+
+@dataclass(frozen=True)
+class ListedRecord:
+    """A record as a list call shows it: enough for delete detection and reconciliation."""
+
+    external_id: str
+    total: Decimal | None = None
+
+
+VersionsLookup = Callable[[Entity, list[str]], dict[str, datetime | None]]
+
+
+class ZohoBooksConnector:
+    system = "zoho_books"
+
+    def __init__(
+        self,
+        config: ZohoBooksConfig,
+        token_store: TokenStore,
+        *,
+        versions: VersionsLookup,
+        page_size: int = MAX_PAGE_SIZE,
+        cursor_overlap: timedelta = timedelta(minutes=5),
+        requests_per_minute: int | None = None,
+        settings: HttpSettings | None = None,
+        log: LogSink | None = None,
+    ) -> None:
+        self.config = config
+        self.org = config.organization_id
+        self.versions = versions
+        self.page_size = min(page_size, MAX_PAGE_SIZE)
+        self.overlap = cursor_overlap
+        api = str(config.api_base_url or API_HOSTS[config.region]).rstrip("/")
+        self.http = HttpClient(
+            settings,
+            base_url=f"{api}/books/v3",
+            rate_limit=requests_per_minute or config.requests_per_minute,
+            check=response_check,
+            logger=log,
+        )
+        self.http.redactor.register(*config.secrets())
+        self.auth = BearerAuth(
+            OAuthTokenManager(token_store, self._refresh, redactor=self.http.redactor),
+            scheme="Zoho-oauthtoken",
+        )
+        self._tax_heads: dict[str, str] | None = None
+
+    @property
+    def api_calls(self) -> int:
+        return self.http.api_calls
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- transport --------------------------------------------------------------------------
+
+    def _refresh(self, refresh_token: str):
+        accounts = str(self.config.accounts_url or ACCOUNTS_HOSTS[self.config.region]).rstrip("/")
+        return request_tokens(
+            self.http,
+            f"{accounts}/oauth/v2/token",
+            params={
+                "refresh_token": refresh_token,
+                "client_id": self.config.client_id,
+                "client_secret": self.config.client_secret.get_secret_value(),
+                "grant_type": "refresh_token",
+            },
+        )
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        return self.http.get_json(
+            path,
+            params={"organization_id": self.org, **(params or {})},
+            auth=self.auth,
+            rate_key=f"zoho_books:{self.org}",
+        )
+
+    def _list(self, path: str, key: str, params: dict[str, Any]) -> ListEndpoint:
+        return ListEndpoint(
+            path,
+            records_at(key),
+            lambda: PageNumberPaginator(
+                page_size=self.page_size,
+                max_page_size=MAX_PAGE_SIZE,
+                has_more=lambda body, _: bool(_page_context(body).get("has_more_page")),
+            ),
+            params=params,
+        )
+
+    # --- contract ---------------------------------------------------------------------------
+
+    def test_connection(self) -> ConnectionTest:
+        started = datetime.now()
+        body = self._get("/organizations")
+        latency = int((datetime.now() - started).total_seconds() * 1000)
+        orgs = {str(o.get("organization_id")): o for o in body.get("organizations", [])}
+        org = orgs.get(self.org)
+        if org is None:
+            return ConnectionTest(
+                False, latency, message=f"organization_id {self.org} is not among this login's"
+            )
+        return ConnectionTest(True, latency, version="v3", organisation=org.get("name"))
+
+    def customers(self, cursor: str | None) -> Iterator[Page]:
+        since = self._since(cursor)
+        endpoint = self._list(
+            "/contacts",
+            "contacts",
+            {
+                "contact_type": "customer",
+                "filter_by": "Status.All",
+                "sort_column": "last_modified_time",
+                "sort_order": "D",
+            },
+        )
+        yield from self._changed_pages(
+            "customers",
+            endpoint,
+            "contact_id",
+            "/contacts",
+            "contact",
+            self._map_contact,
+            since,
+            cursor,
+            stop_before=since,
+        )
+
+    def invoices(self, cursor: str | None) -> Iterator[Page]:
+        since = self._since(cursor)
+        params: dict[str, Any] = {"filter_by": "Status.All", "sort_column": "created_time"}
+        if since is not None:
+            params["last_modified_time"] = zoho_timestamp(since)
+        endpoint = self._list("/invoices", "invoices", params)
+        yield from self._changed_pages(
+            "invoices",
+            endpoint,
+            "invoice_id",
+            "/invoices",
+            "invoice",
+            self._map_invoice,
+            since,
+            cursor,
+        )
+
+    def listing(self, entity: Entity) -> Iterator[ListedRecord]:
+        """Every record the source has now (list calls only)."""
+        if entity == "customers":
+            endpoint = self._list(
+                "/contacts", "contacts", {"contact_type": "customer", "filter_by": "Status.All"}
+            )
+            id_field, total_field = "contact_id", None
+        else:
+            endpoint = self._list("/invoices", "invoices", {"filter_by": "Status.All"})
+            id_field, total_field = "invoice_id", "total"
+        for page in endpoint.pages(self._get):
+            for row in page.records:
+                if isinstance(row, dict) and row.get(id_field) not in (None, ""):
+                    total = to_decimal(row.get(total_field)) if total_field else None
+                    yield ListedRecord(str(row[id_field]), total)
+
+    def all_ids(self, entity: Entity) -> Iterator[str]:
+        return (record.external_id for record in self.listing(entity))
+
+    # --- the changed-records walk -----------------------------------------------------------
+
+    def _since(self, cursor: str | None) -> datetime | None:
+        return parse_timestamp(cursor) - self.overlap if cursor else None
+
+    def _changed_pages(
+        self,
+        entity: Entity,
+        endpoint: ListEndpoint,
+        id_field: str,
+        detail_path: str,
+        detail_key: str,
+        mapper: Callable[[dict[str, Any]], Customer | Invoice],
+        since: datetime | None,
+        cursor: str | None,
+        stop_before: datetime | None = None,
+    ) -> Iterator[Page]:
+        """List pages → detail calls for rows whose version changed → canonical pages.
+
+        The cursor is only given with the last page: the list order is not the modification
+        order, so a cursor taken mid-walk could skip rows of later pages after a crash. Rows that
+        failed hold the cursor back, so they are fetched again until they load.
+        """
+        newest = parse_timestamp(cursor) if cursor else None
+        oldest_failed: datetime | None = None
+        for source_page in endpoint.pages(self._get):
+            rows, failures = _valid_rows(source_page.records, id_field)
+            stamps = {str(r[id_field]): _row_time(r) for r in rows}
+            known = self.versions(entity, list(stamps))
+            records = []
+            for row in rows:
+                external_id = str(row[id_field])
+                if (
+                    stamps[external_id] is not None
+                    and known.get(external_id) == stamps[external_id]
+                ):
+                    continue
+                outcome = self._fetch_and_map(detail_path, detail_key, external_id, mapper)
+                if isinstance(outcome, RecordFailure):
+                    failures.append(outcome)
+                    oldest_failed = _earliest(oldest_failed, stamps[external_id])
+                elif outcome is not None:
+                    records.append(outcome)
+            newest = max([t for t in [newest, *stamps.values()] if t is not None], default=None)
+            yield Page(records, failures)
+            if stop_before is not None and all(
+                t is not None and t < stop_before for t in stamps.values()
+            ):
+                break  # newest-modified first: the rest is older than the cursor
+        final = _earliest(newest, oldest_failed) if oldest_failed else newest
+        yield Page([], [], cursor=final.isoformat() if final else None)
+
+    def _fetch_and_map(self, path, key, external_id, mapper) -> Any:
+        try:
+            body = self._get(f"{path}/{external_id}")
+        except SyncError as error:
+            if error.category == Category.SOURCE_DATA and error.code in ("404", "1002"):
+                return None  # deleted between the list call and now
+            raise
+        record = body.get(key) if isinstance(body, dict) else None
+        if not isinstance(record, dict):
+            return RecordFailure(
+                external_id, "SOURCE_DATA", f"GET {path}/{external_id} has no '{key}'", body
+            )
+        try:
+            return mapper(record)
+        except (MappingError, ValueError, TypeError, KeyError) as exc:
+            return RecordFailure(
+                external_id,
+                "MAPPING",
+                f"{key} {external_id}: {exc}",
+                record,
+                suggested_fix="Correct the field named in the message in Zoho Books, or report "
+                "the payload if the value is valid there.",
+            )
+
+    # --- mapping ----------------------------------------------------------------------------
+
+    def _map_contact(self, contact: dict[str, Any]) -> Customer:
+        address = contact.get("billing_address") or {}
+        person = _primary_contact_person(contact)
+        gstin = _text(contact.get("gst_no"))
+        gstin = gstin.upper() if gstin else None
+        state = gst.state_code_from_zoho(_text(contact.get("place_of_contact")))
+        return Customer(
+            external_id=_required_text(contact, "contact_id"),
+            name=_required_text(contact, "contact_name"),
+            raw=contact,
+            display_name=_text(contact.get("company_name")),
+            email=_text(contact.get("email")) or _text(person.get("email")),
+            phone=_text(contact.get("phone"))
+            or _text(person.get("phone"))
+            or _text(contact.get("mobile"))
+            or _text(person.get("mobile")),
+            gstin=gstin,
+            pan=_text(contact.get("pan_no"))
+            or (gstin[2:12] if gstin and len(gstin) == 15 else None),
+            gst_treatment=_gst_treatment(contact.get("gst_treatment")),
+            state_code=state or (gstin[:2] if gstin and gstin[:2].isdigit() else None),
+            place_of_supply=state,
+            billing_line1=_text(address.get("address")),
+            billing_line2=_text(address.get("street2")),
+            billing_city=_text(address.get("city")),
+            billing_state=_text(address.get("state")),
+            billing_postal_code=_text(address.get("zip")),
+            billing_country=_text(address.get("country")),
+            currency=_text(contact.get("currency_code")),
+            is_active=contact.get("status", "active") == "active",
+            opening_balance=_money(contact, "opening_balance_amount", required=False),
+            outstanding_balance=_money(contact, "outstanding_receivable_amount", required=False),
+            source_updated_at=_timestamp(contact, "last_modified_time"),
+        )
+
+    def _map_invoice(self, invoice: dict[str, Any]) -> Invoice:
+        heads = self.tax_heads()
+        intra = _is_intra_state(invoice, heads)
+        lines = [
+            _map_line(item, index, heads, intra)
+            for index, item in enumerate(invoice.get("line_items") or [], start=1)
+        ]
+        taxes = _invoice_taxes(invoice, heads, lines)
+        subtotal = _money(invoice, "sub_total")
+        entity_discount = (
+            _money(invoice, "discount_total", required=False) or ZERO
+            if invoice.get("discount_type") == "entity_level"
+            else ZERO
+        )
+        shipping = _money(invoice, "shipping_charge", required=False) or ZERO
+        status = _text(invoice.get("status")) or ""
+        if status not in INVOICE_STATUSES:
+            raise MappingError(f"status: unknown Zoho invoice status {status!r}")
+        return Invoice(
+            external_id=_required_text(invoice, "invoice_id"),
+            raw=invoice,
+            status=INVOICE_STATUSES[status],
+            invoice_number=_text(invoice.get("invoice_number")),
+            customer_external_id=_text(invoice.get("customer_id")),
+            customer_name=_text(invoice.get("customer_name")),
+            issue_date=_date(invoice, "date"),
+            due_date=_date(invoice, "due_date"),
+            currency=_text(invoice.get("currency_code")),
+            exchange_rate=to_decimal(invoice.get("exchange_rate"), places=6),
+            subtotal=subtotal,
+            discount_total=entity_discount + sum((line.discount for line in lines), ZERO),
+            taxable_amount=subtotal - entity_discount + shipping,
+            **taxes,
+            tax_total=_money(invoice, "tax_total", required=False) or ZERO,
+            round_off=_money(invoice, "adjustment", required=False) or ZERO,
+            total=_money(invoice, "total"),
+            balance_due=_money(invoice, "balance", required=False) or ZERO,
+            place_of_supply=gst.state_code_from_zoho(_text(invoice.get("place_of_supply"))),
+            gst_treatment=_gst_treatment(invoice.get("gst_treatment")),
+            irn=_text(invoice.get("irn"))
+            or _text((invoice.get("einvoice_details") or {}).get("irn")),
+            source_updated_at=_timestamp(invoice, "last_modified_time"),
+            lines=lines,
+        )
+
+    def tax_heads(self) -> dict[str, str]:
+        """tax_id and tax_name → GST head ('cgst', 'sgst', 'igst', 'cess', 'group'), from the
+        organisation's tax master (`GET /settings/taxes`), read once per connector."""
+        if self._tax_heads is None:
+            body = self._get("/settings/taxes")
+            self._tax_heads = {}
+            for tax in body.get("taxes") or []:
+                head = _head_of_tax(tax)
+                if head:
+                    self._tax_heads[str(tax.get("tax_id"))] = head
+                    self._tax_heads[str(tax.get("tax_name"))] = head
+        return self._tax_heads
+
+
+# --- mapping helpers (pure functions) ---------------------------------------------------------
+
+
+def _page_context(body: Any) -> dict[str, Any]:
+    context = body.get("page_context") if isinstance(body, dict) else None
+    if isinstance(context, list):  # Zoho's OpenAPI example shows an array; the live API an object
+        context = context[0] if context else {}
+    return context or {}
+
+
+def _valid_rows(rows: list[Any], id_field: str) -> tuple[list[dict], list[RecordFailure]]:
+    valid, failures = [], []
+    for row in rows:
+        if isinstance(row, dict) and row.get(id_field) not in (None, ""):
+            valid.append(row)
+        else:
+            failures.append(RecordFailure(None, "SOURCE_DATA", f"list row without {id_field}", row))
+    return valid, failures
+
+
+def _row_time(row: dict[str, Any]) -> datetime | None:
+    try:
+        return parse_timestamp(row.get("last_modified_time"))
+    except ValueError:
+        return None  # unknown version: always fetch the detail
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return min([t for t in (a, b) if t is not None], default=None)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _required_text(record: dict[str, Any], field: str) -> str:
+    value = record.get(field)
+    if not isinstance(value, str | int) or isinstance(value, bool) or not str(value).strip():
+        raise MappingError(f"{field}: expected a non-empty string, got {value!r}")
+    return str(value).strip()
+
+
+def _money(record: dict[str, Any], field: str, required: bool = True) -> Decimal | None:
+    value = record.get(field)
+    if value is None or value == "":
+        if required:
+            raise MappingError(f"{field}: missing")
+        return None
+    try:
+        return to_decimal(value)
+    except ValueError as exc:
+        raise MappingError(f"{field}: {exc}") from None
+
+
+def _date(record: dict[str, Any], field: str):
+    try:
+        return parse_date(_text(record.get(field)))
+    except ValueError:
+        raise MappingError(f"{field}: not a YYYY-MM-DD date: {record.get(field)!r}") from None
+
+
+def _timestamp(record: dict[str, Any], field: str) -> datetime | None:
+    try:
+        return parse_timestamp(_text(record.get(field)))
+    except ValueError:
+        raise MappingError(f"{field}: not a timestamp: {record.get(field)!r}") from None
+
+
+def _gst_treatment(value: Any) -> str:
+    return GST_TREATMENTS.get(_text(value) or "", "unknown")
+
+
+def _primary_contact_person(contact: dict[str, Any]) -> dict[str, Any]:
+    people = [p for p in contact.get("contact_persons") or [] if isinstance(p, dict)]
+    primary = [p for p in people if p.get("is_primary_contact")]
+    return (primary or people or [{}])[0]
+
+
+def _head_of_tax(tax: dict[str, Any]) -> str | None:
+    """The GST head of a tax-master row: its `tax_specific_type`, a group, or the name prefix."""
+    specific = (_text(tax.get("tax_specific_type")) or "").lower()
+    if specific in TAX_HEADS:
+        return specific
+    if tax.get("tax_type") == "tax_group" or tax.get("is_tax_group"):
+        return "group"
+    return _head_from_name(tax.get("tax_name"))
+
+
+def _head_from_name(name: Any) -> str | None:
+    text = (_text(name) or "").upper()
+    for prefix, head in (("CGST", "cgst"), ("SGST", "sgst"), ("UTGST", "sgst"), ("IGST", "igst")):
+        if text.startswith(prefix):
+            return head
+    if "CESS" in text:
+        return "cess"
+    return None
+
+
+def _is_intra_state(invoice: dict[str, Any], heads: dict[str, str]) -> bool:
+    """Intra-state when the taxes are CGST/SGST (a group); inter-state when IGST."""
+    for tax in invoice.get("taxes") or []:
+        head = heads.get(str(tax.get("tax_name"))) or _head_from_name(tax.get("tax_name"))
+        if head in ("cgst", "sgst"):
+            return True
+        if head == "igst":
+            return False
+    return any(
+        heads.get(str(item.get("tax_id"))) == "group" for item in invoice.get("line_items") or []
+    )
+
+
+def _map_line(item: dict[str, Any], index: int, heads: dict[str, str], intra: bool) -> InvoiceLine:
+    if not isinstance(item, dict):
+        raise MappingError(f"line_items[{index}]: not an object")
+    taxable = _money(item, "item_total")
+    rate = to_decimal(item.get("tax_percentage") or 0, places=4)
+    cgst = sgst = igst = cess = ZERO
+    per_line = [t for t in item.get("line_item_taxes") or [] if isinstance(t, dict)]
+    if per_line:  # the source's own per-line amounts win over a computed split
+        for tax in per_line:
+            head = heads.get(str(tax.get("tax_id"))) or _head_from_name(tax.get("tax_name"))
+            amount = to_decimal(tax.get("tax_amount")) or ZERO
+            cgst, sgst, igst, cess = _add_head(head, amount, (cgst, sgst, igst, cess))
+    elif rate:
+        cgst, sgst, igst = gst.split_gst(taxable, rate, intra)
+    try:
+        return InvoiceLine(
+            line_number=int(item.get("item_order") or index),
+            raw=item,
+            external_id=_text(item.get("line_item_id")),
+            item_name=_text(item.get("name")),
+            description=_text(item.get("description")),
+            hsn_sac=_text(item.get("hsn_or_sac")),
+            quantity=to_decimal(item.get("quantity"), places=4),
+            unit=_text(item.get("unit")),
+            rate=to_decimal(item.get("rate"), places=4),
+            discount=to_decimal(item.get("discount_amount")) or ZERO,
+            taxable_amount=taxable,
+            tax_rate=rate,
+            cgst=cgst,
+            sgst=sgst,
+            igst=igst,
+            cess=cess,
+            line_total=taxable + cgst + sgst + igst + cess,
+        )
+    except ValueError as exc:
+        raise MappingError(f"line_items[{index}]: {exc}") from None
+
+
+def _add_head(head: str | None, amount: Decimal, totals: tuple[Decimal, ...]) -> tuple:
+    cgst, sgst, igst, cess = totals
+    if head == "cgst":
+        return cgst + amount, sgst, igst, cess
+    if head == "sgst":
+        return cgst, sgst + amount, igst, cess
+    if head == "igst":
+        return cgst, sgst, igst + amount, cess
+    if head == "cess":
+        return cgst, sgst, igst, cess + amount
+    raise MappingError(f"tax {amount}: cannot tell whether it is CGST, SGST, IGST or cess")
+
+
+def _invoice_taxes(
+    invoice: dict[str, Any], heads: dict[str, str], lines: list[InvoiceLine]
+) -> dict[str, Decimal]:
+    """Invoice-level heads from the `taxes` summary, or the sum of the lines when it is absent."""
+    summary = [t for t in invoice.get("taxes") or [] if isinstance(t, dict)]
+    if not summary:
+        return {head: sum((getattr(line, head) for line in lines), ZERO) for head in TAX_HEADS}
+    totals: tuple[Decimal, ...] = (ZERO, ZERO, ZERO, ZERO)
+    for tax in summary:
+        head = heads.get(str(tax.get("tax_name"))) or _head_from_name(tax.get("tax_name"))
+        amount = _money(tax, "tax_amount", required=False) or ZERO
+        totals = _add_head(head, amount, totals)
+    return dict(zip(TAX_HEADS, totals, strict=True))
+
+
+# --- Dagster resource -------------------------------------------------------------------------
+
+
+class ZohoBooksResource(dg.ConfigurableResource):
+    """How the hub talks to Zoho Books; per-tenant credentials come from the vault at run time."""
+
+    page_size: int = MAX_PAGE_SIZE
+    cursor_overlap_seconds: int = 300
+    requests_per_minute: int | None = None  # default: the tenant config's (90 = under 100)
+
+    def connector(
+        self, config: ZohoBooksConfig, token_store: TokenStore, versions: VersionsLookup, log=None
+    ) -> ZohoBooksConnector:
+        return ZohoBooksConnector(
+            config,
+            token_store,
+            versions=versions,
+            page_size=self.page_size,
+            cursor_overlap=timedelta(seconds=self.cursor_overlap_seconds),
+            requests_per_minute=self.requests_per_minute,
+            log=log,
+        )
