@@ -1,0 +1,224 @@
+"""Building blocks for system connectors: paginated list endpoints and value parsing.
+
+In the spirit of Singer SDK REST streams, a system *declares* a list endpoint (path, fixed params,
+where the records are, how pages advance) and `ListEndpoint.pages()` walks it, holding one page
+in memory at a time:
+
+    invoices = ListEndpoint(
+        "/invoices",
+        records_at("invoices"),
+        lambda: PageNumberPaginator(page_size=200, max_page_size=200,
+                                    has_more=lambda body, _: body["page_context"]["has_more_page"]),
+        params={"organization_id": org_id},
+    )
+    for page in invoices.pages(lambda path, params: http.get_json(path, params=params, ...)): ...
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, tzinfo
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any, Protocol
+
+JsonFetch = Callable[[str, dict[str, Any]], Any]
+RecordsSelector = Callable[[Any], list[dict[str, Any]]]
+HasMore = Callable[[Any, list[dict[str, Any]]], bool]
+
+# "1,23,456.50" or "123,456.50"; a lone comma ("1,5") is not stripped, so it fails loudly.
+_GROUPED_NUMBER = re.compile(r"[+-]?\d{1,3}(?:,\d{2,3})+(?:\.\d+)?")
+
+
+class Paginator(Protocol):
+    """The page-dependent request params and the rule for moving to the next page."""
+
+    def params(self) -> dict[str, Any]:
+        """Params selecting the current page."""
+        ...
+
+    def advance(self, body: Any, records: list[dict[str, Any]]) -> bool:
+        """Move past the page just read; False when it was the last."""
+        ...
+
+
+class PageNumberPaginator:
+    """`page=1,2,…` with a page size (Zoho `page`/`per_page`, Xero `page`/`pageSize`).
+
+    `has_more(body, records)` reads the source's own flag (Zoho `page_context.has_more_page`, Xero
+    `pagination.page < pagination.pageCount`); without it a short page means the end.
+    """
+
+    def __init__(
+        self,
+        *,
+        page_size: int,
+        page_param: str = "page",
+        size_param: str | None = "per_page",
+        first_page: int = 1,
+        max_page_size: int | None = None,
+        has_more: HasMore | None = None,
+    ) -> None:
+        _check_page_size(page_size, max_page_size)
+        self.page = first_page
+        self.page_size = page_size
+        self._page_param = page_param
+        self._size_param = size_param
+        self._has_more = has_more or _full_page(page_size)
+
+    def params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {self._page_param: self.page}
+        if self._size_param:
+            params[self._size_param] = self.page_size
+        return params
+
+    def advance(self, body: Any, records: list[dict[str, Any]]) -> bool:
+        self.page += 1
+        return self._has_more(body, records)
+
+
+class OffsetPaginator:
+    """A start position plus a page size, ending on a short page (QuickBooks `STARTPOSITION`
+    (1-based) / `MAXRESULTS`, which a QuickBooks connector formats into its query text)."""
+
+    def __init__(
+        self,
+        *,
+        page_size: int,
+        position_param: str = "STARTPOSITION",
+        size_param: str = "MAXRESULTS",
+        first_position: int = 1,
+        max_page_size: int | None = None,
+    ) -> None:
+        _check_page_size(page_size, max_page_size)
+        self.position = first_position
+        self.page_size = page_size
+        self._position_param = position_param
+        self._size_param = size_param
+
+    def params(self) -> dict[str, Any]:
+        return {self._position_param: self.position, self._size_param: self.page_size}
+
+    def advance(self, body: Any, records: list[dict[str, Any]]) -> bool:
+        self.position += len(records)
+        return len(records) >= self.page_size
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePage:
+    """One page as the source sent it: `records` to map, `body` for page-level fields."""
+
+    number: int  # 1-based count of pages read in this walk
+    records: list[dict[str, Any]]
+    body: Any
+
+
+@dataclass(frozen=True)
+class ListEndpoint:
+    """A paginated list endpoint declared by a system connector.
+
+    `params` are merged with the paginator's; pass a function instead to build the request params
+    from the page params yourself (QuickBooks puts them into its query text).
+    """
+
+    path: str
+    records: RecordsSelector
+    paginator: Callable[[], Paginator]  # a factory: each walk starts at the first page
+    params: Mapping[str, Any] | Callable[[dict[str, Any]], dict[str, Any]] = field(
+        default_factory=dict
+    )
+
+    def pages(self, fetch: JsonFetch) -> Iterator[SourcePage]:
+        """Yield pages in order; `fetch(path, params)` returns a decoded body (e.g. a bound
+        `HttpClient.get_json` with auth and rate key). An empty page always ends the walk, so a
+        source that keeps saying "more" without records cannot loop forever."""
+        paginator = self.paginator()
+        number = 0
+        while True:
+            body = fetch(self.path, self._request_params(paginator.params()))
+            records = self.records(body)
+            number += 1
+            yield SourcePage(number, records, body)
+            if not records or not paginator.advance(body, records):
+                return
+
+    def _request_params(self, page_params: dict[str, Any]) -> dict[str, Any]:
+        if callable(self.params):
+            return self.params(page_params)
+        return {**self.params, **page_params}
+
+
+def records_at(*keys: str) -> RecordsSelector:
+    """Select the record list at a key path, e.g. `records_at("QueryResponse", "Customer")`;
+    a missing key or null is an empty page (QuickBooks omits the key when there are no rows)."""
+
+    def select(body: Any) -> list[dict[str, Any]]:
+        value = body
+        for key in keys:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list at {'.'.join(keys)}, got {type(value).__name__}")
+        return value
+
+    return select
+
+
+def _full_page(page_size: int) -> HasMore:
+    return lambda _body, records: len(records) >= page_size
+
+
+def _check_page_size(page_size: int, max_page_size: int | None) -> None:
+    if page_size < 1 or (max_page_size is not None and page_size > max_page_size):
+        raise ValueError(f"page size must be between 1 and {max_page_size}, got {page_size}")
+
+
+def to_decimal(value: Any, places: int | None = 2) -> Decimal | None:
+    """Money/quantity to Decimal without float artefacts (`Decimal(str(0.1))` is 0.1).
+
+    Accepts int, float, Decimal and numeric strings, also with Indian or Western digit grouping
+    ("1,23,456.50"); None and "" give None. `places` rounds half-up (as GST amounts are rounded);
+    None keeps every digit.
+    """
+    if isinstance(value, bool):  # bool is an int subclass; True is no amount
+        raise ValueError(f"not a number: {value!r}")
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    if _GROUPED_NUMBER.fullmatch(text):
+        text = text.replace(",", "")
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"not a number: {value!r}") from None
+    if not number.is_finite():
+        raise ValueError(f"not a finite number: {value!r}")
+    if places is None:
+        return number
+    return number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def parse_timestamp(value: str | None, default_tz: tzinfo | None = None) -> datetime | None:
+    """An ISO-8601 timestamp to an aware datetime: Zoho `2025-03-01T02:17:40-0800`, `+05:30`, `Z`.
+
+    A timestamp without an offset is ambiguous: it takes `default_tz`, or is refused.
+    """
+    if value is None or not value.strip():
+        return None
+    parsed = datetime.fromisoformat(value.strip())
+    if parsed.tzinfo is None:
+        if default_tz is None:
+            raise ValueError(f"timestamp without a UTC offset: {value!r}")
+        parsed = parsed.replace(tzinfo=default_tz)
+    return parsed
+
+
+def parse_date(value: str | None) -> date | None:
+    """`YYYY-MM-DD` (or the date part of a timestamp) to a date."""
+    if value is None or not value.strip():
+        return None
+    return date.fromisoformat(value.strip()[:10])

@@ -1,0 +1,95 @@
+"""HTTP settings shared by every connector, read from the environment.
+
+Durations are given in milliseconds in the environment (as in the deployment guide) and exposed in
+seconds, which is what httpx and `time.sleep` take.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+
+# env variable -> (field name, default, smallest allowed value)
+_ENV_FIELDS: dict[str, tuple[str, int, int]] = {
+    "ACCOUNTING_POOL_MAX_SIZE": ("pool_max_size", 10, 1),
+    "ACCOUNTING_POOL_MIN_SIZE": ("pool_min_size", 2, 0),
+    "ACCOUNTING_POOL_MAX_IDLE": ("pool_max_idle_ms", 30_000, 0),
+    "ACCOUNTING_HTTP_TIMEOUT": ("timeout_ms", 30_000, 1),
+    "RETRY_MAX_ATTEMPTS": ("retry_max_attempts", 5, 1),
+    "RETRY_INITIAL_DELAY": ("retry_initial_delay_ms", 1_000, 0),
+    "RETRY_MAX_DELAY": ("retry_max_delay_ms", 30_000, 0),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """Connection pool, timeout and retry settings; `HttpSettings.from_env()` in production."""
+
+    pool_max_size: int = 10
+    pool_min_size: int = 2
+    pool_max_idle_ms: int = 30_000
+    timeout_ms: int = 30_000
+    retry_max_attempts: int = 5
+    retry_initial_delay_ms: int = 1_000
+    retry_max_delay_ms: int = 30_000
+
+    def __post_init__(self) -> None:
+        for env_name, (field_name, _default, minimum) in _ENV_FIELDS.items():
+            value = getattr(self, field_name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(_expected(env_name, minimum, value))
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError(
+                f"ACCOUNTING_POOL_MIN_SIZE ({self.pool_min_size}) must not exceed "
+                f"ACCOUNTING_POOL_MAX_SIZE ({self.pool_max_size})"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> HttpSettings:
+        """Read every variable that is set and non-blank; the others keep their defaults."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, int] = {}
+        for env_name, (field_name, _default, minimum) in _ENV_FIELDS.items():
+            raw = environ.get(env_name, "").strip()
+            if raw:
+                values[field_name] = _parse_int(env_name, raw, minimum)
+        return cls(**values)
+
+    @property
+    def limits(self) -> httpx.Limits:
+        return httpx.Limits(
+            max_connections=self.pool_max_size,
+            max_keepalive_connections=self.pool_min_size,
+            keepalive_expiry=self.pool_max_idle_ms / 1000,
+        )
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.timeout_ms / 1000)
+
+    @property
+    def retry_initial_delay(self) -> float:
+        return self.retry_initial_delay_ms / 1000
+
+    @property
+    def retry_max_delay(self) -> float:
+        return self.retry_max_delay_ms / 1000
+
+
+def _parse_int(env_name: str, raw: str, minimum: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(_expected(env_name, minimum, raw)) from None
+    if value < minimum:
+        raise ValueError(_expected(env_name, minimum, raw))
+    return value
+
+
+def _expected(env_name: str, minimum: int, got: object) -> str:
+    field_name = _ENV_FIELDS[env_name][0]
+    unit = " (milliseconds)" if field_name.endswith("_ms") else ""
+    return f"{env_name} must be a whole number ≥ {minimum}{unit}, got {got!r}"

@@ -1,0 +1,68 @@
+"""Helpers for the connector framework tests: fast settings, a recording sleep, loopback apps."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from hub_pipelines.connectors.loopback import LoopbackServer
+from hub_pipelines.connectors.settings import HttpSettings
+
+
+@pytest.fixture
+def fast_settings() -> HttpSettings:
+    return HttpSettings(
+        retry_max_attempts=3, retry_initial_delay_ms=10, retry_max_delay_ms=5000, timeout_ms=5000
+    )
+
+
+class RecordingSleep:
+    """Stands in for time.sleep where a test checks the delays chosen, not the waiting."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+@pytest.fixture
+def recording_sleep() -> RecordingSleep:
+    return RecordingSleep()
+
+
+class DroppedResponse(Response):
+    """Promises 100 bytes, sends 7 and returns: uvicorn then closes the socket mid-body."""
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[override]
+        headers = [(b"content-length", b"100"), (b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b'{"part', "more_body": True})
+
+
+def hit_counter(request: Request, hits: Counter[str]) -> int:
+    """Counts calls per test-chosen `id` so one server serves many independent scenarios."""
+    key = f"{request.url.path}?{request.query_params.get('id', '')}"
+    hits[key] += 1
+    return hits[key]
+
+
+@pytest.fixture
+def serve() -> Iterator:
+    """`server = serve(routes)`: a Starlette app on a loopback port, stopped after the test."""
+    servers: list[LoopbackServer] = []
+
+    def start(routes: list[Route]) -> LoopbackServer:
+        server = LoopbackServer(Starlette(routes=routes)).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

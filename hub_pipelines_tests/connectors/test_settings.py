@@ -1,0 +1,61 @@
+"""HttpSettings from the environment: defaults, mapping to httpx, errors naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub_pipelines.connectors.settings import HttpSettings
+
+
+def test_defaults_and_httpx_mapping() -> None:
+    settings = HttpSettings.from_env({})
+    assert settings == HttpSettings()
+    limits = settings.limits
+    assert (limits.max_connections, limits.max_keepalive_connections) == (10, 2)
+    assert limits.keepalive_expiry == 30.0
+    assert settings.timeout.read == 30.0
+    assert (
+        settings.retry_max_attempts,
+        settings.retry_initial_delay,
+        settings.retry_max_delay,
+    ) == (
+        5,
+        1.0,
+        30.0,
+    )
+
+
+def test_values_are_read_in_milliseconds() -> None:
+    env = {
+        "ACCOUNTING_POOL_MAX_SIZE": "4",
+        "ACCOUNTING_POOL_MIN_SIZE": "1",
+        "ACCOUNTING_POOL_MAX_IDLE": "1500",
+        "ACCOUNTING_HTTP_TIMEOUT": " 2500 ",
+        "RETRY_MAX_ATTEMPTS": "2",
+        "RETRY_INITIAL_DELAY": "10",
+        "RETRY_MAX_DELAY": "",  # blank keeps the default
+    }
+    settings = HttpSettings.from_env(env)
+    assert settings.limits.max_connections == 4 and settings.limits.keepalive_expiry == 1.5
+    assert settings.timeout.connect == 2.5
+    assert settings.retry_initial_delay == 0.01 and settings.retry_max_delay == 30.0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ACCOUNTING_HTTP_TIMEOUT", "30s"),
+        ("RETRY_MAX_ATTEMPTS", "0"),
+        ("RETRY_INITIAL_DELAY", "-5"),
+        ("ACCOUNTING_POOL_MAX_SIZE", "1.5"),
+    ],
+)
+def test_bad_values_name_the_variable_and_the_expected_form(name: str, value: str) -> None:
+    with pytest.raises(ValueError, match=rf"{name} must be a whole number ≥ \d"):
+        HttpSettings.from_env({name: value})
+
+
+def test_keepalive_pool_cannot_exceed_the_pool() -> None:
+    env = {"ACCOUNTING_POOL_MAX_SIZE": "2", "ACCOUNTING_POOL_MIN_SIZE": "3"}
+    with pytest.raises(ValueError, match="ACCOUNTING_POOL_MIN_SIZE"):
+        HttpSettings.from_env(env)
