@@ -366,88 +366,6 @@ class ZohoBooksConnector:
                 "the payload if the value is valid there.",
             )
 
-    # --- mapping ----------------------------------------------------------------------------
-
-    def _map_contact(self, contact: dict[str, Any]) -> Customer:
-        address = contact.get("billing_address") or {}
-        person = _primary_contact_person(contact)
-        gstin = _text(contact.get("gst_no"))
-        gstin = gstin.upper() if gstin else None
-        state = gst.state_code_from_zoho(_text(contact.get("place_of_contact")))
-        return Customer(
-            external_id=_required_text(contact, "contact_id"),
-            name=_required_text(contact, "contact_name"),
-            raw=contact,
-            display_name=_text(contact.get("company_name")),
-            email=_text(contact.get("email")) or _text(person.get("email")),
-            phone=_text(contact.get("phone"))
-            or _text(person.get("phone"))
-            or _text(contact.get("mobile"))
-            or _text(person.get("mobile")),
-            gstin=gstin,
-            pan=_text(contact.get("pan_no"))
-            or (gstin[2:12] if gstin and len(gstin) == 15 else None),
-            gst_treatment=_gst_treatment(contact.get("gst_treatment")),
-            state_code=state or (gstin[:2] if gstin and gstin[:2].isdigit() else None),
-            place_of_supply=state,
-            billing_line1=_text(address.get("address")),
-            billing_line2=_text(address.get("street2")),
-            billing_city=_text(address.get("city")),
-            billing_state=_text(address.get("state")),
-            billing_postal_code=_text(address.get("zip")),
-            billing_country=_text(address.get("country")),
-            currency=_text(contact.get("currency_code")),
-            is_active=contact.get("status", "active") == "active",
-            opening_balance=_money(contact, "opening_balance_amount", required=False),
-            outstanding_balance=_money(contact, "outstanding_receivable_amount", required=False),
-            source_updated_at=_timestamp(contact, "last_modified_time"),
-        )
-
-    def _map_invoice(self, invoice: dict[str, Any]) -> Invoice:
-        heads = self.tax_heads()
-        intra = _is_intra_state(invoice, heads)
-        lines = [
-            _map_line(item, index, heads, intra)
-            for index, item in enumerate(invoice.get("line_items") or [], start=1)
-        ]
-        taxes = _invoice_taxes(invoice, heads, lines)
-        subtotal = _money(invoice, "sub_total")
-        entity_discount = (
-            _money(invoice, "discount_total", required=False) or ZERO
-            if invoice.get("discount_type") == "entity_level"
-            else ZERO
-        )
-        shipping = _money(invoice, "shipping_charge", required=False) or ZERO
-        status = _text(invoice.get("status")) or ""
-        if status not in INVOICE_STATUSES:
-            raise MappingError(f"status: unknown Zoho invoice status {status!r}")
-        return Invoice(
-            external_id=_required_text(invoice, "invoice_id"),
-            raw=invoice,
-            status=INVOICE_STATUSES[status],
-            invoice_number=_text(invoice.get("invoice_number")),
-            customer_external_id=_text(invoice.get("customer_id")),
-            customer_name=_text(invoice.get("customer_name")),
-            issue_date=_date(invoice, "date"),
-            due_date=_date(invoice, "due_date"),
-            currency=_text(invoice.get("currency_code")),
-            exchange_rate=to_decimal(invoice.get("exchange_rate"), places=6),
-            subtotal=subtotal,
-            discount_total=entity_discount + sum((line.discount for line in lines), ZERO),
-            taxable_amount=subtotal - entity_discount + shipping,
-            **taxes,
-            tax_total=_money(invoice, "tax_total", required=False) or ZERO,
-            round_off=_money(invoice, "adjustment", required=False) or ZERO,
-            total=_money(invoice, "total"),
-            balance_due=_money(invoice, "balance", required=False) or ZERO,
-            place_of_supply=gst.state_code_from_zoho(_text(invoice.get("place_of_supply"))),
-            gst_treatment=_gst_treatment(invoice.get("gst_treatment")),
-            irn=_text(invoice.get("irn"))
-            or _text((invoice.get("einvoice_details") or {}).get("irn")),
-            source_updated_at=_timestamp(invoice, "last_modified_time"),
-            lines=lines,
-        )
-
     def tax_heads(self) -> dict[str, str]:
         """tax_id and tax_name → GST head ('cgst', 'sgst', 'igst', 'cess', 'group'), from the
         organisation's tax master (`GET /settings/taxes`), read once per connector."""
@@ -462,7 +380,92 @@ class ZohoBooksConnector:
         return self._tax_heads
 
 
-# --- mapping helpers (pure functions) ---------------------------------------------------------
+# --- mapping (pure functions) ----------------------------------------------------------------
+
+
+def map_contact(contact: dict[str, Any]) -> Customer:
+    """A Zoho contact (detail JSON) as a canonical customer."""
+    address = contact.get("billing_address") or {}
+    person = _primary_contact_person(contact)
+    gstin = _text(contact.get("gst_no"))
+    gstin = gstin.upper() if gstin else None
+    state = gst.state_code_from_zoho(_text(contact.get("place_of_contact")))
+    return Customer(
+        external_id=_required_text(contact, "contact_id"),
+        name=_required_text(contact, "contact_name"),
+        raw=contact,
+        display_name=_text(contact.get("company_name")),
+        email=_text(contact.get("email")) or _text(person.get("email")),
+        phone=_text(contact.get("phone"))
+        or _text(person.get("phone"))
+        or _text(contact.get("mobile"))
+        or _text(person.get("mobile")),
+        gstin=gstin,
+        pan=_text(contact.get("pan_no")) or (gstin[2:12] if gstin and len(gstin) == 15 else None),
+        gst_treatment=_gst_treatment(contact.get("gst_treatment")),
+        state_code=state or (gstin[:2] if gstin and gstin[:2].isdigit() else None),
+        place_of_supply=state,
+        billing_line1=_text(address.get("address")),
+        billing_line2=_text(address.get("street2")),
+        billing_city=_text(address.get("city")),
+        billing_state=_text(address.get("state")),
+        billing_postal_code=_text(address.get("zip")),
+        billing_country=_text(address.get("country")),
+        currency=_text(contact.get("currency_code")),
+        is_active=contact.get("status", "active") == "active",
+        opening_balance=_money(contact, "opening_balance_amount", required=False),
+        outstanding_balance=_money(contact, "outstanding_receivable_amount", required=False),
+        source_updated_at=_timestamp(contact, "last_modified_time"),
+    )
+
+
+def map_invoice(invoice: dict[str, Any], heads: dict[str, str]) -> Invoice:
+    """A Zoho invoice (detail JSON) as a canonical invoice with lines; `heads` maps tax ids and
+    names to GST heads (see `ZohoBooksConnector.tax_heads`)."""
+    intra = _is_intra_state(invoice, heads)
+    lines = [
+        _map_line(item, index, heads, intra)
+        for index, item in enumerate(invoice.get("line_items") or [], start=1)
+    ]
+    taxes = _invoice_taxes(invoice, heads, lines)
+    subtotal = _money(invoice, "sub_total")
+    entity_discount = (
+        _money(invoice, "discount_total", required=False) or ZERO
+        if invoice.get("discount_type") == "entity_level"
+        else ZERO
+    )
+    shipping = _money(invoice, "shipping_charge", required=False) or ZERO
+    status = _text(invoice.get("status")) or ""
+    if status not in INVOICE_STATUSES:
+        raise MappingError(f"status: unknown Zoho invoice status {status!r}")
+    return Invoice(
+        external_id=_required_text(invoice, "invoice_id"),
+        raw=invoice,
+        status=INVOICE_STATUSES[status],
+        invoice_number=_text(invoice.get("invoice_number")),
+        customer_external_id=_text(invoice.get("customer_id")),
+        customer_name=_text(invoice.get("customer_name")),
+        issue_date=_date(invoice, "date"),
+        due_date=_date(invoice, "due_date"),
+        currency=_text(invoice.get("currency_code")),
+        exchange_rate=to_decimal(invoice.get("exchange_rate"), places=6),
+        subtotal=subtotal,
+        discount_total=entity_discount + sum((line.discount for line in lines), ZERO),
+        taxable_amount=subtotal - entity_discount + shipping,
+        **taxes,
+        tax_total=_money(invoice, "tax_total", required=False) or ZERO,
+        round_off=_money(invoice, "adjustment", required=False) or ZERO,
+        total=_money(invoice, "total"),
+        balance_due=_money(invoice, "balance", required=False) or ZERO,
+        place_of_supply=gst.state_code_from_zoho(_text(invoice.get("place_of_supply"))),
+        gst_treatment=_gst_treatment(invoice.get("gst_treatment")),
+        irn=_text(invoice.get("irn")) or _text((invoice.get("einvoice_details") or {}).get("irn")),
+        source_updated_at=_timestamp(invoice, "last_modified_time"),
+        lines=lines,
+    )
+
+
+# --- mapping helpers
 
 
 def _page_context(body: Any) -> dict[str, Any]:

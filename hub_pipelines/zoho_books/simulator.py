@@ -1,0 +1,1856 @@
+"""A local Zoho Books v3 (India data centre) for tests, the demo and the benchmarks.
+
+One Starlette app serves both hosts Zoho splits across domains: the accounts server
+(`POST /oauth/v2/token`) and the Books API (`/books/v3/...`). It follows the Zoho Books protocol
+fact sheet (`protocols/zoho_books.md`): refresh without rotation, HTTP 200 token errors, mandatory
+`organization_id`, list rows without line items, `last_modified_time` filters with `±hhmm`
+offsets, 100 requests/minute/organisation and a daily quota with `X-Rate-Limit-*` headers, HTTP 429
+without `Retry-After`.
+
+Test code drives it in-process:
+
+    sim = ZohoBooksSimulator()
+    sim.seed_generated("60001234567", customers=50, invoices=200)
+    with LoopbackServer(sim.app) as server: ...
+
+and shapes what the next requests see through `sim.faults` (latency, 5xx, 429, dropped
+connections, token expiry, malformed pages), `sim.clock` (record timestamps) and the mutation
+methods (`edit_invoice`, `void_invoice`, `delete_invoice`, ...). `serve()` runs it for the CLI.
+
+Values marked (unverified) in the fact sheet are implemented as the fact sheet describes them and
+are listed in the docstrings where they matter, so that a real capture can correct them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import hmac
+import json
+import random
+import re
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from hub_pipelines import gst
+
+IST = timezone(timedelta(hours=5, minutes=30))
+
+# Fake credentials of the simulator itself; printing and committing them is harmless.
+DEFAULT_ORG_ID = "60001234567"
+DEFAULT_CLIENT_ID = "1000.SIMULATORZOHOBOOKSCLIENT01"
+DEFAULT_CLIENT_SECRET = "simulator0secret0zoho0books0000000000000"  # noqa: S105
+DEFAULT_REFRESH_TOKEN = "1000.simulatorrefreshtoken0000000000.simulator0000000000000000"  # noqa: S105
+
+MAX_PER_PAGE = 200
+TOO_MANY_REQUESTS = (
+    "You have made too many requests continuously. Please try again after some time."
+)
+JSON_MEDIA_TYPE = "application/json;charset=UTF-8"
+
+_ZERO = Decimal("0")
+_RUPEE = Decimal("1")
+
+
+# --- Formats -------------------------------------------------------------------------------------
+
+_ZOHO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{4}$")
+
+
+def zoho_time(moment: datetime) -> str:
+    """Zoho's timestamp format: org time zone (IST here), offset without a colon."""
+    return moment.astimezone(IST).strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def parse_zoho_time(text: str) -> datetime | None:
+    """`2025-03-07T11:17:40+0530` -> aware datetime; None for anything else (e.g. an unencoded
+    `+` that arrived as a space)."""
+    if not isinstance(text, str) or not _ZOHO_TIME.match(text):
+        return None
+    return datetime.fromisoformat(text)
+
+
+def json_number(amount: Decimal) -> int | float:
+    """Zoho writes whole amounts as integers (598) and others as doubles (149.97)."""
+    return int(amount) if amount == amount.to_integral_value() else float(amount)
+
+
+def _dumps(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _percent_label(rate: Decimal) -> str:
+    """9 -> '9', 2.5 -> '2.5': how Zoho India names its GST taxes (CGST9, CGST2.5)."""
+    return format(rate.normalize(), "f")
+
+
+# --- Tax master ----------------------------------------------------------------------------------
+
+GST_RATES = (Decimal(5), Decimal(12), Decimal(18), Decimal(28))
+CESS_RATES = (Decimal(1), Decimal(12))
+
+
+@dataclass(slots=True)
+class TaxMaster:
+    """One organisation's `GET /settings/taxes`: IGST/CGST/SGST/cess taxes plus the intra-state
+    groups (GST18 = CGST9 + SGST9) that invoices reference on their lines."""
+
+    rows: list[dict[str, Any]]
+    groups: dict[str, dict[str, Any]]
+    igst_by_rate: dict[Decimal, dict[str, Any]]
+    group_by_rate: dict[Decimal, dict[str, Any]]
+    by_name: dict[str, dict[str, Any]]
+
+
+def _tax_row(tax_id: str, name: str, rate: Decimal, specific: str, tax_type: str = "tax") -> dict:
+    return {
+        "tax_id": tax_id,
+        "tax_name": name,
+        "tax_percentage": json_number(rate),
+        "tax_type": tax_type,
+        "tax_specific_type": specific,
+        "is_value_added": False,
+        "is_default_tax": False,
+        "is_editable": True,
+        "status": "active",
+    }
+
+
+def build_tax_master(new_id: Callable[[], str]) -> TaxMaster:
+    rows: list[dict[str, Any]] = []
+    by_name: dict[str, dict[str, Any]] = {}
+    groups: dict[str, dict[str, Any]] = {}
+    igst_by_rate: dict[Decimal, dict[str, Any]] = {}
+    group_by_rate: dict[Decimal, dict[str, Any]] = {}
+
+    def add(name: str, rate: Decimal, specific: str, tax_type: str = "tax") -> dict[str, Any]:
+        row = _tax_row(new_id(), name, rate, specific, tax_type)
+        rows.append(row)
+        by_name[name] = row
+        return row
+
+    for rate in GST_RATES:
+        igst_by_rate[rate] = add(f"IGST{_percent_label(rate)}", rate, "igst")
+        half = rate / 2
+        members = [
+            add(f"{head.upper()}{_percent_label(half)}", half, head) for head in ("cgst", "sgst")
+        ]
+        group = add(f"GST{_percent_label(rate)}", rate, "", tax_type="tax_group")
+        group_by_rate[rate] = group
+        groups[group["tax_id"]] = {
+            "tax_group_id": group["tax_id"],
+            "tax_group_name": group["tax_name"],
+            "tax_group_percentage": group["tax_percentage"],
+            "taxes": [
+                {key: member[key] for key in ("tax_id", "tax_name", "tax_percentage", "tax_type")}
+                | {"tax_specific_type": member["tax_specific_type"]}
+                for member in members
+            ],
+        }
+    for rate in CESS_RATES:
+        add(f"Cess{_percent_label(rate)}", rate, "cess")
+    add("Nil Rated", _ZERO, "nil")
+    return TaxMaster(rows, groups, igst_by_rate, group_by_rate, by_name)
+
+
+# --- Catalogues for generated data ---------------------------------------------------------------
+
+# (GST state code, city, PIN, STD code, weight): weights roughly follow where invoices come from.
+CITIES: tuple[tuple[str, str, int, str, int], ...] = (
+    ("01", "Srinagar", 190001, "194", 1),
+    ("02", "Shimla", 171001, "177", 1),
+    ("03", "Ludhiana", 141001, "161", 3),
+    ("04", "Chandigarh", 160017, "172", 2),
+    ("05", "Dehradun", 248001, "135", 2),
+    ("06", "Gurugram", 122001, "124", 6),
+    ("07", "New Delhi", 110001, "11", 10),
+    ("08", "Jaipur", 302001, "141", 4),
+    ("09", "Noida", 201301, "120", 4),
+    ("09", "Lucknow", 226001, "522", 3),
+    ("10", "Patna", 800001, "612", 2),
+    ("11", "Gangtok", 737101, "3592", 1),
+    ("12", "Itanagar", 791111, "360", 1),
+    ("13", "Kohima", 797001, "370", 1),
+    ("14", "Imphal", 795001, "385", 1),
+    ("15", "Aizawl", 796001, "389", 1),
+    ("16", "Agartala", 799001, "381", 1),
+    ("17", "Shillong", 793001, "364", 1),
+    ("18", "Guwahati", 781001, "361", 2),
+    ("19", "Kolkata", 700001, "33", 7),
+    ("20", "Jamshedpur", 831001, "657", 2),
+    ("21", "Bhubaneswar", 751001, "674", 2),
+    ("22", "Raipur", 492001, "771", 2),
+    ("23", "Indore", 452001, "731", 3),
+    ("24", "Ahmedabad", 380001, "79", 7),
+    ("24", "Surat", 395003, "261", 4),
+    ("26", "Silvassa", 396230, "260", 1),
+    ("27", "Mumbai", 400001, "22", 12),
+    ("27", "Pune", 411001, "20", 7),
+    ("29", "Bengaluru", 560001, "80", 10),
+    ("29", "Mysuru", 570001, "821", 2),
+    ("30", "Panaji", 403001, "832", 1),
+    ("31", "Kavaratti", 682555, "4896", 1),
+    ("32", "Kochi", 682011, "484", 4),
+    ("33", "Chennai", 600002, "44", 9),
+    ("33", "Coimbatore", 641001, "422", 4),
+    ("34", "Puducherry", 605001, "413", 1),
+    ("35", "Port Blair", 744101, "3192", 1),
+    ("36", "Hyderabad", 500001, "40", 8),
+    ("37", "Visakhapatnam", 530001, "891", 3),
+    ("38", "Leh", 194101, "1982", 1),
+)
+_CITY_WEIGHTS = [city[4] for city in CITIES]
+
+BUSINESS_NAMES = (
+    "Sharma", "Gupta", "Patel", "Reddy", "Iyer", "Nair", "Mehta", "Agarwal", "Shah", "Rao",
+    "Menon", "Kapoor", "Bansal", "Joshi", "Kulkarni", "Desai", "Chatterjee", "Banerjee", "Pillai",
+    "Naidu", "Verma", "Jain", "Mishra", "Sri Lakshmi", "Sri Balaji", "Ganesh", "Shree Ram",
+    "Om Sai", "Annapurna", "Kaveri", "Ganga", "Himalaya", "Deccan", "Coromandel", "Malabar",
+    "Konark", "Vijaya", "Surya",
+)  # fmt: skip
+TRADES = (
+    "Traders", "Textiles", "Steel", "Electricals", "Enterprises", "Agencies", "Pharma", "Foods",
+    "Hardware", "Electronics", "Motors", "Plastics", "Chemicals", "Logistics", "Infotech",
+    "Builders", "Paper Mills", "Spices", "Auto Parts", "Furnishings",
+)  # fmt: skip
+# Legal-form suffix -> PAN holder type (4th PAN character).
+LEGAL_FORMS = (
+    ("Pvt Ltd", "C"), ("Private Limited", "C"), ("Ltd", "C"), ("LLP", "F"), ("& Co", "F"),
+    ("& Sons", "F"), ("", "P"),
+)  # fmt: skip
+FIRST_NAMES = (
+    "Ravi", "Priya", "Arjun", "Ananya", "Vikram", "Lakshmi", "Suresh", "Kavya", "Rahul", "Meera",
+    "Amit", "Divya", "Karthik", "Sneha", "Rajesh", "Pooja", "Manoj", "Deepa", "Sanjay", "Asha",
+)  # fmt: skip
+LAST_NAMES = (
+    "Kumar", "Sharma", "Iyer", "Reddy", "Nair", "Patel", "Singh", "Rao", "Das", "Menon", "Joshi",
+    "Gupta", "Pillai", "Shah", "Verma",
+)  # fmt: skip
+STREETS = (
+    "MG Road", "Station Road", "Anna Salai", "Linking Road", "Park Street", "Brigade Road",
+    "Nehru Nagar", "Industrial Estate", "Gandhi Bazaar", "Ring Road", "Civil Lines", "Market Yard",
+)  # fmt: skip
+# name, country, city, state, zip, currency, INR exchange rate
+OVERSEAS_CUSTOMERS = (
+    ("Northwind Trading Inc", "U.S.A", "New York", "NY", "10001", "USD", "83.25"),
+    ("Bergmann Handels GmbH", "Germany", "Hamburg", "", "20095", "EUR", "90.10"),
+    ("Lion City Imports Pte Ltd", "Singapore", "Singapore", "", "049315", "SGD", "62.40"),
+    ("Al Noor General Trading LLC", "United Arab Emirates", "Dubai", "", "00000", "AED", "22.70"),
+    ("Thames Retail Ltd", "United Kingdom", "London", "", "EC1A 1BB", "GBP", "105.30"),
+)
+PAYMENT_TERMS = ((0, "Due on Receipt"), (15, "Net 15"), (30, "Net 30"), (45, "Net 45"))
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # identity equality: CATALOGUE.index() is hot
+class CatalogueItem:
+    name: str
+    description: str
+    hsn_or_sac: str
+    product_type: str  # goods | service
+    unit: str
+    gst_rate: Decimal
+    price: Decimal
+    max_quantity: int
+    fractional: bool = False  # sold in half units (metres, kilograms)
+
+
+def _item(name, description, hsn, kind, unit, rate, price, max_qty, fractional=False):
+    return CatalogueItem(
+        name, description, hsn, kind, unit, Decimal(rate), Decimal(price), max_qty, fractional
+    )
+
+
+CATALOGUE: tuple[CatalogueItem, ...] = (
+    _item("Basmati Rice 25kg", "Premium aged basmati", "10063020", "goods", "bag", 5, "2150", 40),
+    _item("Assam Tea", "CTC tea, loose", "09024020", "goods", "kg", 5, "420", 50, True),
+    _item("Cotton Fabric", "Poplin, 58 inch", "52083290", "goods", "m", 5, "180", 200, True),
+    _item("Freight Charges", "Road transport (GTA)", "996511", "service", "trip", 5, "3500", 4),
+    _item("Printer Paper A4", "75 GSM, 500 sheets", "48025690", "goods", "ream", 12, "280", 60),
+    _item("LED Bulb 9W", "Cool daylight B22", "85395000", "goods", "pcs", 12, "99", 300),
+    _item("Ayurvedic Tonic", "Chyawanprash 1kg", "30049011", "goods", "pcs", 12, "350", 40),
+    _item("Hotel Stay", "Deluxe room per night", "996311", "service", "night", 12, "4500", 6),
+    _item("External Hard Drive", "1TB USB 3.0", "84717020", "goods", "pcs", 18, "4200", 20),
+    _item("Laptop", "14 inch, 16GB RAM", "84713010", "goods", "pcs", 18, "52000", 10),
+    _item("Steel Almirah", "4-door, powder coated", "94032010", "goods", "pcs", 18, "12500", 5),
+    _item("Ceramic Floor Tiles", "600x600 mm, box of 4", "69072100", "goods", "box", 18, "640", 80),
+    _item(
+        "Software Consulting", "Implementation services", "998313", "service", "hrs", 18, "2500", 40
+    ),
+    _item("Annual Maintenance", "AMC for office IT", "998713", "service", "nos", 18, "18000", 2),
+    _item("Mixer Grinder", "750W, 3 jars", "85094010", "goods", "pcs", 18, "3200", 12),
+    _item("Cement OPC 53", "50 kg bag", "25232930", "goods", "bag", 28, "410", 200),
+    _item("Split Air Conditioner", "1.5 ton, 3 star", "84151010", "goods", "pcs", 28, "38500", 6),
+    _item("Car Tyre", "Radial 185/65 R15", "40111010", "goods", "pcs", 28, "5600", 16),
+)
+
+
+ITEM_ID_BASE = 174460000000000100  # below every id the simulator allocates
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())[:24] or "customer"
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """Zoho refuses two contacts with the same display name, so generated names are made unique."""
+    candidate, counter = name, 1
+    while candidate in taken:
+        counter += 1
+        candidate = f"{name} {counter}"
+    taken.add(candidate)
+    return candidate
+
+
+# --- Invoices ------------------------------------------------------------------------------------
+
+INVOICE_LIST_FIELDS = (
+    "invoice_id", "customer_id", "customer_name", "status", "invoice_number", "reference_number",
+    "date", "due_date", "currency_code", "total", "balance", "created_time", "last_modified_time",
+    "exchange_rate", "adjustment", "shipping_charge", "write_off_amount",
+)  # fmt: skip
+CONTACT_LIST_FIELDS = (
+    "contact_id", "contact_name", "customer_name", "company_name", "contact_type", "status",
+    "customer_sub_type", "payment_terms", "payment_terms_label", "currency_code",
+    "outstanding_receivable_amount", "first_name", "last_name", "email", "phone", "mobile",
+    "created_time", "last_modified_time",
+)  # fmt: skip
+
+
+def _project(record: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    return {name: record[name] for name in names if name in record}
+
+
+@dataclass(slots=True)
+class GeneratedLine:
+    item: CatalogueItem
+    quantity: Decimal
+    rate: Decimal
+    discount_percent: Decimal
+
+
+@dataclass(slots=True)
+class GeneratedInvoice:
+    """A generated invoice kept compact (a few scalars per line); the Zoho JSON is rendered on
+    request, so that 100k invoices fit in memory."""
+
+    invoice_id: str
+    invoice_number: str
+    customer: dict[str, Any]  # the contact as it was when the invoice was raised
+    place_of_supply: str  # Zoho alpha code; "" for exports
+    intra_state: bool
+    date: str
+    due_date: str
+    payment_terms: int
+    status: str
+    paid_percent: int  # share of the total paid, for partially_paid
+    rounds_off: bool
+    created_time: datetime
+    last_modified_time: datetime
+    lines: tuple[GeneratedLine, ...]
+
+    @property
+    def customer_id(self) -> str:
+        return self.customer["contact_id"]
+
+    def summary(self, taxes: TaxMaster) -> dict[str, Any]:
+        return _project(self.detail(taxes), INVOICE_LIST_FIELDS)
+
+    def detail(self, taxes: TaxMaster) -> dict[str, Any]:
+        rendered = [self._render_line(order, line, taxes) for order, line in enumerate(self.lines)]
+        sub_total = sum((line.item_total for line in rendered), _ZERO)
+        tax_summary = _sum_taxes(rendered)
+        tax_total = sum(tax_summary.values(), _ZERO)
+        adjustment = _ZERO
+        if self.rounds_off:
+            before = sub_total + tax_total
+            adjustment = before.quantize(_RUPEE, rounding=ROUND_HALF_UP) - before
+        total = sub_total + tax_total + adjustment
+        payment_made = self._payment_made(total)
+        customer = self.customer
+        return {
+            "invoice_id": self.invoice_id,
+            "invoice_number": self.invoice_number,
+            "status": self.status,
+            "customer_id": customer["contact_id"],
+            "customer_name": customer["contact_name"],
+            "date": self.date,
+            "due_date": self.due_date,
+            "payment_terms": self.payment_terms,
+            "payment_terms_label": _terms_label(self.payment_terms),
+            "reference_number": "",
+            "gst_no": customer.get("gst_no", ""),
+            "gst_treatment": customer.get("gst_treatment", ""),
+            "place_of_supply": self.place_of_supply,
+            "is_pre_gst": False,
+            "currency_code": customer.get("currency_code", "INR"),
+            "exchange_rate": customer.get("_exchange_rate", 1),
+            "is_inclusive_tax": False,
+            "discount": 0,
+            "is_discount_before_tax": True,
+            "discount_type": "item_level",
+            "line_items": [line.json for line in rendered],
+            "sub_total": json_number(sub_total),
+            "tax_total": json_number(tax_total),
+            "taxes": [
+                {"tax_name": name, "tax_amount": json_number(amount)}
+                for name, amount in tax_summary.items()
+            ],
+            "shipping_charge": 0,
+            "adjustment": json_number(adjustment),
+            "adjustment_description": "Rounding" if adjustment else "",
+            "total": json_number(total),
+            "payment_made": json_number(payment_made),
+            "credits_applied": 0,
+            "balance": json_number(total - payment_made),
+            "write_off_amount": 0,
+            "price_precision": 2,
+            "tax_rounding": "item_level",
+            "billing_address": dict(customer.get("billing_address") or {}),
+            "shipping_address": dict(customer.get("shipping_address") or {}),
+            "created_time": zoho_time(self.created_time),
+            "last_modified_time": zoho_time(self.last_modified_time),
+        }
+
+    def _payment_made(self, total: Decimal) -> Decimal:
+        if self.status == "paid":
+            return total
+        if self.status == "partially_paid":
+            return gst.round_money(total * self.paid_percent / 100)
+        return _ZERO  # draft, sent, overdue and void keep the full balance (void: as Zoho shows)
+
+    def _render_line(self, order: int, line: GeneratedLine, taxes: TaxMaster) -> RenderedLine:
+        """`discount` is the line's percentage and `discount_amount` its rupee value (how Zoho
+        reports a percentage discount in responses is (unverified))."""
+        gross = gst.round_money(line.rate * line.quantity)
+        discount_amount = gst.round_money(gross * line.discount_percent / 100)
+        item_total = gross - discount_amount
+        tax, line_taxes = self._line_taxes(item_total, line.item.gst_rate, taxes)
+        base_id = int(self.invoice_id)
+        line_json = {
+            "line_item_id": str(base_id + 5 + order),
+            "item_id": str(ITEM_ID_BASE + CATALOGUE.index(line.item)),
+            "item_order": order + 1,
+            "name": line.item.name,
+            "description": line.item.description,
+            "hsn_or_sac": line.item.hsn_or_sac,
+            "product_type": line.item.product_type,
+            "item_type": "sales",
+            "rate": json_number(line.rate),
+            "bcy_rate": json_number(line.rate),
+            "quantity": json_number(line.quantity),
+            "unit": line.item.unit,
+            "discount": json_number(line.discount_percent),
+            "discount_amount": json_number(discount_amount),
+            "tax_id": tax["tax_id"] if tax else "",
+            "tax_name": tax["tax_name"] if tax else "",
+            "tax_type": tax["tax_type"] if tax else "tax",
+            "tax_percentage": tax["tax_percentage"] if tax else 0,
+            "item_total": json_number(item_total),
+            "line_item_taxes": [
+                {"tax_id": t["tax_id"], "tax_name": name, "tax_amount": json_number(amount)}
+                for t, name, amount in line_taxes
+            ],
+            "account_name": "Sales",
+        }
+        return RenderedLine(line_json, item_total, line_taxes)
+
+    def _line_taxes(
+        self, item_total: Decimal, rate: Decimal, taxes: TaxMaster
+    ) -> tuple[dict | None, list[tuple[dict, str, Decimal]]]:
+        """The tax (or group) on a line and its per-head amounts, named as in the invoice's
+        `taxes` summary ("CGST9 (9%)")."""
+        if not self.place_of_supply:  # export: no GST charged in this simulator
+            return None, []
+        cgst, sgst, igst = gst.split_gst(item_total, rate, self.intra_state)
+        if not self.intra_state:
+            tax = taxes.igst_by_rate[rate]
+            return tax, [(tax, _summary_name(tax), igst)]
+        group = taxes.group_by_rate[rate]
+        half = _percent_label(rate / 2)
+        members = [
+            (taxes.by_name[f"{head}{half}"], amount)
+            for head, amount in (("CGST", cgst), ("SGST", sgst))
+        ]
+        return group, [(member, _summary_name(member), amount) for member, amount in members]
+
+
+def _summary_name(tax: dict[str, Any]) -> str:
+    return f"{tax['tax_name']} ({tax['tax_percentage']}%)"
+
+
+class RenderedLine(NamedTuple):
+    json: dict[str, Any]
+    item_total: Decimal
+    taxes: list[tuple[dict[str, Any], str, Decimal]]  # (tax master row, summary name, amount)
+
+
+def _sum_taxes(lines: list[RenderedLine]) -> dict[str, Decimal]:
+    """Invoice `taxes` summary: per tax name, the sum of the line amounts (item-level rounding),
+    so that Σ taxes == tax_total exactly."""
+    summary: dict[str, Decimal] = {}
+    for line in lines:
+        for _, name, amount in line.taxes:
+            summary[name] = summary.get(name, _ZERO) + amount
+    return summary
+
+
+def _terms_label(days: int) -> str:
+    return dict(PAYMENT_TERMS).get(days, f"Net {days}")
+
+
+@dataclass(slots=True)
+class StoredInvoice:
+    """An invoice held as Zoho JSON: seeded from files, added by a test, or edited."""
+
+    data: dict[str, Any]
+    invoice_id: str = ""
+    invoice_number: str = ""
+    customer_id: str = ""
+    status: str = ""
+    date: str = ""
+    created_time: datetime | None = None
+    last_modified_time: datetime | None = None
+
+    def __post_init__(self) -> None:
+        data = self.data
+        self.invoice_id = str(data["invoice_id"])
+        self.invoice_number = str(data.get("invoice_number", ""))
+        self.customer_id = str(data.get("customer_id", ""))
+        self.status = str(data.get("status", ""))
+        self.date = str(data.get("date", ""))
+        self.created_time = parse_zoho_time(data.get("created_time", ""))
+        self.last_modified_time = parse_zoho_time(data.get("last_modified_time", ""))
+
+    def summary(self, taxes: TaxMaster) -> dict[str, Any]:
+        return _project(self.data, INVOICE_LIST_FIELDS)
+
+    def detail(self, taxes: TaxMaster) -> dict[str, Any]:
+        return self.data
+
+
+AnyInvoice = GeneratedInvoice | StoredInvoice
+
+
+# --- Organisations, rate limits, tokens ----------------------------------------------------------
+
+
+@dataclass
+class Organisation:
+    org_id: str
+    name: str
+    state_code: str  # GST numeric code of the seller's registration
+    taxes: TaxMaster
+    contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    invoices: dict[str, AnyInvoice] = field(default_factory=dict)
+    last_invoice_number: int = 0
+    # Sorted invoice orders per (column, order), valid while `version` is unchanged.
+    version: int = 0
+    sorted_cache: dict[tuple[str, str], tuple[int, list[AnyInvoice]]] = field(default_factory=dict)
+
+    def changed(self) -> None:
+        self.version += 1
+
+    def next_invoice_number(self) -> str:
+        self.last_invoice_number += 1
+        return f"INV-{self.last_invoice_number:06d}"
+
+
+@dataclass
+class RateBucket:
+    """Sliding 60 s window plus a daily count that resets at midnight IST."""
+
+    recent: deque[float] = field(default_factory=deque)
+    day: date | None = None
+    used_today: int = 0
+
+
+@dataclass
+class RefreshGrant:
+    client_id: str
+    token_requests: deque[float] = field(default_factory=deque)
+    access_tokens: deque[str] = field(default_factory=deque)  # oldest first
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLogEntry:
+    method: str
+    path: str
+    params: dict[str, str]
+    timestamp: float  # simulator.timer() (monotonic seconds): use differences for rates
+    at: datetime  # simulator.clock()
+    status: int | None  # None when the connection was dropped
+
+
+@dataclass(slots=True)
+class Reply:
+    """What the pipeline decided to send; rendered to a Starlette response at the edge."""
+
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    kind: str = "json"  # json | truncated | drop
+
+    def to_response(self) -> Response:
+        if self.kind == "drop":
+            return DroppedConnection()
+        content = _dumps(self.body)
+        if self.kind == "truncated":
+            content = content[: len(content) // 2]
+        return Response(content, self.status, self.headers, media_type=JSON_MEDIA_TYPE)
+
+
+class DroppedConnection(Response):
+    """Announces a body, then ends the ASGI call without sending it: uvicorn closes the socket,
+    and an httpx client raises `RemoteProtocolError` (a transport error), like a connection
+    reset by a proxy. uvicorn logs one "returned without completing response" line per drop."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", JSON_MEDIA_TYPE.encode()), (b"content-length", b"4096")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+
+
+# --- Fault injection -----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class PendingFault:
+    kind: str  # fail | throttle | drop
+    remaining: int
+    status: int = 500
+    path: str | None = None  # exact request path, None = any request
+
+
+@dataclass(slots=True)
+class Malformation:
+    path: str
+    page: int
+    kind: str  # record | truncated
+    record_index: int
+    remaining: int | None  # None = every time
+
+
+class Faults:
+    """Runtime fault switches. Counted faults apply to the next matching requests (token
+    endpoint included unless a `path` is given), in the order they were queued."""
+
+    def __init__(self, lock: threading.RLock) -> None:
+        self._lock = lock
+        self.latency = 0.0  # seconds added to every request
+        self._pending: list[PendingFault] = []
+        self._malformed: list[Malformation] = []
+        self._expire_after: int | None = None
+
+    def fail_next(self, n: int = 1, status: int = 500, path: str | None = None) -> None:
+        """Answer the next n requests with a 5xx and Zoho's `{"code":1000,...}`."""
+        if status not in (500, 502, 503, 504):
+            raise ValueError("status must be a 5xx server error")
+        self._queue(PendingFault("fail", n, status, path))
+
+    def throttle_next(self, n: int = 1, path: str | None = None) -> None:
+        """Answer the next n requests with Zoho's 429, whatever the real rate."""
+        self._queue(PendingFault("throttle", n, 429, path))
+
+    def drop_next(self, n: int = 1, path: str | None = None) -> None:
+        """Close the connection mid-response on the next n requests."""
+        self._queue(PendingFault("drop", n, 0, path))
+
+    def expire_tokens_after(self, n_requests: int) -> None:
+        """Let n more API requests through, then expire every access token (the next API call
+        gets 401 until the client refreshes)."""
+        with self._lock:
+            self._expire_after = n_requests
+
+    def malformed_page(
+        self,
+        path: str,
+        page_number: int = 1,
+        *,
+        truncated: bool = False,
+        record_index: int = 0,
+        times: int | None = None,
+    ) -> None:
+        """Break one record on that page of that path (`page` query parameter, 1 when absent):
+        an invoice list row loses `invoice_id`, a contact gets a non-string `contact_name`, an
+        invoice detail gets a non-numeric line `rate`. `truncated=True` cuts the JSON body in
+        half instead. `times=None` keeps the page broken (bad source data); a number heals it."""
+        kind = "truncated" if truncated else "record"
+        with self._lock:
+            self._malformed.append(Malformation(path, page_number, kind, record_index, times))
+
+    def clear(self) -> None:
+        with self._lock:
+            self.latency = 0.0
+            self._pending.clear()
+            self._malformed.clear()
+            self._expire_after = None
+
+    def _queue(self, fault: PendingFault) -> None:
+        if fault.remaining < 1:
+            raise ValueError("n must be at least 1")
+        with self._lock:
+            self._pending.append(fault)
+
+    def take(self, path: str) -> PendingFault | None:
+        for fault in self._pending:
+            if fault.path in (None, path):
+                fault.remaining -= 1
+                if fault.remaining == 0:
+                    self._pending.remove(fault)
+                return fault
+        return None
+
+    def tokens_expire_now(self) -> bool:
+        if self._expire_after is None:
+            return False
+        if self._expire_after == 0:
+            self._expire_after = None
+            return True
+        self._expire_after -= 1
+        return False
+
+    def malformation(self, path: str, page: int) -> Malformation | None:
+        for rule in self._malformed:
+            if rule.path == path and rule.page == page:
+                if rule.remaining is not None:
+                    rule.remaining -= 1
+                    if rule.remaining == 0:
+                        self._malformed.remove(rule)
+                return rule
+        return None
+
+
+def _break_record(body: dict[str, Any], index: int) -> dict[str, Any]:
+    """One realistic defect per entity, so connectors' per-record error handling is exercised."""
+    body = copy.deepcopy(body)
+    if body.get("invoices"):
+        rows = body["invoices"]
+        rows[min(index, len(rows) - 1)].pop("invoice_id", None)
+    elif body.get("contacts"):
+        rows = body["contacts"]
+        rows[min(index, len(rows) - 1)]["contact_name"] = 404
+    elif "invoice" in body:
+        lines = body["invoice"].get("line_items") or []
+        if lines:
+            lines[min(index, len(lines) - 1)]["rate"] = "1,2O0.OO"
+        else:
+            body["invoice"]["total"] = "N/A"
+    elif "contact" in body:
+        body["contact"]["contact_name"] = {"first": body["contact"].get("contact_name")}
+    return body
+
+
+# --- The simulator -------------------------------------------------------------------------------
+
+
+def _error(status: int, code: int, message: str) -> Reply:
+    return Reply(status, {"code": code, "message": message})
+
+
+def _not_found(entity: str) -> Reply:
+    return _error(404, 1002, f"{entity} does not exist.")
+
+
+def _invalid(param: str) -> Reply:
+    return _error(400, 2, f"Invalid value passed for {param}")  # code (unverified)
+
+
+class BadParameter(Exception):
+    def __init__(self, param: str) -> None:
+        super().__init__(param)
+        self.reply = _invalid(param)
+
+
+def _int_param(params: dict[str, str], name: str, default: int, low: int = 1) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadParameter(name) from None
+    if value < low:
+        raise BadParameter(name)
+    return value
+
+
+def _choice_param(params: dict[str, str], name: str, allowed: Iterable[str], default: str) -> str:
+    value = params.get(name) or default
+    if value not in allowed:
+        raise BadParameter(name)
+    return value
+
+
+def _page(rows: Sequence[Any], params: dict[str, str]) -> tuple[Sequence[Any], dict[str, Any]]:
+    page = _int_param(params, "page", 1)
+    per_page = min(_int_param(params, "per_page", MAX_PER_PAGE), MAX_PER_PAGE)
+    start = (page - 1) * per_page
+    context = {"page": page, "per_page": per_page, "has_more_page": len(rows) > start + per_page}
+    return rows[start : start + per_page], context
+
+
+class ZohoBooksSimulator:
+    """State and HTTP surface of a fake Zoho Books India organisation set.
+
+    Knobs (plain attributes, changeable at any time):
+      requests_per_minute: 100 per organisation, sliding 60 s window.
+      daily_limit: 10000 per organisation, resets at midnight IST.
+      access_token_lifetime: 3600 s.
+      token_requests_per_window / token_window_seconds: 10 per 600 s per refresh token.
+      token_throttle_status: 200, like every other token error (the real status is unverified).
+      max_active_access_tokens: 10 per refresh token; the oldest is silently invalidated.
+      contacts_default_filter: "Status.Active" when `filter_by` is absent (real default
+        unverified).
+      api_domain: None means this server's own base URL.
+      clock: record timestamps (aware datetime); timer: monotonic seconds for windows/expiry.
+    Counters: requests_served, requests_throttled, requests_dropped, request_log.
+    """
+
+    def __init__(
+        self,
+        *,
+        client_id: str = DEFAULT_CLIENT_ID,
+        client_secret: str = DEFAULT_CLIENT_SECRET,
+        refresh_token: str = DEFAULT_REFRESH_TOKEN,
+        requests_per_minute: int = 100,
+        daily_limit: int = 10_000,
+        clock: Callable[[], datetime] | None = None,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._lock = threading.RLock()
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(IST))
+        self.timer = timer
+        self.requests_per_minute = requests_per_minute
+        self.daily_limit = daily_limit
+        self.access_token_lifetime = 3600
+        self.token_requests_per_window = 10
+        self.token_window_seconds = 600.0
+        self.token_throttle_status = 200
+        self.max_active_access_tokens = 10
+        self.max_refresh_tokens_per_client = 20
+        self.contacts_default_filter = "Status.Active"
+        self.api_domain: str | None = None
+        self.faults = Faults(self._lock)
+        # Bounded so that a long-running `serve()` does not grow without limit.
+        self.request_log: deque[RequestLogEntry] = deque(maxlen=200_000)
+        self.requests_served = 0
+        self.requests_throttled = 0
+        self.requests_dropped = 0
+        self.organisations: dict[str, Organisation] = {}
+        self._clients: dict[str, str] = {}
+        self._grants: dict[str, RefreshGrant] = {}
+        self._access_tokens: dict[str, tuple[str, float]] = {}  # token -> (refresh, expires_at)
+        self._buckets: dict[str, RateBucket] = {}
+        self._next_id = 174460000000100001
+        self.client_id, self.client_secret = client_id, client_secret
+        self.refresh_token = refresh_token
+        self.add_client(client_id, client_secret)
+        self.issue_refresh_token(client_id, refresh_token)
+        self.app = self._build_app()
+
+    # --- identities ------------------------------------------------------------------------------
+
+    def new_id(self, step: int = 1000) -> str:
+        """Long digit-string ids; spaced by 1000 so line items can take the next numbers."""
+        with self._lock:
+            value = self._next_id
+            self._next_id += step
+            return str(value)
+
+    def add_client(self, client_id: str, client_secret: str) -> None:
+        with self._lock:
+            self._clients[client_id] = client_secret
+
+    def issue_refresh_token(self, client_id: str, token: str | None = None) -> str:
+        """A grant-code exchange's result. The 21st refresh token of a client silently deletes
+        its oldest, as Zoho Accounts does."""
+        token = token or f"1000.{secrets.token_hex(16)}.{secrets.token_hex(16)}"
+        with self._lock:
+            self._grants[token] = RefreshGrant(client_id)
+            owned = [t for t, grant in self._grants.items() if grant.client_id == client_id]
+            for oldest in owned[: -self.max_refresh_tokens_per_client]:
+                self._revoke_grant(oldest)
+        return token
+
+    def issue_access_token(self, refresh_token: str | None = None) -> str:
+        """Back door for tests that do not exercise the token endpoint (no rate limit)."""
+        with self._lock:
+            return self._new_access_token(refresh_token or self.refresh_token)
+
+    def expire_access_tokens(self) -> None:
+        """Every issued access token stops working now (clients must refresh)."""
+        with self._lock:
+            self._access_tokens.clear()
+            for grant in self._grants.values():
+                grant.access_tokens.clear()
+
+    def _revoke_grant(self, refresh_token: str) -> None:
+        grant = self._grants.pop(refresh_token)
+        for token in grant.access_tokens:
+            self._access_tokens.pop(token, None)
+
+    def _new_access_token(self, refresh_token: str) -> str:
+        grant = self._grants[refresh_token]
+        token = f"1000.{secrets.token_hex(16)}.{secrets.token_hex(16)}"
+        self._access_tokens[token] = (refresh_token, self.timer() + self.access_token_lifetime)
+        grant.access_tokens.append(token)
+        while len(grant.access_tokens) > self.max_active_access_tokens:
+            self._access_tokens.pop(grant.access_tokens.popleft(), None)
+        return token
+
+    # --- organisations and records ---------------------------------------------------------------
+
+    def add_organisation(
+        self, org_id: str = DEFAULT_ORG_ID, name: str | None = None, state_code: str = "29"
+    ) -> Organisation:
+        if state_code not in gst.STATE_CODES:
+            raise ValueError(f"unknown GST state code {state_code!r}")
+        with self._lock:
+            if org_id not in self.organisations:
+                self.organisations[org_id] = Organisation(
+                    org_id=org_id,
+                    name=name or f"Simulated Books {org_id}",
+                    state_code=state_code,
+                    taxes=build_tax_master(lambda: self.new_id(step=1)),
+                )
+            return self.organisations[org_id]
+
+    def get_contact(self, org_id: str, contact_id: str) -> dict[str, Any]:
+        """The contact's current detail JSON (a copy)."""
+        with self._lock:
+            return copy.deepcopy(_public(self.organisations[org_id].contacts[contact_id]))
+
+    def get_invoice(self, org_id: str, invoice_id: str) -> dict[str, Any]:
+        """The invoice's current detail JSON (a copy), as `GET /invoices/{id}` returns it."""
+        with self._lock:
+            org = self.organisations[org_id]
+            return copy.deepcopy(org.invoices[invoice_id].detail(org.taxes))
+
+    def invoice_ids(self, org_id: str) -> list[str]:
+        with self._lock:
+            return list(self.organisations[org_id].invoices)
+
+    def contact_ids(self, org_id: str) -> list[str]:
+        with self._lock:
+            return list(self.organisations[org_id].contacts)
+
+    def _now(self) -> datetime:
+        return self.clock().astimezone(IST).replace(microsecond=0)
+
+    # --- generated data --------------------------------------------------------------------------
+
+    def seed_generated(
+        self,
+        org_id: str = DEFAULT_ORG_ID,
+        *,
+        customers: int = 50,
+        invoices: int = 200,
+        lines_per_invoice: int = 3,
+        seed: int = 42,
+        seller_state: str = "29",
+        as_of: datetime | None = None,
+    ) -> Organisation:
+        """Deterministic Indian customers and GST invoices. The same seed, sizes, `as_of` (taken
+        at midnight IST; default: today by `clock`) and a fresh simulator give identical data.
+
+        Invoices carry 1..lines_per_invoice lines, dates and last_modified_time spread over the
+        year before `as_of`."""
+        if (customers < 1 and invoices) or lines_per_invoice < 1:
+            raise ValueError("invoices need at least one customer and one line")
+        rng = random.Random(seed)
+        anchor = (as_of or self.clock()).astimezone(IST)
+        anchor = anchor.replace(hour=0, minute=0, second=0, microsecond=0)
+        with self._lock:
+            org = self.add_organisation(org_id, state_code=seller_state)
+            taken = {contact["contact_name"] for contact in org.contacts.values()}
+            contacts = [self._generate_contact(rng, org, anchor, taken) for _ in range(customers)]
+            for contact in contacts:
+                org.contacts[contact["contact_id"]] = contact
+            for _ in range(invoices):
+                invoice = self._generate_invoice(
+                    rng, org, rng.choice(contacts), anchor, lines_per_invoice
+                )
+                org.invoices[invoice.invoice_id] = invoice
+            self._total_outstanding(org, contacts)
+            org.changed()
+            return org
+
+    def _generate_contact(
+        self, rng: random.Random, org: Organisation, anchor: datetime, taken: set[str]
+    ) -> dict[str, Any]:
+        kind = rng.choices(
+            ("business_gst", "business_none", "consumer", "overseas"), (72, 8, 14, 6)
+        )[0]
+        if kind == "overseas":
+            identity = self._overseas_identity(rng, taken)
+        else:
+            identity = self._indian_identity(rng, org, kind, taken)
+        created = anchor - timedelta(days=rng.randint(380, 900), seconds=rng.randint(0, 86_399))
+        modified = created + timedelta(
+            seconds=rng.randint(0, int((anchor - created).total_seconds()))
+        )
+        terms = rng.choice(PAYMENT_TERMS)
+        person_first, person_last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        phone, mobile = identity.pop("_phone"), f"+91-9{rng.randrange(10**9):09d}"
+        contact_id = self.new_id()
+        return {
+            "contact_id": contact_id,
+            **identity,
+            "contact_type": "customer",
+            "status": "inactive" if rng.random() < 0.04 else "active",
+            "payment_terms": terms[0],
+            "payment_terms_label": terms[1],
+            "phone": phone,
+            "mobile": mobile,
+            "outstanding_receivable_amount": 0,
+            "contact_persons": [
+                {
+                    "contact_person_id": str(int(contact_id) + 2),
+                    "first_name": person_first,
+                    "last_name": person_last,
+                    "email": identity["email"],
+                    "phone": phone,
+                    "mobile": mobile,
+                    "is_primary_contact": True,
+                }
+            ],
+            "created_time": zoho_time(created),
+            "last_modified_time": zoho_time(modified),
+        }
+
+    def _indian_identity(
+        self, rng: random.Random, org: Organisation, kind: str, taken: set[str]
+    ) -> dict[str, Any]:
+        state, city, pin, std, _ = self._pick_city(rng, org)
+        if kind == "consumer":
+            first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+            name = _unique(f"{first} {last}", taken)
+            company, holder, email = "", "P", f"{_slug(first)}.{_slug(last)}@gmail.com"
+        else:
+            form, holder = rng.choice(LEGAL_FORMS)
+            first, last = "", ""
+            base = f"{rng.choice(BUSINESS_NAMES)} {rng.choice(TRADES)}"
+            name = _unique(f"{base} {form}".strip(), taken)
+            company, email = name, f"accounts@{_slug(base)}.in"
+        registered = kind == "business_gst"
+        pan = gst.make_pan(rng, holder, last or name) if registered else ""
+        address = {
+            "attention": "",
+            "address": f"{rng.randint(1, 250)}, {rng.choice(STREETS)}",
+            "street2": "",
+            "city": city,
+            "state": gst.STATE_CODES[state],
+            "state_code": gst.zoho_code_from_state_code(state),
+            "zip": str(pin + rng.randrange(40)),
+            "country": "India",
+            "phone": f"+91-{std}-{rng.randrange(10**7):07d}",
+        }
+        return {
+            "contact_name": name,
+            "company_name": company,
+            "first_name": first,
+            "last_name": last,
+            "customer_sub_type": "individual" if kind == "consumer" else "business",
+            "gst_no": gst.make_gstin(state, pan, rng.choice((1, 1, 1, 2))) if registered else "",
+            "gst_treatment": kind,
+            "place_of_contact": gst.zoho_code_from_state_code(state),
+            "pan_no": pan,
+            "is_taxable": True,
+            "currency_code": "INR",
+            "_exchange_rate": 1,
+            "email": email,
+            "billing_address": address,
+            "shipping_address": dict(address),
+            "_phone": address["phone"],
+        }
+
+    def _pick_city(self, rng: random.Random, org: Organisation) -> tuple[str, str, int, str, int]:
+        # A third of customers sit in the seller's own state: intra-state (CGST+SGST) supplies.
+        local = [city for city in CITIES if city[0] == org.state_code]
+        if local and rng.random() < 0.35:
+            return rng.choice(local)
+        return rng.choices(CITIES, _CITY_WEIGHTS)[0]
+
+    def _overseas_identity(self, rng: random.Random, taken: set[str]) -> dict[str, Any]:
+        name, country, city, state, zip_code, currency, rate = rng.choice(OVERSEAS_CUSTOMERS)
+        name = _unique(name, taken)
+        address = {
+            "attention": "",
+            "address": f"{rng.randint(1, 900)} Harbour Street",
+            "street2": "",
+            "city": city,
+            "state": state,
+            "state_code": "",
+            "zip": zip_code,
+            "country": country,
+            "phone": "",
+        }
+        return {
+            "contact_name": name,
+            "company_name": name,
+            "first_name": "",
+            "last_name": "",
+            "customer_sub_type": "business",
+            "gst_no": "",
+            "gst_treatment": "overseas",
+            "place_of_contact": "",
+            "pan_no": "",
+            "is_taxable": False,
+            "currency_code": currency,
+            "_exchange_rate": float(rate),
+            "email": f"ap@{_slug(name)}.com",
+            "billing_address": address,
+            "shipping_address": dict(address),
+            "_phone": f"+1-{rng.randrange(10**10):010d}",
+        }
+
+    def _generate_invoice(
+        self,
+        rng: random.Random,
+        org: Organisation,
+        customer: dict[str, Any],
+        anchor: datetime,
+        max_lines: int,
+        issued: date | None = None,
+    ) -> GeneratedInvoice:
+        issued = issued or (anchor - timedelta(days=rng.randint(1, 365))).date()
+        created = datetime(issued.year, issued.month, issued.day, 9, tzinfo=IST) + timedelta(
+            seconds=rng.randint(0, 10 * 3600)
+        )
+        # Invoices are touched again within a month (sent, paid), but never after `anchor`.
+        modified = min(created + timedelta(seconds=rng.randint(0, 30 * 86_400)), anchor)
+        modified = max(modified, created)
+        terms = customer.get("payment_terms", 15)
+        due = issued + timedelta(days=terms)
+        status = rng.choices(
+            ("draft", "sent", "paid", "partially_paid", "void"), (8, 25, 50, 10, 5)
+        )[0]
+        if status == "sent" and due < anchor.date():
+            status = "overdue"
+        pos = customer.get("place_of_contact", "")
+        return GeneratedInvoice(
+            invoice_id=self.new_id(),
+            invoice_number=org.next_invoice_number(),
+            customer=customer,
+            place_of_supply=pos,
+            intra_state=gst.state_code_from_zoho(pos) == org.state_code,
+            date=issued.isoformat(),
+            due_date=due.isoformat(),
+            payment_terms=terms,
+            status=status,
+            paid_percent=rng.randint(10, 90),
+            rounds_off=customer["currency_code"] == "INR" and rng.random() < 0.85,
+            created_time=created,
+            last_modified_time=modified,
+            lines=tuple(self._generate_line(rng) for _ in range(rng.randint(1, max_lines))),
+        )
+
+    @staticmethod
+    def _generate_line(rng: random.Random) -> GeneratedLine:
+        item = rng.choice(CATALOGUE)
+        quantity = Decimal(rng.randint(1, item.max_quantity))
+        if item.fractional and rng.random() < 0.5:
+            quantity -= Decimal("0.5")
+        rate = gst.round_money(item.price * Decimal(rng.randint(90, 110)) / 100)
+        discount = Decimal(rng.choice((5, 10, "2.5", "7.5"))) if rng.random() < 0.15 else _ZERO
+        return GeneratedLine(item, max(quantity, Decimal("0.5")), rate, discount)
+
+    @staticmethod
+    def _total_outstanding(org: Organisation, contacts: list[dict[str, Any]]) -> None:
+        """Contacts' outstanding_receivable_amount as of seeding (not updated by later edits)."""
+        owed: dict[str, Decimal] = {}
+        for invoice in org.invoices.values():
+            if invoice.status not in ("draft", "void"):
+                detail = invoice.detail(org.taxes)
+                owed[invoice.customer_id] = owed.get(invoice.customer_id, _ZERO) + Decimal(
+                    str(detail.get("balance", 0))
+                )
+        for contact in contacts:
+            contact["outstanding_receivable_amount"] = json_number(
+                owed.get(contact["contact_id"], _ZERO)
+            )
+
+    # --- mutations for tests ---------------------------------------------------------------------
+
+    def add_contact(
+        self, org_id: str, contact: dict[str, Any] | None = None, *, seed: int = 0, **fields: Any
+    ) -> str:
+        """Add a contact: the given Zoho JSON (ids/times filled in if missing) or, without one, a
+        generated customer. Extra keyword fields override. Returns the contact_id."""
+        with self._lock:
+            org = self.organisations[org_id]
+            now = self._now()
+            if contact is None:
+                taken = {c["contact_name"] for c in org.contacts.values()}
+                contact = self._generate_contact(random.Random(seed), org, now, taken)
+            record = {**contact, **fields}
+            record.setdefault("contact_id", self.new_id())
+            record["contact_id"] = str(record["contact_id"])
+            record["created_time"] = record.get("created_time") or zoho_time(now)
+            record["last_modified_time"] = zoho_time(now)
+            org.contacts[record["contact_id"]] = record
+            org.changed()
+            return record["contact_id"]
+
+    def edit_contact(self, org_id: str, contact_id: str, **changes: Any) -> dict[str, Any]:
+        """Change fields (e.g. status="inactive", gst_no=...) and bump last_modified_time."""
+        with self._lock:
+            org = self.organisations[org_id]
+            record = {**org.contacts[contact_id], **changes}
+            record["last_modified_time"] = zoho_time(self._now())
+            org.contacts[contact_id] = record
+            org.changed()
+            return copy.deepcopy(record)
+
+    def add_invoice(
+        self,
+        org_id: str,
+        invoice: dict[str, Any] | None = None,
+        *,
+        customer_id: str | None = None,
+        seed: int = 0,
+        lines: int = 3,
+    ) -> str:
+        """Add an invoice: the given Zoho detail JSON, or (without one) a generated invoice dated
+        today for `customer_id` (default: first contact), created and modified now."""
+        with self._lock:
+            org = self.organisations[org_id]
+            if invoice is not None:
+                record = StoredInvoice(self._stamped_invoice(org, invoice))
+            else:
+                record = self._fresh_generated_invoice(org, customer_id, random.Random(seed), lines)
+            org.invoices[record.invoice_id] = record
+            org.changed()
+            return record.invoice_id
+
+    def _stamped_invoice(self, org: Organisation, invoice: dict[str, Any]) -> dict[str, Any]:
+        now = zoho_time(self._now())
+        data = copy.deepcopy(invoice)
+        data["invoice_id"] = str(data.get("invoice_id") or self.new_id())
+        data.setdefault("invoice_number", org.next_invoice_number())
+        data.setdefault("created_time", now)
+        data["last_modified_time"] = now
+        return data
+
+    def _fresh_generated_invoice(
+        self, org: Organisation, customer_id: str | None, rng: random.Random, lines: int
+    ) -> GeneratedInvoice:
+        if not org.contacts:
+            raise ValueError("add a contact before generating an invoice")
+        customer = org.contacts[customer_id] if customer_id else next(iter(org.contacts.values()))
+        now = self._now()
+        invoice = self._generate_invoice(rng, org, customer, now, lines, issued=now.date())
+        invoice.created_time = invoice.last_modified_time = now
+        return invoice
+
+    def edit_invoice(self, org_id: str, invoice_id: str, **changes: Any) -> dict[str, Any]:
+        """Change detail fields (Zoho names) and bump last_modified_time to `clock()` now.
+        Arithmetic after editing amounts is the caller's business, as in Zoho's API."""
+        with self._lock:
+            org = self.organisations[org_id]
+            data = copy.deepcopy(org.invoices[invoice_id].detail(org.taxes))
+            data.update(changes)
+            data["last_modified_time"] = zoho_time(self._now())
+            org.invoices[invoice_id] = StoredInvoice(data)
+            org.changed()
+            return copy.deepcopy(data)
+
+    def void_invoice(self, org_id: str, invoice_id: str) -> dict[str, Any]:
+        """Zoho keeps a voided invoice, amounts and balance included; only the status changes."""
+        return self.edit_invoice(org_id, invoice_id, status="void")
+
+    def delete_invoice(self, org_id: str, invoice_id: str) -> None:
+        """Hard delete: the invoice vanishes from lists and its detail returns 404."""
+        with self._lock:
+            org = self.organisations[org_id]
+            del org.invoices[invoice_id]
+            org.changed()
+
+    def delete_contact(self, org_id: str, contact_id: str) -> None:
+        with self._lock:
+            org = self.organisations[org_id]
+            del org.contacts[contact_id]
+            org.changed()
+
+    # --- seeding from Zoho-format files ----------------------------------------------------------
+
+    def seed_from_files(
+        self,
+        org_id: str = DEFAULT_ORG_ID,
+        *,
+        contacts_path: str | Path | Sequence[str | Path] | None = None,
+        invoices_path: str | Path | Sequence[str | Path] | None = None,
+        seller_state: str = "29",
+    ) -> Organisation:
+        """Load Zoho response bodies (`{"contacts":[...]}`, `{"contact":{...}}`, `{"invoices":
+        [...]}`, `{"invoice":{...}}`) or recorded fixtures that wrap them under
+        `api.<method>.<path>.response`. A list row and a detail of the same id are merged, the
+        detail winning, so a list capture plus a few detail captures make one data set."""
+        with self._lock:
+            org = self.add_organisation(org_id, state_code=seller_state)
+            for record in _records_in(_paths(contacts_path), "contacts", "contact"):
+                key = str(record["contact_id"])
+                org.contacts[key] = {**org.contacts.get(key, {}), **record, "contact_id": key}
+            for record in _records_in(_paths(invoices_path), "invoices", "invoice"):
+                key = str(record["invoice_id"])
+                previous = org.invoices.get(key)
+                merged = {
+                    **(previous.data if isinstance(previous, StoredInvoice) else {}),
+                    **record,
+                }
+                org.invoices[key] = StoredInvoice(merged)
+                org.last_invoice_number = max(org.last_invoice_number, _number_of(merged))
+            org.changed()
+            return org
+
+    # --- HTTP surface ----------------------------------------------------------------------------
+
+    def _build_app(self) -> Starlette:
+        api = self._api_endpoint
+        routes = [
+            Route("/oauth/v2/token", self._token_endpoint, methods=["POST"]),
+            Route("/books/v3/organizations", api(self._list_organisations, needs_org=False)),
+            Route("/books/v3/contacts", api(self._list_contacts)),
+            Route("/books/v3/contacts/{contact_id}", api(self._get_contact)),
+            Route("/books/v3/invoices", api(self._list_invoices)),
+            Route("/books/v3/invoices/{invoice_id}", api(self._get_invoice)),
+            Route("/books/v3/settings/taxes", api(self._list_taxes)),
+            Route("/books/v3/settings/taxgroups/{tax_group_id}", api(self._get_tax_group)),
+        ]
+        handlers = {404: _unknown_url, 405: _method_not_allowed}
+        return Starlette(routes=routes, exception_handlers=handlers)
+
+    async def _token_endpoint(self, request: Request) -> Response:
+        # Zoho documents query-string parameters; a form body is accepted too, as OAuth
+        # libraries send one.
+        params = dict(request.query_params)
+        params.update(_form_fields(await request.body(), request.headers.get("content-type", "")))
+        base_url = f"{request.url.scheme}://{request.url.netloc}"
+        return await self._respond(request, params, lambda: self._token_reply(params, base_url))
+
+    def _api_endpoint(
+        self, handler: Callable[..., Reply], needs_org: bool = True
+    ) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            params = dict(request.query_params)
+
+            def respond() -> Reply:
+                return self._api_reply(request, params, handler, needs_org)
+
+            return await self._respond(request, params, respond)
+
+        return endpoint
+
+    async def _respond(
+        self, request: Request, params: dict[str, str], respond: Callable[[], Reply]
+    ) -> Response:
+        """Common pipeline: latency, queued faults, then the route's reply; logged and counted."""
+        if self.faults.latency > 0:
+            await asyncio.sleep(self.faults.latency)
+        path = request.url.path
+        with self._lock:
+            fault = self.faults.take(path)
+            reply = self._fault_reply(fault, params) if fault else respond()
+            if reply.kind == "json" and reply.status == 200:
+                reply = self._maybe_malformed(path, params, reply)
+            self._record(request.method, path, params, reply)
+        return reply.to_response()
+
+    def _fault_reply(self, fault: PendingFault, params: dict[str, str]) -> Reply:
+        if fault.kind == "drop":
+            return Reply(0, kind="drop")
+        if fault.kind == "throttle":
+            bucket = self._bucket(params.get("organization_id", ""))
+            return self._throttled(bucket)
+        return _error(fault.status, 1000, "Internal error")
+
+    def _maybe_malformed(self, path: str, params: dict[str, str], reply: Reply) -> Reply:
+        try:
+            page = int(params.get("page") or 1)
+        except ValueError:
+            return reply
+        rule = self.faults.malformation(path, page)
+        if rule is None:
+            return reply
+        if rule.kind == "truncated":
+            return Reply(reply.status, reply.body, reply.headers, kind="truncated")
+        return Reply(reply.status, _break_record(reply.body, rule.record_index), reply.headers)
+
+    def _record(self, method: str, path: str, params: dict[str, str], reply: Reply) -> None:
+        status = None if reply.kind == "drop" else reply.status
+        self.request_log.append(
+            RequestLogEntry(method, path, dict(params), self.timer(), self.clock(), status)
+        )
+        if status is None:
+            self.requests_dropped += 1
+        elif status == 429:
+            self.requests_throttled += 1
+        else:
+            self.requests_served += 1
+
+    def _token_reply(self, params: dict[str, str], base_url: str) -> Reply:
+        if params.get("grant_type") != "refresh_token":
+            return Reply(200, {"error": "unsupported_grant_type"})  # (unverified)
+        client_id = params.get("client_id", "")
+        secret = self._clients.get(client_id)
+        if secret is None or secret != params.get("client_secret"):
+            return Reply(200, {"error": "invalid_client"})
+        refresh_token = params.get("refresh_token", "")
+        grant = self._grants.get(refresh_token)
+        if grant is None or grant.client_id != client_id:
+            return Reply(200, {"error": "invalid_code"})
+        now = self.timer()
+        _trim(grant.token_requests, now - self.token_window_seconds)
+        if len(grant.token_requests) >= self.token_requests_per_window:
+            body = {"error": "Access Denied", "error_description": TOO_MANY_REQUESTS}
+            return Reply(self.token_throttle_status, body)
+        grant.token_requests.append(now)
+        return Reply(
+            200,
+            {
+                "access_token": self._new_access_token(refresh_token),
+                "expires_in": self.access_token_lifetime,
+                "api_domain": self.api_domain or base_url,
+                "token_type": "Bearer",
+            },
+        )
+
+    def _api_reply(
+        self,
+        request: Request,
+        params: dict[str, str],
+        handler: Callable[..., Reply],
+        needs_org: bool,
+    ) -> Reply:
+        if self.faults.tokens_expire_now():
+            self.expire_access_tokens()
+        if not self._authorised(request.headers.get("authorization", "")):
+            return _error(401, 57, "You are not authorized to perform this operation")
+        org_id = params.get("organization_id", "")
+        org = self.organisations.get(org_id)
+        if needs_org and org is None:
+            # Zoho's code and wording for a missing/unknown organisation are (unverified).
+            message = f"This user is not associated with the CompanyID/CompanyName:{org_id}."
+            return _error(400, 6041, message)
+        bucket = self._bucket(org_id)
+        if not self._admit(bucket):
+            return self._throttled(bucket)
+        try:
+            reply = handler(org, params, **request.path_params)
+        except BadParameter as bad:
+            reply = bad.reply
+        reply.headers.update(self._rate_headers(bucket))
+        return reply
+
+    def _authorised(self, header: str) -> bool:
+        scheme, _, token = header.partition(" ")
+        if scheme != "Zoho-oauthtoken":
+            return False
+        issued = self._access_tokens.get(token.strip())
+        return issued is not None and issued[1] > self.timer()
+
+    # --- rate limits -----------------------------------------------------------------------------
+
+    def _bucket(self, org_id: str) -> RateBucket:
+        return self._buckets.setdefault(org_id, RateBucket())
+
+    def _admit(self, bucket: RateBucket) -> bool:
+        now, today = self.timer(), self._now().date()
+        if bucket.day != today:
+            bucket.day, bucket.used_today = today, 0
+        _trim(bucket.recent, now - 60.0)
+        if len(bucket.recent) >= self.requests_per_minute or bucket.used_today >= self.daily_limit:
+            return False
+        bucket.recent.append(now)
+        bucket.used_today += 1
+        return True
+
+    def _throttled(self, bucket: RateBucket) -> Reply:
+        reply = _error(429, 45, TOO_MANY_REQUESTS)  # code 45 per third-party guides
+        reply.headers.update(self._rate_headers(bucket))
+        return reply
+
+    def _rate_headers(self, bucket: RateBucket) -> dict[str, str]:
+        """Daily quota counters, as Zoho sends them since build Dec_10_2019 (no Retry-After)."""
+        now = self._now()
+        midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0)
+        used = bucket.used_today if bucket.day == now.date() else 0
+        return {
+            "X-Rate-Limit-Limit": str(self.daily_limit),
+            "X-Rate-Limit-Remaining": str(max(self.daily_limit - used, 0)),
+            "X-Rate-Limit-Reset": str(int((midnight - now).total_seconds())),
+        }
+
+    # --- route handlers (called under the lock) --------------------------------------------------
+
+    def _list_organisations(self, org: Organisation | None, params: dict[str, str]) -> Reply:
+        rows = [
+            {
+                "organization_id": o.org_id,
+                "name": o.name,
+                "contact_name": "Simulator Admin",
+                "email": "admin@simulator.invalid",
+                "is_default_org": index == 0,
+                "is_org_active": True,
+                "country": "India",
+                "state_code": gst.zoho_code_from_state_code(o.state_code),
+                "currency_code": "INR",
+                "currency_symbol": "₹",
+                "price_precision": 2,
+                "time_zone": "Asia/Calcutta",
+                "fiscal_year_start_month": "april",
+                "tax_group_enabled": True,
+            }
+            for index, o in enumerate(self.organisations.values())
+        ]
+        return Reply(200, {"code": 0, "message": "success", "organizations": rows})
+
+    def _list_contacts(self, org: Organisation, params: dict[str, str]) -> Reply:
+        applied = params.get("filter_by") or self.contacts_default_filter
+        column = _choice_param(params, "sort_column", CONTACT_SORTS, "contact_name")
+        order = _choice_param(params, "sort_order", ("A", "D"), "A")
+        contact_type = params.get("contact_type")
+        # `last_modified_time` is not documented for contacts and is ignored here (unverified).
+        rows = [
+            c
+            for c in org.contacts.values()
+            if (not contact_type or c.get("contact_type") == contact_type)
+            and _status_matches(c.get("status"), applied)
+        ]
+        rows.sort(key=lambda c: (CONTACT_SORTS[column](c), c["contact_id"]), reverse=order == "D")
+        page_rows, context = _page(rows, params)
+        context |= {
+            "report_name": "Contacts",
+            "applied_filter": applied,
+            "sort_column": column,
+            "sort_order": order,
+        }
+        listed = [_contact_row(c) for c in page_rows]
+        return Reply(
+            200, {"code": 0, "message": "success", "contacts": listed, "page_context": context}
+        )
+
+    def _get_contact(self, org: Organisation, params: dict[str, str], contact_id: str) -> Reply:
+        contact = org.contacts.get(contact_id)
+        if contact is None:
+            return _not_found("Contact")
+        return Reply(200, {"code": 0, "message": "success", "contact": _public(contact)})
+
+    def _list_invoices(self, org: Organisation, params: dict[str, str]) -> Reply:
+        column = _choice_param(params, "sort_column", INVOICE_SORTS, "created_time")
+        order = _choice_param(params, "sort_order", ("A", "D"), "D")
+        applied = params.get("filter_by") or "Status.All"
+        matches = [
+            i for i in self._sorted_invoices(org, column, order) if _keep(i, params, applied)
+        ]
+        page_rows, context = _page(matches, params)
+        context |= {
+            "report_name": "Invoices",
+            "applied_filter": applied,
+            "sort_column": column,
+            "sort_order": order,
+        }
+        rows = [invoice.summary(org.taxes) for invoice in page_rows]
+        return Reply(
+            200, {"code": 0, "message": "success", "invoices": rows, "page_context": context}
+        )
+
+    def _sorted_invoices(self, org: Organisation, column: str, order: str) -> list[AnyInvoice]:
+        cached = org.sorted_cache.get((column, order))
+        if cached and cached[0] == org.version:
+            return cached[1]
+        key = INVOICE_SORTS[column]
+        ordered = sorted(
+            org.invoices.values(),
+            key=lambda i: (key(i, org.taxes), i.invoice_id),
+            reverse=order == "D",
+        )
+        org.sorted_cache[(column, order)] = (org.version, ordered)
+        return ordered
+
+    def _get_invoice(self, org: Organisation, params: dict[str, str], invoice_id: str) -> Reply:
+        invoice = org.invoices.get(invoice_id)
+        if invoice is None:
+            return _not_found("Invoice")
+        return Reply(200, {"code": 0, "message": "success", "invoice": invoice.detail(org.taxes)})
+
+    def _list_taxes(self, org: Organisation, params: dict[str, str]) -> Reply:
+        rows, context = _page(org.taxes.rows, params)
+        return Reply(
+            200, {"code": 0, "message": "success", "taxes": list(rows), "page_context": context}
+        )
+
+    def _get_tax_group(self, org: Organisation, params: dict[str, str], tax_group_id: str) -> Reply:
+        group = org.taxes.groups.get(tax_group_id)
+        if group is None:
+            return _not_found("Tax group")
+        return Reply(200, {"code": 0, "message": "success", "tax_group": group})
+
+    @staticmethod
+    def send_webhook(url: str, entity: str, record: dict[str, Any], secret: str) -> httpx.Response:
+        """See the module-level `send_webhook`."""
+        return send_webhook(url, entity, record, secret)
+
+
+# --- list helpers --------------------------------------------------------------------------------
+
+
+def _time_key(text: Any) -> datetime:
+    return parse_zoho_time(text) or datetime.min.replace(tzinfo=IST)
+
+
+def _text_key(name: str) -> Callable[[dict[str, Any]], str]:
+    return lambda contact: str(contact.get(name) or "").lower()
+
+
+CONTACT_SORTS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "contact_name": _text_key("contact_name"),
+    "first_name": _text_key("first_name"),
+    "last_name": _text_key("last_name"),
+    "email": _text_key("email"),
+    "outstanding_receivable_amount": lambda c: float(c.get("outstanding_receivable_amount") or 0),
+    "created_time": lambda c: _time_key(c.get("created_time")),
+    "last_modified_time": lambda c: _time_key(c.get("last_modified_time")),
+}
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=IST)
+
+# Sort columns Zoho documents for invoices (not last_modified_time). Cheap ones read the index;
+# the others render the list row.
+INVOICE_SORTS: dict[str, Callable[[AnyInvoice, TaxMaster], Any]] = {
+    "date": lambda i, _: i.date,
+    "created_time": lambda i, _: i.created_time or _EPOCH,
+    "invoice_number": lambda i, _: i.invoice_number,
+    "customer_name": lambda i, t: str(i.summary(t).get("customer_name", "")).lower(),
+    "due_date": lambda i, t: str(i.summary(t).get("due_date", "")),
+    "total": lambda i, t: float(i.summary(t).get("total") or 0),
+    "balance": lambda i, t: float(i.summary(t).get("balance") or 0),
+}
+
+INVOICE_STATUS_FILTERS = {
+    "sent": {"sent"},
+    "draft": {"draft"},
+    "overdue": {"overdue"},
+    "paid": {"paid"},
+    "void": {"void"},
+    "partially_paid": {"partially_paid"},
+    "viewed": {"viewed"},
+    "unpaid": {"sent", "overdue", "partially_paid", "viewed"},
+}
+
+
+def _keep(invoice: AnyInvoice, params: dict[str, str], applied: str) -> bool:
+    """Invoice list filters: status/filter_by, customer_id, date range, last_modified_time."""
+    status = params.get("status")
+    if status is not None and invoice.status not in _statuses(status, "status"):
+        return False
+    if applied.startswith("Status.") and applied != "Status.All":
+        wanted = _statuses(applied.removeprefix("Status.").lower(), "filter_by")
+        if invoice.status not in wanted:
+            return False
+    customer_id = params.get("customer_id")
+    if customer_id and invoice.customer_id != customer_id:
+        return False
+    if params.get("date_start") and invoice.date < params["date_start"]:
+        return False
+    if params.get("date_end") and invoice.date > params["date_end"]:
+        return False
+    return _modified_since(invoice, params.get("last_modified_time"))
+
+
+def _statuses(value: str, param: str) -> set[str]:
+    if value not in INVOICE_STATUS_FILTERS:
+        raise BadParameter(param)
+    return INVOICE_STATUS_FILTERS[value]
+
+
+def _modified_since(invoice: AnyInvoice, bound_text: str | None) -> bool:
+    """ "Modified after" per Zoho; inclusive at second granularity here (the fact sheet's reading),
+    so a cursor equal to a record's last_modified_time returns that record again."""
+    if bound_text is None:
+        return True
+    bound = parse_zoho_time(bound_text)
+    if bound is None:
+        raise BadParameter("last_modified_time")
+    return invoice.last_modified_time is not None and invoice.last_modified_time >= bound
+
+
+def _status_matches(status: Any, applied: str) -> bool:
+    if applied == "Status.Active":
+        return status == "active"
+    if applied == "Status.Inactive":
+        return status == "inactive"
+    return True  # Status.All and the filters this simulator does not model
+
+
+def _public(record: dict[str, Any]) -> dict[str, Any]:
+    """Generated records keep private helper keys (prefixed `_`) that Zoho does not send."""
+    return {key: value for key, value in record.items() if not key.startswith("_")}
+
+
+def _contact_row(contact: dict[str, Any]) -> dict[str, Any]:
+    row = _project(contact, CONTACT_LIST_FIELDS)
+    if contact.get("contact_type") == "customer":
+        row.setdefault("customer_name", contact.get("contact_name"))
+    return row
+
+
+def _trim(window: deque[float], older_than: float) -> None:
+    while window and window[0] <= older_than:
+        window.popleft()
+
+
+def _form_fields(body: bytes, content_type: str) -> dict[str, str]:
+    if not body or "application/x-www-form-urlencoded" not in content_type:
+        return {}
+    return dict(parse_qsl(body.decode("latin-1"), keep_blank_values=True))
+
+
+async def _unknown_url(request: Request, exc: Exception) -> Response:
+    return Reply(404, {"code": 5, "message": "Invalid URL Passed"}).to_response()
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    message = f"The HTTP method {request.method} is not allowed for the requested resource"
+    return Reply(405, {"code": 37, "message": message}).to_response()
+
+
+# --- seeding helpers -----------------------------------------------------------------------------
+
+
+def _paths(value: str | Path | Sequence[str | Path] | None) -> list[Path]:
+    if value is None:
+        return []
+    if isinstance(value, str | Path):
+        return [Path(value)]
+    return [Path(v) for v in value]
+
+
+def _response_bodies(document: Any) -> Iterator[dict[str, Any]]:
+    """A Zoho body as is, or each recorded `api.<method>.<path>.response` of a fixture file
+    (a recording may be a single object or a list of them)."""
+    if not isinstance(document, dict) or "api" not in document:
+        yield document
+        return
+    for by_path in document["api"].values():
+        for recordings in by_path.values():
+            for recording in recordings if isinstance(recordings, list) else [recordings]:
+                yield recording["response"]
+
+
+def _records_in(paths: list[Path], list_key: str, item_key: str) -> Iterator[dict[str, Any]]:
+    """List rows first, then single-record bodies, so that merging lets details win."""
+    details: list[dict[str, Any]] = []
+    for path in paths:
+        for body in _response_bodies(json.loads(path.read_text(encoding="utf-8"))):
+            yield from body.get(list_key) or []
+            if isinstance(body.get(item_key), dict):
+                details.append(body[item_key])
+    yield from details
+
+
+def _number_of(invoice: dict[str, Any]) -> int:
+    digits = re.sub(r"\D", "", str(invoice.get("invoice_number", "")))
+    return int(digits) if digits else 0
+
+
+# --- webhooks ------------------------------------------------------------------------------------
+
+_WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9]{12,50}$")
+
+
+def webhook_signature(secret: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def send_webhook(
+    url: str, entity: str, record: dict[str, Any], secret: str, *, timeout: float = 10.0
+) -> httpx.Response:
+    """POST a Books workflow webhook with the "Default Payload": the module record's JSON under
+    its entity name (`{"invoice": {...}}`), signed in `X-Zoho-Webhook-Signature` as the hex
+    HMAC-SHA256 of the raw body with the webhook secret.
+
+    The Books signature scheme is (unverified): this follows the closest documented Zoho scheme
+    (Billing) without its sorted-parameter prefix. The hub treats verification as pluggable and
+    webhooks only as a hint to re-fetch."""
+    if not _WEBHOOK_SECRET.match(secret):
+        raise ValueError("Zoho webhook secrets are 12-50 alphanumeric characters")
+    body = _dumps({entity: record})
+    headers = {
+        "Content-Type": "application/json",
+        "X-Zoho-Webhook-Signature": webhook_signature(secret, body),
+    }
+    return httpx.post(url, content=body, headers=headers, timeout=timeout)
+
+
+# --- CLI entry point -----------------------------------------------------------------------------
+
+
+def build_simulator(
+    *,
+    customers: int = 200,
+    invoices: int = 1000,
+    lines_per_invoice: int = 3,
+    seed: int = 42,
+    org_id: str = DEFAULT_ORG_ID,
+    seller_state: str = "29",
+    client_id: str = DEFAULT_CLIENT_ID,
+    client_secret: str = DEFAULT_CLIENT_SECRET,
+    refresh_token: str = DEFAULT_REFRESH_TOKEN,
+    requests_per_minute: int = 100,
+    daily_limit: int = 10_000,
+    latency: float = 0.0,
+) -> ZohoBooksSimulator:
+    simulator = ZohoBooksSimulator(
+        client_id=client_id,
+        client_secret=client_secret,
+        refresh_token=refresh_token,
+        requests_per_minute=requests_per_minute,
+        daily_limit=daily_limit,
+    )
+    simulator.seed_generated(
+        org_id,
+        customers=customers,
+        invoices=invoices,
+        lines_per_invoice=lines_per_invoice,
+        seed=seed,
+        seller_state=seller_state,
+    )
+    simulator.faults.latency = latency
+    return simulator
+
+
+def serve(host: str = "127.0.0.1", port: int = 8091, **options: Any) -> None:
+    """`hub simulate zoho_books`: seed, print what a tenant config needs, serve until Ctrl-C.
+    `options` are `build_simulator`'s keyword arguments."""
+    import uvicorn
+
+    simulator = build_simulator(**options)
+    base_url = f"http://{host}:{port}"
+    org = next(iter(simulator.organisations.values()))
+    print(f"Zoho Books simulator on {base_url} (accounts server and API domain)")
+    print(f"  organization_id: {org.org_id}")
+    print(f"  client_id:       {simulator.client_id}")
+    print(f"  client_secret:   {simulator.client_secret}")
+    print(f"  refresh_token:   {simulator.refresh_token}")
+    print(f"  data:            {len(org.contacts)} contacts, {len(org.invoices)} invoices")
+    uvicorn.run(simulator.app, host=host, port=port, log_level="warning")
