@@ -192,6 +192,27 @@ def cmd_errors_retry(args: argparse.Namespace) -> None:
     print(f"error {args.id}: the retry sensor re-runs its partition at its next tick")
 
 
+# --- simulators -------------------------------------------------------------------------------
+
+SIMULATORS = {"zoho_books": "hub_pipelines.zoho_books.simulator"}
+
+
+def cmd_simulate(args: argparse.Namespace) -> None:
+    import importlib
+
+    module = importlib.import_module(SIMULATORS[args.system])
+    module.serve(
+        host=args.host,
+        port=args.port,
+        customers=args.customers,
+        invoices=args.invoices,
+        lines_per_invoice=args.lines,
+        seed=args.seed,
+        requests_per_minute=args.requests_per_minute,
+        latency=args.latency,
+    )
+
+
 # --- local development ------------------------------------------------------------------------
 
 
@@ -284,6 +305,22 @@ def build_parser() -> argparse.ArgumentParser:
         if verb == "resolve":
             sub.add_argument("--note", default="resolved by hand", help="why it is resolved")
         sub.set_defaults(func=func)
+
+    simulate = groups.add_parser(
+        "simulate", help="serve a faithful local simulator of an accounting system"
+    )
+    simulate.add_argument("system", choices=sorted(SIMULATORS))
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument("--port", type=int, default=8091)
+    simulate.add_argument("--customers", type=int, default=200)
+    simulate.add_argument("--invoices", type=int, default=1000)
+    simulate.add_argument("--lines", type=int, default=3, help="maximum lines per invoice")
+    simulate.add_argument("--seed", type=int, default=42, help="same seed, same data")
+    simulate.add_argument(
+        "--requests-per-minute", type=int, default=100, help="the per-organisation rate limit"
+    )
+    simulate.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
+    simulate.set_defaults(func=cmd_simulate)
 
     groups.add_parser(
         "demo", help="embedded database + simulators → a populated warehouse and a summary"

@@ -46,6 +46,5 @@ def invoices(context: dg.AssetExecutionContext, config: ImportConfig) -> dg.Mate
 import_job = dg.define_asset_job(
     "import_job",
     selection=[customers, invoices],
-    partitions_def=tenant_system_partitions,
     description="Import customers and invoices for one (tenant, system) partition.",
 )

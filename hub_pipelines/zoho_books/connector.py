@@ -129,6 +129,54 @@ def response_check(response: httpx.Response) -> Failure | None:
 
 
 @dataclass(frozen=True)
+class ZohoStream:
+    """A Zoho Books module the hub imports, declared: where it lists, where its detail lives,
+    which id names a record, and how its incremental filter works."""
+
+    entity: Entity
+    path: str  # list at {path}, one record at {path}/{id}
+    list_key: str  # the list body's records
+    record_key: str  # the detail body's record
+    id_field: str
+    base_params: dict[str, Any]
+    newest_first: bool  # sorted by last_modified_time descending: stop at the cursor
+    has_totals: bool  # list rows carry `total` (for reconciliation)
+
+    def params_since(self, since: datetime | None) -> dict[str, Any]:
+        if self.newest_first or since is None:  # contacts have no documented change filter
+            return dict(self.base_params)
+        return {**self.base_params, "last_modified_time": zoho_timestamp(since)}
+
+
+CONTACTS = ZohoStream(
+    entity="customers",
+    path="/contacts",
+    list_key="contacts",
+    record_key="contact",
+    id_field="contact_id",
+    base_params={
+        "contact_type": "customer",
+        "filter_by": "Status.All",
+        "sort_column": "last_modified_time",
+        "sort_order": "D",
+    },
+    newest_first=True,
+    has_totals=False,
+)
+INVOICES = ZohoStream(
+    entity="invoices",
+    path="/invoices",
+    list_key="invoices",
+    record_key="invoice",
+    id_field="invoice_id",
+    base_params={"filter_by": "Status.All", "sort_column": "created_time"},
+    newest_first=False,
+    has_totals=True,
+)
+STREAMS: dict[str, ZohoStream] = {"customers": CONTACTS, "invoices": INVOICES}
+
+
+@dataclass(frozen=True)
 class ListedRecord:
     """A record as a list call shows it: enough for delete detection and reconciliation."""
 
@@ -204,10 +252,10 @@ class ZohoBooksConnector:
             rate_key=f"zoho_books:{self.org}",
         )
 
-    def _list(self, path: str, key: str, params: dict[str, Any]) -> ListEndpoint:
+    def _list(self, stream: ZohoStream, params: dict[str, Any]) -> ListEndpoint:
         return ListEndpoint(
-            path,
-            records_at(key),
+            stream.path,
+            records_at(stream.list_key),
             lambda: PageNumberPaginator(
                 page_size=self.page_size,
                 max_page_size=MAX_PAGE_SIZE,
@@ -231,82 +279,26 @@ class ZohoBooksConnector:
         return ConnectionTest(True, latency, version="v3", organisation=org.get("name"))
 
     def customers(self, cursor: str | None) -> Iterator[Page]:
-        since = self._since(cursor)
-        endpoint = self._list(
-            "/contacts",
-            "contacts",
-            {
-                "contact_type": "customer",
-                "filter_by": "Status.All",
-                "sort_column": "last_modified_time",
-                "sort_order": "D",
-            },
-        )
-        yield from self._changed_pages(
-            "customers",
-            endpoint,
-            "contact_id",
-            "/contacts",
-            "contact",
-            self._map_contact,
-            since,
-            cursor,
-            stop_before=since,
-        )
+        return self._changed_pages(CONTACTS, cursor)
 
     def invoices(self, cursor: str | None) -> Iterator[Page]:
-        since = self._since(cursor)
-        params: dict[str, Any] = {"filter_by": "Status.All", "sort_column": "created_time"}
-        if since is not None:
-            params["last_modified_time"] = zoho_timestamp(since)
-        endpoint = self._list("/invoices", "invoices", params)
-        yield from self._changed_pages(
-            "invoices",
-            endpoint,
-            "invoice_id",
-            "/invoices",
-            "invoice",
-            self._map_invoice,
-            since,
-            cursor,
-        )
+        return self._changed_pages(INVOICES, cursor)
 
     def listing(self, entity: Entity) -> Iterator[ListedRecord]:
         """Every record the source has now (list calls only)."""
-        if entity == "customers":
-            endpoint = self._list(
-                "/contacts", "contacts", {"contact_type": "customer", "filter_by": "Status.All"}
-            )
-            id_field, total_field = "contact_id", None
-        else:
-            endpoint = self._list("/invoices", "invoices", {"filter_by": "Status.All"})
-            id_field, total_field = "invoice_id", "total"
-        for page in endpoint.pages(self._get):
+        stream = STREAMS[entity]
+        for page in self._list(stream, stream.base_params).pages(self._get):
             for row in page.records:
-                if isinstance(row, dict) and row.get(id_field) not in (None, ""):
-                    total = to_decimal(row.get(total_field)) if total_field else None
-                    yield ListedRecord(str(row[id_field]), total)
+                if isinstance(row, dict) and row.get(stream.id_field) not in (None, ""):
+                    total = to_decimal(row.get("total")) if stream.has_totals else None
+                    yield ListedRecord(str(row[stream.id_field]), total)
 
     def all_ids(self, entity: Entity) -> Iterator[str]:
         return (record.external_id for record in self.listing(entity))
 
     # --- the changed-records walk -----------------------------------------------------------
 
-    def _since(self, cursor: str | None) -> datetime | None:
-        return parse_timestamp(cursor) - self.overlap if cursor else None
-
-    def _changed_pages(
-        self,
-        entity: Entity,
-        endpoint: ListEndpoint,
-        id_field: str,
-        detail_path: str,
-        detail_key: str,
-        mapper: Callable[[dict[str, Any]], Customer | Invoice],
-        since: datetime | None,
-        cursor: str | None,
-        stop_before: datetime | None = None,
-    ) -> Iterator[Page]:
+    def _changed_pages(self, stream: ZohoStream, cursor: str | None) -> Iterator[Page]:
         """List pages → detail calls for rows whose version changed → canonical pages.
 
         The cursor is only given with the last page: the list order is not the modification
@@ -314,53 +306,50 @@ class ZohoBooksConnector:
         failed hold the cursor back, so they are fetched again until they load.
         """
         newest = parse_timestamp(cursor) if cursor else None
+        since = newest - self.overlap if newest else None
         oldest_failed: datetime | None = None
-        for source_page in endpoint.pages(self._get):
-            rows, failures = _valid_rows(source_page.records, id_field)
-            stamps = {str(r[id_field]): _row_time(r) for r in rows}
-            known = self.versions(entity, list(stamps))
+        for source_page in self._list(stream, stream.params_since(since)).pages(self._get):
+            rows, failures = _valid_rows(source_page.records, stream.id_field)
+            stamps = {str(r[stream.id_field]): _row_time(r) for r in rows}
+            known = self.versions(stream.entity, list(stamps))
             records = []
-            for row in rows:
-                external_id = str(row[id_field])
-                if (
-                    stamps[external_id] is not None
-                    and known.get(external_id) == stamps[external_id]
-                ):
-                    continue
-                outcome = self._fetch_and_map(detail_path, detail_key, external_id, mapper)
+            for external_id, stamp in stamps.items():
+                if stamp is not None and known.get(external_id) == stamp:
+                    continue  # the warehouse already holds this version
+                outcome = self._fetch_and_map(stream, external_id)
                 if isinstance(outcome, RecordFailure):
                     failures.append(outcome)
-                    oldest_failed = _earliest(oldest_failed, stamps[external_id])
+                    oldest_failed = _earliest(oldest_failed, stamp)
                 elif outcome is not None:
                     records.append(outcome)
             newest = max([t for t in [newest, *stamps.values()] if t is not None], default=None)
             yield Page(records, failures)
-            if stop_before is not None and all(
-                t is not None and t < stop_before for t in stamps.values()
-            ):
+            if stream.newest_first and since and all(t and t < since for t in stamps.values()):
                 break  # newest-modified first: the rest is older than the cursor
         final = _earliest(newest, oldest_failed) if oldest_failed else newest
         yield Page([], [], cursor=final.isoformat() if final else None)
 
-    def _fetch_and_map(self, path, key, external_id, mapper) -> Any:
+    def _fetch_and_map(self, stream: ZohoStream, external_id: str) -> Any:
+        path = f"{stream.path}/{external_id}"
         try:
-            body = self._get(f"{path}/{external_id}")
+            body = self._get(path)
         except SyncError as error:
             if error.category == Category.SOURCE_DATA and error.code in ("404", "1002"):
                 return None  # deleted between the list call and now
             raise
-        record = body.get(key) if isinstance(body, dict) else None
+        record = body.get(stream.record_key) if isinstance(body, dict) else None
         if not isinstance(record, dict):
-            return RecordFailure(
-                external_id, "SOURCE_DATA", f"GET {path}/{external_id} has no '{key}'", body
-            )
+            message = f"GET {path} has no '{stream.record_key}'"
+            return RecordFailure(external_id, "SOURCE_DATA", message, body)
         try:
-            return mapper(record)
+            if stream.entity == "customers":
+                return map_contact(record)
+            return map_invoice(record, self.tax_heads())
         except (MappingError, ValueError, TypeError, KeyError) as exc:
             return RecordFailure(
                 external_id,
                 "MAPPING",
-                f"{key} {external_id}: {exc}",
+                f"{stream.record_key} {external_id}: {exc}",
                 record,
                 suggested_fix="Correct the field named in the message in Zoho Books, or report "
                 "the payload if the value is valid there.",
