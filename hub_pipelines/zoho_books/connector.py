@@ -437,7 +437,7 @@ def map_invoice(invoice: dict[str, Any], heads: dict[str, str]) -> Invoice:
         issue_date=_date(invoice, "date"),
         due_date=_date(invoice, "due_date"),
         currency=_text(invoice.get("currency_code")),
-        exchange_rate=to_decimal(invoice.get("exchange_rate"), places=6),
+        exchange_rate=_money(invoice, "exchange_rate", required=False, places=6),
         subtotal=subtotal,
         discount_total=entity_discount + sum((line.discount for line in lines), ZERO),
         taxable_amount=subtotal - entity_discount + shipping,
@@ -499,14 +499,16 @@ def _required_text(record: dict[str, Any], field: str) -> str:
     return str(value).strip()
 
 
-def _money(record: dict[str, Any], field: str, required: bool = True) -> Decimal | None:
+def _money(
+    record: dict[str, Any], field: str, required: bool = True, places: int = 2
+) -> Decimal | None:
     value = record.get(field)
     if value is None or value == "":
         if required:
             raise MappingError(f"{field}: missing")
         return None
     try:
-        return to_decimal(value)
+        return to_decimal(value, places=places)
     except ValueError as exc:
         raise MappingError(f"{field}: {exc}") from None
 
@@ -571,39 +573,43 @@ def _is_intra_state(invoice: dict[str, Any], heads: dict[str, str]) -> bool:
 def _map_line(item: dict[str, Any], index: int, heads: dict[str, str], intra: bool) -> InvoiceLine:
     if not isinstance(item, dict):
         raise MappingError(f"line_items[{index}]: not an object")
+    try:
+        return _line(item, index, heads, intra)
+    except ValueError as exc:  # MappingError included: name the line as well as the field
+        raise MappingError(f"line_items[{index}].{exc}") from None
+
+
+def _line(item: dict[str, Any], index: int, heads: dict[str, str], intra: bool) -> InvoiceLine:
     taxable = _money(item, "item_total")
-    rate = to_decimal(item.get("tax_percentage") or 0, places=4)
+    rate = _money(item, "tax_percentage", required=False, places=4) or ZERO
     cgst = sgst = igst = cess = ZERO
     per_line = [t for t in item.get("line_item_taxes") or [] if isinstance(t, dict)]
     if per_line:  # the source's own per-line amounts win over a computed split
         for tax in per_line:
             head = heads.get(str(tax.get("tax_id"))) or _head_from_name(tax.get("tax_name"))
-            amount = to_decimal(tax.get("tax_amount")) or ZERO
+            amount = _money(tax, "tax_amount", required=False) or ZERO
             cgst, sgst, igst, cess = _add_head(head, amount, (cgst, sgst, igst, cess))
     elif rate:
         cgst, sgst, igst = gst.split_gst(taxable, rate, intra)
-    try:
-        return InvoiceLine(
-            line_number=int(item.get("item_order") or index),
-            raw=item,
-            external_id=_text(item.get("line_item_id")),
-            item_name=_text(item.get("name")),
-            description=_text(item.get("description")),
-            hsn_sac=_text(item.get("hsn_or_sac")),
-            quantity=to_decimal(item.get("quantity"), places=4),
-            unit=_text(item.get("unit")),
-            rate=to_decimal(item.get("rate"), places=4),
-            discount=to_decimal(item.get("discount_amount")) or ZERO,
-            taxable_amount=taxable,
-            tax_rate=rate,
-            cgst=cgst,
-            sgst=sgst,
-            igst=igst,
-            cess=cess,
-            line_total=taxable + cgst + sgst + igst + cess,
-        )
-    except ValueError as exc:
-        raise MappingError(f"line_items[{index}]: {exc}") from None
+    return InvoiceLine(
+        line_number=int(item.get("item_order") or index),
+        raw=item,
+        external_id=_text(item.get("line_item_id")),
+        item_name=_text(item.get("name")),
+        description=_text(item.get("description")),
+        hsn_sac=_text(item.get("hsn_or_sac")),
+        quantity=_money(item, "quantity", required=False, places=4),
+        unit=_text(item.get("unit")),
+        rate=_money(item, "rate", required=False, places=4),
+        discount=_money(item, "discount_amount", required=False) or ZERO,
+        taxable_amount=taxable,
+        tax_rate=rate,
+        cgst=cgst,
+        sgst=sgst,
+        igst=igst,
+        cess=cess,
+        line_total=taxable + cgst + sgst + igst + cess,
+    )
 
 
 def _add_head(head: str | None, amount: Decimal, totals: tuple[Decimal, ...]) -> tuple:

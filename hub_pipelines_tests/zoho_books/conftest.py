@@ -40,7 +40,7 @@ class ZohoTenant:
     def partition(self) -> dg.MultiPartitionKey:
         return partition_key(TENANT, "zoho_books")
 
-    def register(self, requests_per_minute: int = FAST, **overrides) -> None:
+    def register(self, requests_per_minute: int = FAST, sync_config=None, **overrides) -> None:
         self.registry.add(
             TENANT,
             "zoho_books",
@@ -54,7 +54,8 @@ class ZohoTenant:
                     "accounts_url": self.server.url,
                     "requests_per_minute": requests_per_minute,
                     **overrides,
-                }
+                },
+                "sync_config": sync_config or {},
             },
         )
 
