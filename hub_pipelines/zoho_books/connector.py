@@ -588,7 +588,7 @@ def _line(item: dict[str, Any], index: int, heads: dict[str, str], intra: bool) 
         for tax in per_line:
             head = heads.get(str(tax.get("tax_id"))) or _head_from_name(tax.get("tax_name"))
             amount = _money(tax, "tax_amount", required=False) or ZERO
-            cgst, sgst, igst, cess = _add_head(head, amount, (cgst, sgst, igst, cess))
+            cgst, sgst, igst, cess = _add_head(head, amount, (cgst, sgst, igst, cess), tax)
     elif rate:
         cgst, sgst, igst = gst.split_gst(taxable, rate, intra)
     return InvoiceLine(
@@ -612,7 +612,7 @@ def _line(item: dict[str, Any], index: int, heads: dict[str, str], intra: bool) 
     )
 
 
-def _add_head(head: str | None, amount: Decimal, totals: tuple[Decimal, ...]) -> tuple:
+def _add_head(head: str | None, amount: Decimal, totals: tuple[Decimal, ...], tax: Any) -> tuple:
     cgst, sgst, igst, cess = totals
     if head == "cgst":
         return cgst + amount, sgst, igst, cess
@@ -622,7 +622,10 @@ def _add_head(head: str | None, amount: Decimal, totals: tuple[Decimal, ...]) ->
         return cgst, sgst, igst + amount, cess
     if head == "cess":
         return cgst, sgst, igst, cess + amount
-    raise MappingError(f"tax {amount}: cannot tell whether it is CGST, SGST, IGST or cess")
+    raise MappingError(
+        f"taxes: cannot tell whether {tax.get('tax_name')!r} ({amount}) is CGST, SGST, IGST or "
+        "cess; give the tax a GST type (tax_specific_type) in Zoho Books"
+    )
 
 
 def _invoice_taxes(
@@ -636,7 +639,7 @@ def _invoice_taxes(
     for tax in summary:
         head = heads.get(str(tax.get("tax_name"))) or _head_from_name(tax.get("tax_name"))
         amount = _money(tax, "tax_amount", required=False) or ZERO
-        totals = _add_head(head, amount, totals)
+        totals = _add_head(head, amount, totals, tax)
     return dict(zip(TAX_HEADS, totals, strict=True))
 
 

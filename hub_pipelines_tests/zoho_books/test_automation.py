@@ -1,0 +1,176 @@
+"""Asset checks that fail where they should, schedules, the failure and retry sensors, and the
+`hub errors` commands, all through Dagster against a simulated Zoho Books tenant."""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from hub_pipelines import cli
+from hub_pipelines.definitions import defs
+from hub_pipelines.imports.assets import customers, invoices
+from hub_pipelines.imports.schedules import import_schedules
+from hub_pipelines.imports.sensors import import_failure_sensor, import_retry_sensor
+from hub_pipelines.resources import WarehouseResource
+from hub_pipelines_tests.zoho_books.conftest import TENANT, checks
+
+
+def test_corrupted_invoice_fails_the_arithmetic_and_gst_checks_naming_it(zoho):
+    zoho.simulator.seed_generated(zoho.org_id, customers=5, invoices=20)
+    assert all(e.passed for e in checks(zoho.materialize()).values())
+    number = zoho.scalar(
+        "SELECT invoice_number FROM accounting.invoices WHERE cgst > 0 ORDER BY external_id LIMIT 1"
+    )
+    zoho.query(
+        "UPDATE accounting.invoices SET cgst = cgst + 5 WHERE invoice_number = %s RETURNING 1",
+        (number,),
+    )
+    result = zoho.materialize(invoices)  # incremental: nothing changed at the source
+    found = checks(result)
+    for name in ("invoices.invoice_totals_add_up", "invoices.gst_heads_match_supply_type"):
+        assert not found[name].passed
+        assert number in found[name].description
+        assert found[name].severity == dg.AssetCheckSeverity.ERROR
+    assert found["invoices.matches_source"].passed
+
+
+def test_corrupted_gstin_and_missing_rows_fail_their_checks(zoho):
+    zoho.simulator.seed_generated(zoho.org_id, customers=5, invoices=20)
+    assert zoho.materialize().success
+    name = zoho.scalar("SELECT name FROM accounting.customers WHERE gstin IS NOT NULL LIMIT 1")
+    zoho.query(
+        "UPDATE accounting.customers SET gstin = overlay(gstin placing 'X' from 15) "
+        "WHERE name = %s RETURNING 1",
+        (name,),
+    )
+    customer_check = checks(zoho.materialize(customers))["customers.customer_gstins_valid"]
+    assert not customer_check.passed and name in customer_check.description
+    assert customer_check.severity == dg.AssetCheckSeverity.WARN
+
+    zoho.query(
+        "DELETE FROM accounting.customers WHERE external_id = "
+        "(SELECT customer_external_id FROM accounting.invoices LIMIT 1) RETURNING 1"
+    )
+    # The oldest invoice: outside the incremental window, so the next run does not re-fetch it.
+    zoho.query(
+        "DELETE FROM accounting.invoices WHERE external_id = (SELECT external_id "
+        "FROM accounting.invoices ORDER BY source_updated_at LIMIT 1) RETURNING 1"
+    )
+    found = checks(zoho.materialize(invoices))
+    assert not found["invoices.invoice_customers_known"].passed
+    reconciliation = found["invoices.matches_source"]
+    assert not reconciliation.passed
+    assert "warehouse 19, source 20" in reconciliation.description
+
+
+def _schedule_requests(zoho, name: str, when: datetime) -> list[dg.RunRequest]:
+    schedule = next(s for s in import_schedules if s.name == name)
+    context = dg.build_schedule_context(
+        instance=zoho.instance,
+        scheduled_execution_time=when,
+        resources={"warehouse": WarehouseResource(database_url=zoho.warehouse_url)},
+        repository_def=defs.get_repository_def(),
+    )
+    return schedule.evaluate_tick(context).run_requests or []
+
+
+def test_schedules_request_one_run_per_enabled_config_and_entity(zoho):
+    midnight = datetime(2026, 11, 21, 0, 0, tzinfo=ZoneInfo("Asia/Kolkata"))
+    daily = _schedule_requests(zoho, "imports_daily", midnight)
+    six_hourly = _schedule_requests(zoho, "imports_every_6_hours", midnight)
+    assert [(r.partition_key, r.asset_selection) for r in daily] == [
+        (zoho.partition, [dg.AssetKey("customers")])
+    ]
+    assert [(r.partition_key, r.asset_selection) for r in six_hourly] == [
+        (zoho.partition, [dg.AssetKey("invoices")])
+    ]
+    again = _schedule_requests(zoho, "imports_daily", midnight)
+    assert [r.run_key for r in again] == [
+        r.run_key for r in daily
+    ]  # a re-evaluated tick is idempotent
+    assert _schedule_requests(zoho, "imports_hourly", midnight) == []
+
+    zoho.registry.set_enabled(TENANT, "zoho_books", False)
+    assert _schedule_requests(zoho, "imports_daily", midnight) == []
+    schedule = next(s for s in import_schedules if s.name == "imports_every_6_hours")
+    assert schedule.cron_schedule == "0 */6 * * *" and schedule.execution_timezone == "Asia/Kolkata"
+
+
+def _failed_run(zoho):
+    zoho.simulator.seed_generated(zoho.org_id, customers=3, invoices=5)
+    zoho.simulator.faults.fail_next(100, status=503)
+    result = zoho.materialize(customers)
+    assert not result.success
+    zoho.simulator.faults.clear()
+    return zoho.instance.get_run_by_id(result.run_id), result
+
+
+def test_failure_sensor_records_the_run_and_counts_failures_then_retry_sensor_reruns(zoho):
+    run, result = _failed_run(zoho)
+    warehouse = WarehouseResource(database_url=zoho.warehouse_url)
+    context = dg.build_run_status_sensor_context(
+        sensor_name="import_failure_sensor",
+        dagster_instance=zoho.instance,
+        dagster_run=run,
+        dagster_event=result.get_run_failure_event(),
+        resources={"warehouse": warehouse},
+    ).for_run_failure()
+    import_failure_sensor(context)
+    import_failure_sensor(context)  # a sensor re-delivery must not double count
+    error_id, category, retryable, next_retry, partition = zoho.query(
+        "SELECT id, category, retryable, next_retry_at, partition_key "
+        "FROM hub.accounting_sync_errors WHERE dagster_run_id = %s",
+        (run.run_id,),
+    )[0]
+    assert (category, retryable, partition) == ("SERVER", True, f"zoho_books|{TENANT}")
+    assert next_retry is not None
+    assert zoho.scalar("SELECT consecutive_failures FROM hub.accounting_configs") == 1
+
+    sensor_context = dg.build_sensor_context(
+        instance=zoho.instance,
+        resources={"warehouse": warehouse},
+        repository_def=defs.get_repository_def(),
+    )
+    assert import_retry_sensor.evaluate_tick(sensor_context).run_requests == []  # not due yet
+    zoho.query(
+        "UPDATE hub.accounting_sync_errors SET next_retry_at = now() - interval '1 second' RETURNING 1"
+    )
+    with dg.partition_loading_context(dynamic_partitions_store=zoho.instance):
+        (request,) = import_retry_sensor.evaluate_tick(sensor_context).run_requests
+    assert request.run_key == f"retry:{error_id}"
+    assert request.partition_key == str(zoho.partition)
+    assert request.asset_selection == [dg.AssetKey("customers")]
+    assert request.tags["hub/retry_count"] == "1"
+
+    retried = zoho.materialize(customers, tags=request.tags)
+    assert retried.success
+    assert zoho.scalar("SELECT consecutive_failures FROM hub.accounting_configs") == 0
+    assert zoho.scalar("SELECT count(*) FROM hub.accounting_sync_errors WHERE NOT resolved") == 0
+
+
+def test_errors_commands_list_show_resolve_and_retry(zoho, capsys):
+    run, result = _failed_run(zoho)
+    context = dg.build_run_status_sensor_context(
+        sensor_name="import_failure_sensor",
+        dagster_instance=zoho.instance,
+        dagster_run=run,
+        dagster_event=result.get_run_failure_event(),
+        resources={"warehouse": WarehouseResource(database_url=zoho.warehouse_url)},
+    ).for_run_failure()
+    import_failure_sensor(context)
+    error_id = zoho.scalar("SELECT id FROM hub.accounting_sync_errors")
+    assert cli.main(["errors", "list"]) == 0
+    assert f"zoho_books|{TENANT}" in capsys.readouterr().out
+    assert cli.main(["errors", "show", str(error_id)]) == 0
+    assert '"category": "SERVER"' in capsys.readouterr().out
+    assert cli.main(["errors", "resolve", str(error_id), "--note", "source was down"]) == 0
+    assert (
+        zoho.scalar("SELECT resolution_note FROM hub.accounting_sync_errors") == "source was down"
+    )
+    assert cli.main(["errors", "retry", str(error_id)]) == 0
+    resolved, due = zoho.query(
+        "SELECT resolved, next_retry_at <= now() FROM hub.accounting_sync_errors"
+    )[0]
+    assert resolved is False and due is True
+    assert cli.main(["errors", "show", "999999"]) == 2
+    assert "no error with id 999999" in capsys.readouterr().err
