@@ -26,7 +26,7 @@ def recorded(name: str) -> list:
     bodies = []
     for recording in api.values():
         for item in recording if isinstance(recording, list) else [recording]:
-            bodies.append(item["response"] if "response" in item else item)
+            bodies.append(item.get("response", item))
     return bodies
 
 
