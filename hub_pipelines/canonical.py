@@ -141,10 +141,27 @@ class ConnectionTest:
     message: str | None = None
 
 
-class Connector(Protocol):
-    """What every system's connector offers (see "Connector contract" in the design brief)."""
+@dataclass(frozen=True, slots=True)
+class ListedRecord:
+    """A record as a list call shows it: enough for delete detection and reconciliation."""
 
-    api_calls: int
+    external_id: str
+    total: Decimal | None = None
+
+
+class Connector(Protocol):
+    """What every system's connector offers (see "Connector contract" in the design brief).
+
+    `customers` / `invoices` yield pages of changed records; a page's `cursor` is safe to store
+    once that page is committed. `listing` streams every id the source has now (with invoice
+    totals) for reconciliation and delete detection; `all_ids` is its ids alone.
+    """
+
+    @property
+    def api_calls(self) -> int: ...
+
+    @property
+    def retries(self) -> int: ...
 
     def test_connection(self) -> ConnectionTest: ...
 
@@ -152,4 +169,8 @@ class Connector(Protocol):
 
     def invoices(self, cursor: str | None) -> Iterator[Page]: ...
 
-    def all_ids(self, entity: Entity) -> set[str]: ...
+    def listing(self, entity: Entity) -> Iterator[ListedRecord]: ...
+
+    def all_ids(self, entity: Entity) -> Iterator[str]: ...
+
+    def close(self) -> None: ...

@@ -159,7 +159,9 @@ def _set_state(verb: str) -> Callable[[argparse.Namespace], None]:
 def cmd_errors_list(args: argparse.Namespace) -> None:
     from hub_pipelines.imports.error_log import list_errors
 
-    rows = list_errors(tenant=args.tenant, system=args.system, include_resolved=args.all)
+    rows = list_errors(
+        tenant=args.tenant, system=args.system, include_resolved=args.all, limit=args.limit
+    )
     header = ("id", "when", "partition", "entity", "category", "severity")
     print("{:>6} {:19} {:32} {:9} {:11} {:8} message".format(*header))
     for row in rows:
@@ -194,13 +196,17 @@ def cmd_errors_retry(args: argparse.Namespace) -> None:
 
 # --- simulators -------------------------------------------------------------------------------
 
-SIMULATORS = {"zoho_books": "hub_pipelines.zoho_books.simulator"}
-
 
 def cmd_simulate(args: argparse.Namespace) -> None:
     import importlib
 
-    module = importlib.import_module(SIMULATORS[args.system])
+    from hub_pipelines.systems import AVAILABLE
+
+    if args.system not in AVAILABLE:
+        raise CliError(
+            f"no simulator for {args.system!r}; available: {', '.join(sorted(AVAILABLE))}"
+        )
+    module = importlib.import_module(AVAILABLE[args.system].simulator_module)
     module.serve(
         host=args.host,
         port=args.port,
@@ -294,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--tenant")
     listing.add_argument("--system", choices=settings.SYSTEMS)
     listing.add_argument("--all", action="store_true", help="include resolved errors")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many rows")
     listing.set_defaults(func=cmd_errors_list)
     for verb, func, text in [
         ("show", cmd_errors_show, "one error with its raw payload"),
@@ -309,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = groups.add_parser(
         "simulate", help="serve a faithful local simulator of an accounting system"
     )
-    simulate.add_argument("system", choices=sorted(SIMULATORS))
+    simulate.add_argument("system", help="the system to simulate, e.g. zoho_books")
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=8091)
     simulate.add_argument("--customers", type=int, default=200)

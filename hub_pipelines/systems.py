@@ -5,13 +5,23 @@ Adding a system means a connector module (with its resource), a simulator module
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import dagster as dg
 
 from hub_pipelines.zoho_books.connector import ZohoBooksResource
 
-CONNECTOR_RESOURCES: dict[str, type[dg.ConfigurableResource]] = {
-    "zoho_books": ZohoBooksResource,
+
+@dataclass(frozen=True)
+class SystemEntry:
+    resource: type[dg.ConfigurableResource]
+    simulator_module: str  # offers serve(host, port, **options) for `hub simulate`
+
+
+AVAILABLE: dict[str, SystemEntry] = {
+    "zoho_books": SystemEntry(ZohoBooksResource, "hub_pipelines.zoho_books.simulator"),
 }
+CONNECTOR_RESOURCES = {system: entry.resource for system, entry in AVAILABLE.items()}
 
 
 def connector_resources() -> dict[str, dg.ConfigurableResource]:

@@ -214,9 +214,9 @@ def request_tokens(
     params: Mapping[str, Any] | None = None,
     data: Mapping[str, Any] | None = None,
     headers: Mapping[str, str] | None = None,
+    check: Callable[[httpx.Response], Failure | None] = token_response_check,
 ) -> TokenSet:
-    """POST a refresh (or code exchange) to a token endpoint and parse the answer."""
-    response = client.request(
-        "POST", url, params=params, data=data, headers=headers, check=token_response_check
-    )
+    """POST a refresh (or code exchange) to a token endpoint and parse the answer. `check` lets a
+    system tell its own refusals apart (e.g. Zoho's temporary token-creation block)."""
+    response = client.request("POST", url, params=params, data=data, headers=headers, check=check)
     return TokenSet.from_token_response(response.json())

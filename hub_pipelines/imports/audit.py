@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from hub_pipelines.connectors.errors import SyncError
+from hub_pipelines.connectors.errors import Category, SyncError
 from hub_pipelines.warehouse.loader import LoadCounts
 
 RETRY_BASE_DELAY = timedelta(minutes=5)
@@ -23,6 +23,17 @@ RETRY_MAX_DELAY = timedelta(hours=6)
 def retry_delay(retry_count: int) -> timedelta:
     """Exponential backoff between automatic re-runs: 5 min, 10, 20, … capped at 6 h."""
     return min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2**retry_count)
+
+
+def retry_at(error: SyncError, retry_count: int) -> datetime | None:
+    """When the retry sensor should re-run a failed run, or None when retrying cannot help.
+
+    Throttling that outlasts a run (Zoho's daily quota, its token-creation cap) is not retried
+    inside the run, but is worth a re-run once the source's own wait is over."""
+    if not (error.retryable or error.category == Category.RATE_LIMIT):
+        return None
+    wait = max(retry_delay(retry_count), timedelta(seconds=error.retry_after or 0))
+    return datetime.now(UTC) + wait
 
 
 def start_sync_log(
@@ -101,11 +112,13 @@ def _error_metadata(error: SyncError | None) -> dict[str, Any]:
         "retryable": error.retryable,
         "suggested_fix": error.suggested_fix,
         "code": error.code,
+        "retry_after": error.retry_after,
     }
 
 
-def mark_config_synced(conn: psycopg.Connection, config_id: int, status: str) -> None:
-    """A successful sync: reset the failure counter and resolve open run-level errors."""
+def mark_config_synced(conn: psycopg.Connection, config_id: int, entity: str, status: str) -> None:
+    """A successful sync: reset the failure counter and resolve this entity's open run-level
+    errors (a failed invoices run stays pending when customers succeed)."""
     conn.execute(
         "UPDATE hub.accounting_configs SET last_sync_at = now(), last_sync_status = %s, "
         "consecutive_failures = 0, updated_at = now() WHERE id = %s",
@@ -114,8 +127,9 @@ def mark_config_synced(conn: psycopg.Connection, config_id: int, status: str) ->
     conn.execute(
         "UPDATE hub.accounting_sync_errors SET resolved = true, resolved_at = now(), "
         "resolution_note = 'a later sync of this partition succeeded', updated_at = now() "
-        "WHERE config_id = %s AND entity_id IS NULL AND NOT resolved",
-        (config_id,),
+        "WHERE config_id = %s AND scope = 'run' AND entity_type IS NOT DISTINCT FROM %s "
+        "AND NOT resolved",
+        (config_id, entity),
     )
     conn.commit()
 
@@ -142,12 +156,12 @@ def record_run_failure(
     config_id = config[0] if config else None
     existing = conn.execute(
         "SELECT id FROM hub.accounting_sync_errors WHERE dagster_run_id = %s "
-        "AND entity_id IS NULL AND entity_type IS NOT DISTINCT FROM %s",
+        "AND scope = 'run' AND entity_type IS NOT DISTINCT FROM %s",
         (run_id, entity),
     ).fetchone()
     if existing:
         return existing[0]
-    next_retry = datetime.now(UTC) + retry_delay(retry_count) if error.retryable else None
+    next_retry = retry_at(error, retry_count)
     log = conn.execute(
         "SELECT id FROM hub.accounting_sync_logs WHERE dagster_run_id = %s "
         "AND entity_type IS NOT DISTINCT FROM %s",
@@ -156,10 +170,10 @@ def record_run_failure(
     (error_id,) = conn.execute(
         """
         INSERT INTO hub.accounting_sync_errors
-            (sync_log_id, config_id, tenant_id, system, entity_type, category, error_code,
+            (scope, sync_log_id, config_id, tenant_id, system, entity_type, category, error_code,
              error_message, severity, retryable, retry_count, next_retry_at, suggested_fix,
              stack_trace, dagster_run_id, partition_key)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        VALUES ('run', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
         RETURNING id
         """,
         (
@@ -172,7 +186,7 @@ def record_run_failure(
             error.code,
             error.message,
             error.severity,
-            error.retryable,
+            next_retry is not None,
             retry_count,
             next_retry,
             error.suggested_fix,
@@ -194,7 +208,7 @@ def record_run_failure(
 def _run_already_counted(conn: psycopg.Connection, run_id: str, error_id: int) -> bool:
     (others,) = conn.execute(
         "SELECT count(*) FROM hub.accounting_sync_errors "
-        "WHERE dagster_run_id = %s AND entity_id IS NULL AND id <> %s",
+        "WHERE dagster_run_id = %s AND scope = 'run' AND id <> %s",
         (run_id, error_id),
     ).fetchone()
     return others > 0

@@ -1,6 +1,7 @@
 """Sensors of the error surface: record failed runs, and re-run retryable failures when due."""
 
 import dagster as dg
+from psycopg.types.json import Jsonb
 
 from hub_pipelines.connectors.errors import Category, SyncError
 from hub_pipelines.imports import audit
@@ -10,8 +11,33 @@ from hub_pipelines.resources import WarehouseResource
 RETRY_COUNT_TAG = "hub/retry_count"
 
 
+DIED_MESSAGE = (
+    "the run ended before this import finished (its process was killed, ran out of memory, "
+    "or the machine restarted)"
+)
+
+
+def _close_abandoned_logs(conn, run_id: str) -> None:
+    """A run whose process died leaves its sync log 'running': close it as a retryable failure.
+    Each committed page is whole, so re-running the partition is all the recovery needed."""
+    metadata = {
+        "category": "SERVER",
+        "severity": "error",
+        "retryable": True,
+        "suggested_fix": "Nothing was half-written (every page commits atomically); the retry "
+        "sensor re-runs the partition. If it repeats, check the run worker's memory and logs.",
+    }
+    conn.execute(
+        "UPDATE hub.accounting_sync_logs SET status = 'failed', completed_at = now(), "
+        "error_message = %s, metadata = metadata || %s "
+        "WHERE dagster_run_id = %s AND status = 'running'",
+        (DIED_MESSAGE, Jsonb(metadata), run_id),
+    )
+
+
 def _failure_from_logs(conn, run_id: str) -> list[tuple[str, SyncError]]:
     """The classified failures the import assets wrote into their sync logs."""
+    _close_abandoned_logs(conn, run_id)
     rows = conn.execute(
         "SELECT entity_type, error_message, metadata FROM hub.accounting_sync_logs "
         "WHERE dagster_run_id = %s AND status = 'failed'",
@@ -26,6 +52,7 @@ def _failure_from_logs(conn, run_id: str) -> list[tuple[str, SyncError]]:
             retryable=metadata.get("retryable"),
             suggested_fix=metadata.get("suggested_fix"),
             code=metadata.get("code"),
+            retry_after=metadata.get("retry_after"),
         )
         failures.append((entity, error))
     return failures
@@ -76,7 +103,7 @@ def import_failure_sensor(context: dg.RunFailureSensorContext, warehouse: Wareho
 
 
 DUE_RETRIES_SQL = """
-SELECT id, partition_key, entity_type, retry_count
+SELECT id, partition_key, entity_type, retry_count, next_retry_at
 FROM hub.accounting_sync_errors
 WHERE retryable AND NOT resolved AND partition_key IS NOT NULL
   AND next_retry_at <= now() AND retry_count < max_retries
@@ -96,10 +123,11 @@ LIMIT 100
 def import_retry_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     with warehouse.connect() as conn:
         due = conn.execute(DUE_RETRIES_SQL).fetchall()
-        for error_id, key, entity, retry_count in due:
+        for error_id, key, entity, retry_count, due_at in due:
             selection = [dg.AssetKey(entity)] if entity else None
             yield dg.RunRequest(
-                run_key=f"retry:{error_id}",
+                # Unique per scheduling: `hub errors retry` on the same error must launch again.
+                run_key=f"retry:{error_id}:{due_at.timestamp():.0f}",
                 partition_key=key,
                 asset_selection=selection,
                 tags={RETRY_COUNT_TAG: str(retry_count + 1), "hub/retry_of_error": str(error_id)},

@@ -27,7 +27,6 @@ class ImportConfig(dg.Config):
 
     full_refresh: bool = False
     max_delete_fraction: float = 0.5
-    reconcile: bool = True
 
 
 @dataclass
@@ -37,11 +36,16 @@ class SourceCensus:
     count: int = 0
     total: Decimal = field(default_factory=lambda: Decimal("0.00"))
 
-    def tally(self, listing: Iterable) -> Iterator[str]:
+    def ids(self, listing: Iterable) -> Iterator[str]:
+        """Stream the listed ids onwards (to the delete detection), counting as they pass."""
         for record in listing:
             self.count += 1
             self.total += record.total or Decimal("0.00")
             yield record.external_id
+
+    def take(self, listing: Iterable) -> None:
+        for _ in self.ids(listing):
+            pass
 
 
 def is_full_refresh(context: dg.AssetExecutionContext, config: ImportConfig) -> bool:
@@ -111,17 +115,15 @@ def run_sync(
             versions=versions,
             log=context.log,
         )
-        counts, cursor_after, census = LoadCounts(), cursor_before, None
+        counts, cursor_after, census = LoadCounts(), cursor_before, SourceCensus()
         try:
             cursor_after = _load_pages(context, connector, loader, entity, cursor_before, counts)
-            if full or config.reconcile:
-                census = SourceCensus()
-                ids = census.tally(connector.listing(entity))
-                if full:
-                    counts.deleted = loader.soft_delete_missing(ids, config.max_delete_fraction)
-                else:
-                    for _ in ids:
-                        pass
+            # One listing pass serves the reconciliation check and, on a full refresh, deletes.
+            if full:
+                listed = census.ids(connector.listing(entity))
+                counts.deleted = loader.soft_delete_missing(listed, config.max_delete_fraction)
+            else:
+                census.take(connector.listing(entity))
             _enforce_error_threshold(counts, tenant_config.row.sync_config.error_threshold)
         except Exception as exc:
             error = classify(exc)
@@ -150,15 +152,12 @@ def run_sync(
             api_calls=connector.api_calls,
             cursor_after=cursor_after,
         )
-        audit.mark_config_synced(conn, tenant_config.row.id, status)
+        audit.mark_config_synced(conn, tenant_config.row.id, entity, status)
         results = checks.run_sql_checks(conn, entity, tenant, system)
-        if census is not None:
-            source_total = census.total if entity == "invoices" else None
-            results.append(
-                checks.reconciliation_result(
-                    conn, entity, tenant, system, census.count, source_total
-                )
-            )
+        source_total = census.total if entity == "invoices" else None
+        results.append(
+            checks.reconciliation_result(conn, entity, tenant, system, census.count, source_total)
+        )
         frequency = getattr(tenant_config.row.sync_config, f"{entity}_frequency")
         results.append(
             checks.freshness_result(conn, entity, tenant, system, frequency, context.run.run_id)
@@ -173,7 +172,7 @@ def run_sync(
             "records_failed": counts.failed,
             "records_deleted": counts.deleted,
             "api_calls": connector.api_calls,
-            "retries": connector.http.retries,
+            "retries": connector.retries,
             "sync_type": "full" if full else "incremental",
             "cursor_before": cursor_before or "none",
             "cursor_after": cursor_after or "none",

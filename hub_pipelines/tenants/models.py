@@ -73,7 +73,7 @@ class ZohoBooksConfig(_OAuthConfig):
     organization_id: Annotated[str, StringConstraints(pattern=r"^\d{1,20}$")]
     api_base_url: AnyHttpUrl | None = None
     accounts_url: AnyHttpUrl | None = None
-    requests_per_minute: int = Field(90, ge=1, le=100_000)
+    requests_per_minute: int = Field(90, ge=2, le=100_000)
 
 
 class QuickBooksConfig(_OAuthConfig):

@@ -278,7 +278,7 @@ WITH refreshed AS (
         sync_log_id = %(log_id)s
     WHERE tenant_id = %(tenant)s AND system = %(system)s AND entity_type = %(entity)s
       AND entity_id IS NOT DISTINCT FROM %(entity_id)s AND error_message = %(message)s
-      AND NOT resolved
+      AND scope = 'record' AND NOT resolved
     RETURNING id
 )
 INSERT INTO hub.accounting_sync_errors

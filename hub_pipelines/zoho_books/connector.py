@@ -15,9 +15,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +33,7 @@ from hub_pipelines.canonical import (
     Entity,
     Invoice,
     InvoiceLine,
+    ListedRecord,
     Page,
     RecordFailure,
 )
@@ -45,7 +47,13 @@ from hub_pipelines.connectors.base import (
 )
 from hub_pipelines.connectors.errors import Category, SyncError
 from hub_pipelines.connectors.http import Failure, HttpClient, LogSink
-from hub_pipelines.connectors.oauth import BearerAuth, OAuthTokenManager, TokenStore, request_tokens
+from hub_pipelines.connectors.oauth import (
+    BearerAuth,
+    OAuthTokenManager,
+    TokenStore,
+    request_tokens,
+    token_response_check,
+)
 from hub_pipelines.connectors.settings import HttpSettings
 from hub_pipelines.tenants.models import ZohoBooksConfig
 
@@ -104,28 +112,61 @@ def zoho_timestamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
+NOT_FOUND_CODES = ("1002",)  # "Invoice does not exist." (404 or 400, unverified which)
+TOKEN_BLOCK_SECONDS = 600  # Zoho blocks token creation for the rest of a 10-minute window
+
+
 def response_check(response: httpx.Response) -> Failure | None:
-    """Zoho bodies say `code` ≠ 0 when something failed, even on a 2xx; a 429 with
-    `X-Rate-Limit-Remaining: 0` is the daily quota, which no retry within the run can fix."""
+    """Zoho's error shapes: `code` ≠ 0 even on a 2xx; "does not exist" as 400 or 404; a 429
+    with `X-Rate-Limit-Remaining: 0` is the daily quota, which no retry inside a run can fix
+    (the retry sensor re-runs after `X-Rate-Limit-Reset`); a truncated JSON body is retried."""
     if response.status_code == 429 and response.headers.get("X-Rate-Limit-Remaining") == "0":
-        reset = response.headers.get("X-Rate-Limit-Reset", "?")
+        reset = response.headers.get("X-Rate-Limit-Reset", "")
         return Failure(
             Category.RATE_LIMIT,
-            f"Zoho's daily API quota is used up; it resets in {reset} s",
+            f"Zoho's daily API quota is used up; it resets in {reset or '?'} s",
             retryable=False,
-            suggested_fix="Wait for the daily quota to reset (the retry sensor re-runs the "
-            "import), or ask Zoho to raise the organisation's daily limit.",
+            retry_after=float(reset) if reset.isdigit() else None,
+            suggested_fix="The retry sensor re-runs the import once the daily quota resets; "
+            "ask Zoho to raise the organisation's daily limit if this repeats.",
         )
-    if response.status_code >= 300 or "json" not in response.headers.get("content-type", ""):
-        return None
+    if response.status_code == 429 or response.status_code >= 500:
+        return None  # the status rules retry these
     try:
         body = response.json()
     except ValueError:
+        if response.status_code < 300:
+            return Failure(Category.SERVER, "Zoho answered a body that is not JSON (truncated?)")
         return None
-    code = body.get("code", 0) if isinstance(body, dict) else 0
-    if code not in (0, "0"):
-        return Failure(Category.SOURCE_DATA, f"Zoho code {code}: {body.get('message')}")
+    code = str(body.get("code", 0)) if isinstance(body, dict) else "0"
+    if code in NOT_FOUND_CODES:
+        return Failure(Category.SOURCE_DATA, f"Zoho code {code}: {body.get('message')}", code=code)
+    if code != "0":
+        return Failure(
+            Category.CONFIG if response.status_code >= 400 else Category.SOURCE_DATA,
+            f"Zoho code {code}: {body.get('message')}",
+            code=code,
+        )
     return None
+
+
+def token_check(response: httpx.Response) -> Failure | None:
+    """Zoho answers token refusals with HTTP 200. "Access Denied" (too many token requests) is
+    a temporary block, not a revoked grant: a re-run after the window helps, re-consent does not."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        error = None
+    if error == "Access Denied":
+        return Failure(
+            Category.RATE_LIMIT,
+            "Zoho refused to create an access token: more than 10 token requests in 10 minutes",
+            retryable=False,
+            retry_after=TOKEN_BLOCK_SECONDS,
+            suggested_fix="The retry sensor re-runs after the 10-minute block. Check that no "
+            "other tool refreshes this refresh token in a loop.",
+        )
+    return token_response_check(response)
 
 
 @dataclass(frozen=True)
@@ -174,14 +215,16 @@ INVOICES = ZohoStream(
     has_totals=True,
 )
 STREAMS: dict[str, ZohoStream] = {"customers": CONTACTS, "invoices": INVOICES}
-
-
-@dataclass(frozen=True)
-class ListedRecord:
-    """A record as a list call shows it: enough for delete detection and reconciliation."""
-
-    external_id: str
-    total: Decimal | None = None
+TAXES = ZohoStream(  # the tax master, read for classifying taxes into GST heads
+    entity="invoices",
+    path="/settings/taxes",
+    list_key="taxes",
+    record_key="tax",
+    id_field="tax_id",
+    base_params={},
+    newest_first=False,
+    has_totals=False,
+)
 
 
 VersionsLookup = Callable[[Entity, list[str]], dict[str, datetime | None]]
@@ -226,6 +269,10 @@ class ZohoBooksConnector:
     def api_calls(self) -> int:
         return self.http.api_calls
 
+    @property
+    def retries(self) -> int:
+        return self.http.retries
+
     def close(self) -> None:
         self.http.close()
 
@@ -242,6 +289,7 @@ class ZohoBooksConnector:
                 "client_secret": self.config.client_secret.get_secret_value(),
                 "grant_type": "refresh_token",
             },
+            check=token_check,
         )
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
@@ -302,9 +350,11 @@ class ZohoBooksConnector:
         """List pages → detail calls for rows whose version changed → canonical pages.
 
         The cursor is only given with the last page: the list order is not the modification
-        order, so a cursor taken mid-walk could skip rows of later pages after a crash. Rows that
-        failed hold the cursor back, so they are fetched again until they load.
+        order, so a cursor taken mid-walk could skip rows of later pages after a crash. It never
+        passes the walk's start, so a record edited on an already-read page during a long walk
+        is read next time. Rows that failed hold it back too, so they are fetched until they load.
         """
+        walk_started = datetime.now(UTC)
         newest = parse_timestamp(cursor) if cursor else None
         since = newest - self.overlap if newest else None
         oldest_failed: datetime | None = None
@@ -326,7 +376,7 @@ class ZohoBooksConnector:
             yield Page(records, failures)
             if stream.newest_first and since and all(t and t < since for t in stamps.values()):
                 break  # newest-modified first: the rest is older than the cursor
-        final = _earliest(newest, oldest_failed) if oldest_failed else newest
+        final = _earliest(newest, oldest_failed, walk_started) if newest else None
         yield Page([], [], cursor=final.isoformat() if final else None)
 
     def _fetch_and_map(self, stream: ZohoStream, external_id: str) -> Any:
@@ -334,7 +384,7 @@ class ZohoBooksConnector:
         try:
             body = self._get(path)
         except SyncError as error:
-            if error.category == Category.SOURCE_DATA and error.code in ("404", "1002"):
+            if error.category == Category.SOURCE_DATA and error.code in ("404", *NOT_FOUND_CODES):
                 return None  # deleted between the list call and now
             raise
         record = body.get(stream.record_key) if isinstance(body, dict) else None
@@ -359,13 +409,13 @@ class ZohoBooksConnector:
         """tax_id and tax_name → GST head ('cgst', 'sgst', 'igst', 'cess', 'group'), from the
         organisation's tax master (`GET /settings/taxes`), read once per connector."""
         if self._tax_heads is None:
-            body = self._get("/settings/taxes")
             self._tax_heads = {}
-            for tax in body.get("taxes") or []:
-                head = _head_of_tax(tax)
-                if head:
-                    self._tax_heads[str(tax.get("tax_id"))] = head
-                    self._tax_heads[str(tax.get("tax_name"))] = head
+            for page in self._list(TAXES, TAXES.base_params).pages(self._get):
+                for tax in page.records:
+                    head = _head_of_tax(tax)
+                    if head:
+                        self._tax_heads[str(tax.get("tax_id"))] = head
+                        self._tax_heads[_tax_name_key(tax.get("tax_name"))] = head
         return self._tax_heads
 
 
@@ -481,8 +531,8 @@ def _row_time(row: dict[str, Any]) -> datetime | None:
         return None  # unknown version: always fetch the detail
 
 
-def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
-    return min([t for t in (a, b) if t is not None], default=None)
+def _earliest(*times: datetime | None) -> datetime | None:
+    return min([t for t in times if t is not None], default=None)
 
 
 def _text(value: Any) -> str | None:
@@ -547,6 +597,20 @@ def _head_of_tax(tax: dict[str, Any]) -> str | None:
     return _head_from_name(tax.get("tax_name"))
 
 
+def _tax_name_key(name: Any) -> str:
+    """Summary names carry the rate ("CGST9 (9%)"); the tax master's names may not."""
+    return re.sub(r"\s*\(\s*[\d.]+\s*%\s*\)\s*$", "", str(name or "")).strip().lower()
+
+
+def _head_for(tax: dict[str, Any], heads: dict[str, str]) -> str | None:
+    """A tax's GST head: by id or by name in the tax master, else by the name's prefix."""
+    return (
+        heads.get(str(tax.get("tax_id")))
+        or heads.get(_tax_name_key(tax.get("tax_name")))
+        or _head_from_name(tax.get("tax_name"))
+    )
+
+
 def _head_from_name(name: Any) -> str | None:
     text = (_text(name) or "").upper()
     for prefix, head in (("CGST", "cgst"), ("SGST", "sgst"), ("UTGST", "sgst"), ("IGST", "igst")):
@@ -560,7 +624,7 @@ def _head_from_name(name: Any) -> str | None:
 def _is_intra_state(invoice: dict[str, Any], heads: dict[str, str]) -> bool:
     """Intra-state when the taxes are CGST/SGST (a group); inter-state when IGST."""
     for tax in invoice.get("taxes") or []:
-        head = heads.get(str(tax.get("tax_name"))) or _head_from_name(tax.get("tax_name"))
+        head = _head_for(tax, heads)
         if head in ("cgst", "sgst"):
             return True
         if head == "igst":
@@ -586,13 +650,13 @@ def _line(item: dict[str, Any], index: int, heads: dict[str, str], intra: bool) 
     per_line = [t for t in item.get("line_item_taxes") or [] if isinstance(t, dict)]
     if per_line:  # the source's own per-line amounts win over a computed split
         for tax in per_line:
-            head = heads.get(str(tax.get("tax_id"))) or _head_from_name(tax.get("tax_name"))
+            head = _head_for(tax, heads)
             amount = _money(tax, "tax_amount", required=False) or ZERO
             cgst, sgst, igst, cess = _add_head(head, amount, (cgst, sgst, igst, cess), tax)
     elif rate:
         cgst, sgst, igst = gst.split_gst(taxable, rate, intra)
     return InvoiceLine(
-        line_number=int(item.get("item_order") or index),
+        line_number=index,  # the position: item_order may repeat or skip; it stays in raw
         raw=item,
         external_id=_text(item.get("line_item_id")),
         item_name=_text(item.get("name")),
@@ -637,7 +701,7 @@ def _invoice_taxes(
         return {head: sum((getattr(line, head) for line in lines), ZERO) for head in TAX_HEADS}
     totals: tuple[Decimal, ...] = (ZERO, ZERO, ZERO, ZERO)
     for tax in summary:
-        head = heads.get(str(tax.get("tax_name"))) or _head_from_name(tax.get("tax_name"))
+        head = _head_for(tax, heads)
         amount = _money(tax, "tax_amount", required=False) or ZERO
         totals = _add_head(head, amount, totals, tax)
     return dict(zip(TAX_HEADS, totals, strict=True))

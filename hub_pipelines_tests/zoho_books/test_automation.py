@@ -137,7 +137,7 @@ def test_failure_sensor_records_the_run_and_counts_failures_then_retry_sensor_re
     )
     with dg.partition_loading_context(dynamic_partitions_store=zoho.instance):
         (request,) = import_retry_sensor.evaluate_tick(sensor_context).run_requests
-    assert request.run_key == f"retry:{error_id}"
+    assert request.run_key.startswith(f"retry:{error_id}:")
     assert request.partition_key == str(zoho.partition)
     assert request.asset_selection == [dg.AssetKey("customers")]
     assert request.tags["hub/retry_count"] == "1"
@@ -174,3 +174,64 @@ def test_errors_commands_list_show_resolve_and_retry(zoho, capsys):
     assert resolved is False and due is True
     assert cli.main(["errors", "show", "999999"]) == 2
     assert "no error with id 999999" in capsys.readouterr().err
+
+
+def _record_failure(zoho, result):
+    context = dg.build_run_status_sensor_context(
+        sensor_name="import_failure_sensor",
+        dagster_instance=zoho.instance,
+        dagster_run=zoho.instance.get_run_by_id(result.run_id),
+        dagster_event=result.get_run_failure_event(),
+        resources={"warehouse": WarehouseResource(database_url=zoho.warehouse_url)},
+    ).for_run_failure()
+    import_failure_sensor(context)
+
+
+def test_daily_quota_stops_the_run_and_is_retried_after_the_reset(zoho):
+    zoho.simulator.seed_generated(zoho.org_id, customers=3, invoices=5)
+    zoho.simulator.daily_limit = 2  # token + one list call, then the quota is gone
+    result = zoho.materialize(customers)
+    assert not result.success
+    assert zoho.simulator.requests_throttled == 1  # no hammering a closed quota
+    _record_failure(zoho, result)
+    category, retryable, wait = zoho.query(
+        "SELECT category, retryable, extract(epoch FROM next_retry_at - now()) "
+        "FROM hub.accounting_sync_errors WHERE scope = 'run'"
+    )[0]
+    assert category == "RATE_LIMIT" and retryable is True
+    assert wait > 300  # not before Zoho's X-Rate-Limit-Reset (midnight IST) or the backoff
+
+
+def test_a_run_whose_process_died_is_closed_as_a_retryable_failure(zoho):
+    run, result = _failed_run(zoho)
+    zoho.query(  # what a killed worker leaves behind
+        "UPDATE hub.accounting_sync_logs SET status = 'running', metadata = '{}' "
+        "WHERE dagster_run_id = %s RETURNING 1",
+        (run.run_id,),
+    )
+    _record_failure(zoho, result)
+    status, message = zoho.query(
+        "SELECT status, error_message FROM hub.accounting_sync_logs WHERE dagster_run_id = %s",
+        (run.run_id,),
+    )[0]
+    assert status == "failed" and "ended before this import finished" in message
+    category, retryable = zoho.query(
+        "SELECT category, retryable FROM hub.accounting_sync_errors WHERE scope = 'run'"
+    )[0]
+    assert (category, retryable) == ("SERVER", True)
+
+
+def test_a_customers_success_leaves_a_failed_invoices_run_pending(zoho):
+    zoho.simulator.seed_generated(zoho.org_id, customers=3, invoices=5)
+    zoho.simulator.faults.fail_next(100, status=500, path="/books/v3/invoices")
+    result = zoho.materialize(invoices)
+    zoho.simulator.faults.clear()
+    _record_failure(zoho, result)
+    assert zoho.materialize(customers).success
+    assert (
+        zoho.scalar(
+            "SELECT count(*) FROM hub.accounting_sync_errors "
+            "WHERE scope = 'run' AND entity_type = 'invoices' AND NOT resolved"
+        )
+        == 1
+    )

@@ -29,6 +29,10 @@ def _retry_logs(zoho, result) -> list[str]:
         pytest.param(lambda f: f.fail_next(4, status=503), id="5xx"),
         pytest.param(lambda f: f.drop_next(3, path="/books/v3/invoices"), id="dropped-connections"),
         pytest.param(lambda f: f.expire_tokens_after(25), id="token-expiry-mid-run"),
+        pytest.param(
+            lambda f: f.malformed_page("/books/v3/invoices", 1, truncated=True, times=2),
+            id="truncated-json-body",
+        ),
     ],
 )
 def test_import_survives_each_fault_and_logs_the_retries(zoho, inject):

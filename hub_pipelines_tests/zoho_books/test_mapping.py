@@ -176,3 +176,25 @@ def test_the_gstin_check_warns_about_the_documented_example(zoho):
     evaluation = checks(result)["customers.customer_gstins_valid"]
     assert not evaluation.passed
     assert "Bowman and Co" in evaluation.description and "22AAAAA0000A1Z5" in evaluation.description
+
+
+def test_summary_tax_names_with_rates_match_the_tax_master():
+    from hub_pipelines.zoho_books.connector import _head_for
+
+    heads = {"t1": "cgst", "state levy": "sgst"}
+    assert _head_for({"tax_name": "State Levy (9%)"}, heads) == "sgst"
+    assert _head_for({"tax_id": "t1", "tax_name": "whatever"}, heads) == "cgst"
+    assert _head_for({"tax_name": "IGST18 (18%)"}, {}) == "igst"
+    assert _head_for({"tax_name": "VAT"}, {}) is None
+
+
+def test_repeated_item_order_still_gives_unique_line_numbers():
+    line = {"item_total": 100, "tax_percentage": 0, "item_order": 1}
+    invoice = {
+        "invoice_id": "9",
+        "status": "paid",
+        "sub_total": 200,
+        "total": 200,
+        "line_items": [line, dict(line)],
+    }
+    assert [entry.line_number for entry in map_invoice(invoice, heads={}).lines] == [1, 2]
