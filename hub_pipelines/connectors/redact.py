@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
 
 MASK = "***"
+MIN_SECRET_LENGTH = 6
 
 SENSITIVE_NAMES = (
     "access_token",
@@ -58,8 +59,15 @@ class Redactor:
         self.register(*secrets)
 
     def register(self, *secrets: str | None) -> None:
-        """Add values to hide; empty values are ignored (they would mask everything)."""
-        forms = {form for secret in secrets if secret for form in _encoded_forms(secret)}
+        """Add values to hide. Values shorter than MIN_SECRET_LENGTH are ignored: masking every
+        "r" or "1234" would garble every message while hiding nothing (the redactor is shared
+        by every connector of the process)."""
+        forms = {
+            form
+            for secret in secrets
+            if secret and len(secret) >= MIN_SECRET_LENGTH
+            for form in _encoded_forms(secret)
+        }
         with self._lock:
             if forms <= self._secrets:
                 return

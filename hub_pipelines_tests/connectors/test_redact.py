@@ -68,3 +68,9 @@ def test_describe_redacts_exception_messages() -> None:
         redactor.describe(error)
         == "ValueError: bad refresh_token *** in https://x/?client_secret=***"
     )
+
+
+def test_very_short_values_are_not_registered_because_they_would_garble_every_message():
+    redactor = Redactor()
+    redactor.register("r", "s3", "long-enough-secret")
+    assert redactor.redact("refresh with long-enough-secret") == "refresh with ***"
