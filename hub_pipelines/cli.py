@@ -170,7 +170,8 @@ def cmd_errors_list(args: argparse.Namespace) -> None:
         print(
             f"{row['id']:>6} {row['created_at']:%Y-%m-%d %H:%M:%S} {partition:32} "
             f"{row['entity_type'] or '-':9} {row['category']:11} {row['severity']:8} "
-            f"{row['entity_id'] or 'run'}: {row['message']}{state}"
+            f"{'run' if row['scope'] == 'run' else row['entity_id'] or 'record'}: "
+            f"{row['message']}{state}"
         )
 
 

@@ -219,4 +219,11 @@ def request_tokens(
     """POST a refresh (or code exchange) to a token endpoint and parse the answer. `check` lets a
     system tell its own refusals apart (e.g. Zoho's temporary token-creation block)."""
     response = client.request("POST", url, params=params, data=data, headers=headers, check=check)
-    return TokenSet.from_token_response(response.json())
+    try:
+        body = response.json()
+    except ValueError:
+        raise SyncError(
+            Category.SERVER,
+            f"the token endpoint answered a body that is not JSON: {body_excerpt(response)}",
+        ) from None
+    return TokenSet.from_token_response(body)

@@ -127,7 +127,7 @@ def mark_config_synced(conn: psycopg.Connection, config_id: int, entity: str, st
     conn.execute(
         "UPDATE hub.accounting_sync_errors SET resolved = true, resolved_at = now(), "
         "resolution_note = 'a later sync of this partition succeeded', updated_at = now() "
-        "WHERE config_id = %s AND scope = 'run' AND entity_type IS NOT DISTINCT FROM %s "
+        "WHERE config_id = %s AND scope = 'run' AND (entity_type = %s OR entity_type IS NULL) "
         "AND NOT resolved",
         (config_id, entity),
     )

@@ -9,7 +9,8 @@ from psycopg.rows import dict_row
 from hub_pipelines.warehouse.db import connect
 
 LIST_COLUMNS = (
-    "id, created_at, tenant_id, system, entity_type, entity_id, category, severity, retryable, "
+    "id, created_at, scope, tenant_id, system, entity_type, entity_id, category, severity, "
+    "retryable, "
     "retry_count, next_retry_at, resolved, left(error_message, 120) AS message"
 )
 

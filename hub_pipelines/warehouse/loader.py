@@ -54,12 +54,10 @@ def _copy_value(value):
 def _merge_sql(table: str, stage: str, columns: list[str], key: tuple[str, ...]) -> str:
     """Upsert from the staging table, touching only rows whose content changed.
 
-    Tables with a `deleted_at` tombstone compare it too: staging leaves it NULL, so a record that
-    reappears in the source is revived.
+    `deleted_at` is compared too: staging leaves it NULL, so a record that reappears in the
+    source is revived.
     """
-    compared = [c for c in columns if c not in key]
-    if table != LINES_TABLE:
-        compared.append("deleted_at")
+    compared = [c for c in columns if c not in key] + ["deleted_at"]
     assignments = [f"{c} = EXCLUDED.{c}" for c in compared] + [
         "synced_at = EXCLUDED.synced_at",
         "sync_run_id = EXCLUDED.sync_run_id",
@@ -172,21 +170,19 @@ class PartitionLoader:
             "AND invoice_external_id = ANY(%s)",
             (self.tenant_id, self.system, ids),
         )
-        rows = (
-            (
-                self.tenant_id,
-                self.system,
-                invoice.external_id,
-                *_values(line, self.line_columns[3:]),
-            )
-            for invoice in invoices
-            for line in invoice.lines
-        )
-        stage = self._stage("stage_invoice_lines", LINES_TABLE, self.line_columns, rows)
-        key = ("tenant_id", "system", "invoice_external_id", "line_number")
-        self.conn.execute(
-            _merge_sql(LINES_TABLE, stage, self.line_columns, key), {"run_id": self.run_id}
-        )
+        # The invoice changed, so its lines are rewritten whole: straight COPY, no merge needed.
+        columns = [*self.line_columns, "sync_run_id"]
+        with self.conn.cursor().copy(
+            f"COPY {LINES_TABLE} ({', '.join(columns)}) FROM STDIN"
+        ) as copy:
+            for invoice in invoices:
+                for line in invoice.lines:
+                    values = _values(line, self.line_columns[3:])
+                    copy.write_row(
+                        [self.tenant_id, self.system, invoice.external_id]
+                        + [_copy_value(v) for v in values]
+                        + [self.run_id]
+                    )
 
     def _save_cursor(self, cursor: str) -> None:
         self.conn.execute(

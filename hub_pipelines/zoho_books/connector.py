@@ -130,8 +130,8 @@ def response_check(response: httpx.Response) -> Failure | None:
             suggested_fix="The retry sensor re-runs the import once the daily quota resets; "
             "ask Zoho to raise the organisation's daily limit if this repeats.",
         )
-    if response.status_code == 429 or response.status_code >= 500:
-        return None  # the status rules retry these
+    if response.status_code in (401, 403, 429) or response.status_code >= 500:
+        return None  # the status rules: AUTH (with one re-authentication), or retried
     try:
         body = response.json()
     except ValueError:
@@ -258,6 +258,13 @@ class ZohoBooksConnector:
             check=response_check,
             logger=log,
         )
+        if self.http.rate_limit < 2:
+            raise SyncError(
+                Category.CONFIG,
+                f"requests_per_minute must be at least 2, got {self.http.rate_limit}",
+                suggested_fix="Set the zoho_books resource's or the tenant config's "
+                "requests_per_minute to 2 or more (Zoho allows 100 per minute).",
+            )
         self.http.redactor.register(*config.secrets())
         self.auth = BearerAuth(
             OAuthTokenManager(token_store, self._refresh, redactor=self.http.redactor),

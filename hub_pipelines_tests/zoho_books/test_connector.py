@@ -76,3 +76,24 @@ def test_no_secret_reaches_the_run_log_or_the_audit_tables(zoho):
     for secret in secrets:
         assert secret not in logged and secret not in audit
     assert "refresh_token=***" in logged  # the failing token URL was logged, redacted
+
+
+def test_zoho_401_with_its_own_code_is_an_auth_failure_and_a_revoked_grant_stops_the_run(zoho):
+    import httpx
+
+    from hub_pipelines.connectors.http import status_failure
+    from hub_pipelines.zoho_books.connector import response_check
+
+    unauthorised = httpx.Response(401, json={"code": 57, "message": "not authorized"})
+    assert response_check(unauthorised) is None
+    assert status_failure(unauthorised).category == "AUTH"
+
+    zoho.simulator.seed_generated(zoho.org_id, customers=2, invoices=2)
+    zoho.register(refresh_token="1000.revoked-or-mistyped-token")
+    result = zoho.materialize()
+    assert not result.success
+    (message, metadata) = zoho.query(
+        "SELECT error_message, metadata FROM hub.accounting_sync_logs WHERE status = 'failed'"
+    )[0]
+    assert metadata["category"] == "AUTH" and "invalid_code" in message
+    assert "Re-authorise" in metadata["suggested_fix"]
