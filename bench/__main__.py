@@ -54,16 +54,20 @@ def generated_invoices(count: int) -> list[Invoice]:
     return [map_invoice(simulator.get_invoice(ORG, i), {}) for i in simulator.invoice_ids(ORG)]
 
 
+def invoice_loader(conn: psycopg.Connection, tenant: str) -> PartitionLoader:
+    return PartitionLoader(
+        conn,
+        tenant_id=tenant,
+        system="zoho_books",
+        entity="invoices",
+        run_id="bench",
+        partition_key=f"zoho_books|{tenant}",
+    )
+
+
 def load_with_merge(url: str, invoices: list[Invoice], tenant: str) -> float:
     with psycopg.connect(url) as conn:
-        loader = PartitionLoader(
-            conn,
-            tenant_id=tenant,
-            system="zoho_books",
-            entity="invoices",
-            run_id="bench",
-            partition_key=f"zoho_books|{tenant}",
-        )
+        loader = invoice_loader(conn, tenant)
         started = time.perf_counter()
         for start in range(0, len(invoices), PAGE):
             loader.load_page(Page(invoices[start : start + PAGE]))
@@ -131,14 +135,7 @@ def import_peak_bytes(url: str, invoices: int) -> tuple[int, int]:
         store = InMemoryTokenStore(
             TokenSet("", simulator.refresh_token, datetime(1970, 1, 1, tzinfo=UTC))
         )
-        loader = PartitionLoader(
-            conn,
-            tenant_id=tenant,
-            system="zoho_books",
-            entity="invoices",
-            run_id="bench",
-            partition_key=f"zoho_books|{tenant}",
-        )
+        loader = invoice_loader(conn, tenant)
         connector = ZohoBooksConnector(config, store, versions=lambda _e, ids: loader.versions(ids))
         gc.collect()
         tracemalloc.start()
