@@ -1,6 +1,7 @@
 """One import of one entity for one partition: connector pages → loader → audit → checks.
 
-The assets are thin wrappers around `run_sync`, so the whole procedure reads top to bottom here.
+The assets are thin wrappers around `run_sync`; `PartitionSync` keeps one import's bookkeeping
+(loader, counts, cursor, census, sync log) so each step below reads as one short method.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from decimal import Decimal
 
 import dagster as dg
 
-from hub_pipelines.canonical import Entity
+from hub_pipelines.canonical import Connector, Entity
 from hub_pipelines.connectors.errors import Category, SyncError, classify
 from hub_pipelines.imports import audit, checks
 from hub_pipelines.resources import VaultResource, WarehouseResource
@@ -83,88 +84,116 @@ def run_sync(
     resource = getattr(context.resources, system, None)
     if resource is None:
         raise dg.Failure(f"{system}: no connector is available for this system yet")
-    full = is_full_refresh(context, config)
-    started = time.monotonic()
     with warehouse.connect() as conn:
-        loader = PartitionLoader(
-            conn,
-            tenant_id=tenant,
-            system=system,
-            entity=entity,
-            run_id=context.run.run_id,
-            partition_key=context.partition_key,
-        )
-        cursor_before = None if full else loader.cursor()
-        loader.sync_log_id = audit.start_sync_log(
-            conn,
-            config_id=tenant_config.row.id,
-            tenant_id=tenant,
-            system=system,
-            entity=entity,
-            sync_type="full" if full else "incremental",
-            run_id=context.run.run_id,
-            partition_key=context.partition_key,
-            cursor_before=cursor_before,
-        )
-        versions = (
-            (lambda _entity, _ids: {}) if full else (lambda _entity, ids: loader.versions(ids))
-        )
+        sync = PartitionSync(context, entity, config, conn, registry, tenant_config)
         connector = resource.connector(
             tenant_config.connection,
             ConfigTokenStore(registry, tenant_config),
-            versions=versions,
+            versions=sync.known_versions,
             log=context.log,
         )
-        counts, cursor_after, census = LoadCounts(), cursor_before, SourceCensus()
         try:
-            cursor_after = _load_pages(context, connector, loader, entity, cursor_before, counts)
-            # One listing pass serves the reconciliation check and, on a full refresh, deletes.
-            if full:
-                listed = census.ids(connector.listing(entity))
-                counts.deleted = loader.soft_delete_missing(listed, config.max_delete_fraction)
-            else:
-                census.take(connector.listing(entity))
-            _enforce_error_threshold(counts, tenant_config.row.sync_config.error_threshold)
+            sync.run(connector)
         except Exception as exc:
-            error = classify(exc)
-            audit.finish_sync_log(
-                conn,
-                loader.sync_log_id,
-                status="failed",
-                counts=counts,
-                api_calls=connector.api_calls,
-                cursor_after=cursor_after,
-                error=error,
-            )
-            context.log.error(f"{entity} import failed: {error} — fix: {error.suggested_fix}")
-            raise dg.Failure(
-                description=f"{error.category}: {error.message}",
-                metadata={"category": str(error.category), "suggested_fix": error.suggested_fix},
-            ) from None
+            raise sync.failed(exc, connector) from None
         finally:
             connector.close()
-        status = "partial" if counts.failed else "success"
-        audit.finish_sync_log(
+        return sync.succeeded(connector)
+
+
+class PartitionSync:
+    """The bookkeeping of one import: its loader, counts, cursor, census and sync log."""
+
+    def __init__(self, context, entity, config, conn, registry, tenant_config: TenantConfig):
+        self.context, self.entity, self.config, self.conn = context, entity, config, conn
+        self.tenant_config = tenant_config
+        self.tenant, self.system = tenant_config.row.tenant_id, tenant_config.row.system
+        self.full = is_full_refresh(context, config)
+        self.started = time.monotonic()
+        self.loader = PartitionLoader(
             conn,
-            loader.sync_log_id,
+            tenant_id=self.tenant,
+            system=self.system,
+            entity=entity,
+            run_id=context.run.run_id,
+            partition_key=context.partition_key,
+        )
+        self.cursor_before = None if self.full else self.loader.cursor()
+        self.cursor_after = self.cursor_before
+        self.counts, self.census = LoadCounts(), SourceCensus()
+        self.loader.sync_log_id = audit.start_sync_log(
+            conn,
+            config_id=tenant_config.row.id,
+            tenant_id=self.tenant,
+            system=self.system,
+            entity=entity,
+            sync_type="full" if self.full else "incremental",
+            run_id=context.run.run_id,
+            partition_key=context.partition_key,
+            cursor_before=self.cursor_before,
+        )
+
+    def known_versions(self, _entity: Entity, ids: list[str]) -> dict:
+        """What the warehouse holds, so the connector skips unchanged records; a full refresh
+        re-reads everything (e.g. after a mapping fix)."""
+        return {} if self.full else self.loader.versions(ids)
+
+    def run(self, connector: Connector) -> None:
+        self.cursor_after = _load_pages(
+            self.context, connector, self.loader, self.entity, self.cursor_before, self.counts
+        )
+        # One listing pass serves the reconciliation check and, on a full refresh, deletes.
+        listing = connector.listing(self.entity)
+        if self.full:
+            ids = self.census.ids(listing)
+            self.counts.deleted = self.loader.soft_delete_missing(
+                ids, self.config.max_delete_fraction
+            )
+        else:
+            self.census.take(listing)
+        _enforce_error_threshold(self.counts, self.tenant_config.row.sync_config.error_threshold)
+
+    def failed(self, exc: Exception, connector: Connector) -> dg.Failure:
+        error = classify(exc)
+        self._finish("failed", connector, error)
+        self.context.log.error(f"{self.entity} import failed: {error} — fix: {error.suggested_fix}")
+        return dg.Failure(
+            description=f"{error.category}: {error.message}",
+            metadata={"category": str(error.category), "suggested_fix": error.suggested_fix},
+        )
+
+    def succeeded(self, connector: Connector) -> dg.MaterializeResult:
+        status = "partial" if self.counts.failed else "success"
+        self._finish(status, connector)
+        audit.mark_config_synced(self.conn, self.tenant_config.row.id, self.entity, status)
+        return dg.MaterializeResult(
+            metadata=self._metadata(connector), check_results=self._check_results()
+        )
+
+    def _finish(self, status: str, connector: Connector, error=None) -> None:
+        audit.finish_sync_log(
+            self.conn,
+            self.loader.sync_log_id,
             status=status,
-            counts=counts,
+            counts=self.counts,
             api_calls=connector.api_calls,
-            cursor_after=cursor_after,
+            cursor_after=self.cursor_after,
+            error=error,
         )
-        audit.mark_config_synced(conn, tenant_config.row.id, entity, status)
-        results = checks.run_sql_checks(conn, entity, tenant, system)
-        source_total = census.total if entity == "invoices" else None
-        results.append(
-            checks.reconciliation_result(conn, entity, tenant, system, census.count, source_total)
-        )
-        frequency = getattr(tenant_config.row.sync_config, f"{entity}_frequency")
-        results.append(
-            checks.freshness_result(conn, entity, tenant, system, frequency, context.run.run_id)
-        )
-        row_count = _row_count(conn, entity, tenant, system)
-    return dg.MaterializeResult(
-        metadata={
+
+    def _check_results(self) -> list[dg.AssetCheckResult]:
+        args = (self.conn, self.entity, self.tenant, self.system)
+        source_total = self.census.total if self.entity == "invoices" else None
+        frequency = getattr(self.tenant_config.row.sync_config, f"{self.entity}_frequency")
+        return [
+            *checks.run_sql_checks(*args),
+            checks.reconciliation_result(*args, self.census.count, source_total),
+            checks.freshness_result(*args, frequency, self.context.run.run_id),
+        ]
+
+    def _metadata(self, connector: Connector) -> dict:
+        counts = self.counts
+        return {
             "records_fetched": counts.fetched,
             "records_inserted": counts.inserted,
             "records_updated": counts.updated,
@@ -173,14 +202,12 @@ def run_sync(
             "records_deleted": counts.deleted,
             "api_calls": connector.api_calls,
             "retries": connector.retries,
-            "sync_type": "full" if full else "incremental",
-            "cursor_before": cursor_before or "none",
-            "cursor_after": cursor_after or "none",
-            "duration_seconds": round(time.monotonic() - started, 3),
-            "dagster/row_count": row_count,
-        },
-        check_results=results,
-    )
+            "sync_type": "full" if self.full else "incremental",
+            "cursor_before": self.cursor_before or "none",
+            "cursor_after": self.cursor_after or "none",
+            "duration_seconds": round(time.monotonic() - self.started, 3),
+            "dagster/row_count": _row_count(self.conn, self.entity, self.tenant, self.system),
+        }
 
 
 def _load_pages(context, connector, loader, entity, cursor, counts: LoadCounts) -> str | None:
