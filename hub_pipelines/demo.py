@@ -62,6 +62,10 @@ def register_demo_tenant(registry: TenantRegistry, base_url: str, simulator) -> 
     )
 
 
+# The summary printed below tells the story; the full event log is in the UI (hub dev).
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
 def materialize_partition(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     from hub_pipelines.definitions import defs
     from hub_pipelines.imports.assets import customers, invoices
@@ -73,8 +77,21 @@ def materialize_partition(instance: dg.DagsterInstance) -> dg.ExecuteInProcessRe
         partition_key=partition_key(DEMO_TENANT, "zoho_books"),
         instance=instance,
         resources=defs.resources,
-        # The summary below tells the story; the full event log is in the UI (hub dev).
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        run_config=QUIET,
+        tags={"hub/trigger": "demo"},
+        raise_on_error=False,
+    )
+
+
+def refresh_analytics(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    from hub_pipelines.analytics.assets import customer_directory, gst_sales_summary
+    from hub_pipelines.definitions import defs
+
+    return dg.materialize(
+        [gst_sales_summary, customer_directory],
+        instance=instance,
+        resources={"warehouse": defs.resources["warehouse"]},
+        run_config=QUIET,
         tags={"hub/trigger": "demo"},
         raise_on_error=False,
     )
@@ -94,8 +111,12 @@ def run_demo() -> None:
         register_demo_tenant(TenantRegistry(Vault.from_env()), server.url, simulator)
         with dg.DagsterInstance.get() as instance:
             result = materialize_partition(instance)
+            analytics = refresh_analytics(instance) if result.success else None
     print_summary(url, result)
-    if not result.success:
+    if analytics is not None:
+        print_gst_summary(url)
+    print_next_steps()
+    if not (result.success and analytics and analytics.success):
         raise SystemExit(1)
 
 
@@ -132,6 +153,25 @@ def print_summary(url: str, result: dg.ExecuteInProcessResult) -> None:
             "SELECT count(*) FROM hub.accounting_sync_errors WHERE NOT resolved"
         ).fetchone()
         print(f"  open sync errors: {open_errors}")
+
+
+def print_gst_summary(url: str) -> None:
+    with db.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT fiscal_year, sum(invoices), sum(taxable_amount), sum(cgst), sum(sgst), "
+            "sum(igst) FROM accounting.gst_sales_summary WHERE tenant_id = %s "
+            "GROUP BY 1 ORDER BY 1",
+            (DEMO_TENANT,),
+        ).fetchall()
+    print("\nGST sales by fiscal year (accounting.gst_sales_summary):")
+    print(
+        f"  {'FY':8} {'invoices':>8} {'taxable ₹':>16} {'CGST ₹':>14} {'SGST ₹':>14} {'IGST ₹':>14}"
+    )
+    for fy, count, taxable, cgst, sgst, igst in rows:
+        print(f"  {fy:8} {count:>8} {taxable:>16,} {cgst:>14,} {sgst:>14,} {igst:>14,}")
+
+
+def print_next_steps() -> None:
     print(
         "\nnext: .venv/bin/hub dev (Dagster UI on http://localhost:3000; run "
         "`.venv/bin/hub simulate zoho_books` in another terminal to materialize from the UI)\n"

@@ -1,0 +1,41 @@
+"""Unpartitioned analyst assets downstream of the imports: cross-system materialized views.
+
+Each asset refreshes its materialized view (defined in sql/0004_analyst_views.sql) without
+blocking readers, and reports its row count. They refresh when any import partition lands.
+"""
+
+import dagster as dg
+
+from hub_pipelines.imports.assets import customers, invoices
+from hub_pipelines.resources import WarehouseResource
+
+
+def _refresh(warehouse: WarehouseResource, view: str) -> dg.MaterializeResult:
+    with warehouse.connect(autocommit=True) as conn:
+        conn.execute(f"REFRESH MATERIALIZED VIEW CONCURRENTLY accounting.{view}")
+        (rows,) = conn.execute(f"SELECT count(*) FROM accounting.{view}").fetchone()
+    return dg.MaterializeResult(metadata={"dagster/row_count": rows})
+
+
+@dg.asset(
+    deps=[invoices],
+    group_name="analytics",
+    kinds={"postgres"},
+    automation_condition=dg.AutomationCondition.eager(),
+    description="GST sales per tenant, system, fiscal year (April–March), month, place of supply "
+    "and supply type, without void or deleted invoices (accounting.gst_sales_summary).",
+)
+def gst_sales_summary(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    return _refresh(warehouse, "gst_sales_summary")
+
+
+@dg.asset(
+    deps=[customers],
+    group_name="analytics",
+    kinds={"postgres"},
+    automation_condition=dg.AutomationCondition.eager(),
+    description="One row per customer of a tenant across its systems, matched on GSTIN or name "
+    "(accounting.customer_directory).",
+)
+def customer_directory(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    return _refresh(warehouse, "customer_directory")
