@@ -17,25 +17,30 @@ def _refresh(warehouse: WarehouseResource, view: str) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"dagster/row_count": rows})
 
 
-@dg.asset(
-    deps=[invoices],
-    group_name="analytics",
-    kinds={"postgres"},
-    automation_condition=dg.AutomationCondition.eager(),
-    description="GST sales per tenant, system, fiscal year (April–March), month, place of supply "
-    "and supply type, without void or deleted invoices (accounting.gst_sales_summary).",
+def _view_asset(name: str, upstream: dg.AssetsDefinition, description: str):
+    @dg.asset(
+        name=name,
+        deps=[upstream],
+        group_name="analytics",
+        kinds={"postgres"},
+        automation_condition=dg.AutomationCondition.eager(),
+        description=description,
+    )
+    def refresh_view(warehouse: WarehouseResource) -> dg.MaterializeResult:
+        return _refresh(warehouse, name)
+
+    return refresh_view
+
+
+gst_sales_summary = _view_asset(
+    "gst_sales_summary",
+    invoices,
+    "GST sales per tenant, system, fiscal year (April–March), month, place of supply and supply "
+    "type, without void or deleted invoices (accounting.gst_sales_summary).",
 )
-def gst_sales_summary(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    return _refresh(warehouse, "gst_sales_summary")
-
-
-@dg.asset(
-    deps=[customers],
-    group_name="analytics",
-    kinds={"postgres"},
-    automation_condition=dg.AutomationCondition.eager(),
-    description="One row per customer of a tenant across its systems, matched on GSTIN or name "
+customer_directory = _view_asset(
+    "customer_directory",
+    customers,
+    "One row per customer of a tenant across its systems, matched on GSTIN or name "
     "(accounting.customer_directory).",
 )
-def customer_directory(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    return _refresh(warehouse, "customer_directory")

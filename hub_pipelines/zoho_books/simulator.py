@@ -808,6 +808,26 @@ def _page(rows: Sequence[Any], params: dict[str, str]) -> tuple[Sequence[Any], d
     return rows[start : start + per_page], context
 
 
+def _list_reply(
+    key: str,
+    rows: Sequence[Any],
+    render: Callable[[Any], dict[str, Any]],
+    params: dict[str, str],
+    report: tuple[str, str, str, str],
+) -> Reply:
+    """One page of a list endpoint with Zoho's `page_context` (report name, filter, sort)."""
+    page_rows, context = _page(rows, params)
+    name, applied, column, order = report
+    context |= {
+        "report_name": name,
+        "applied_filter": applied,
+        "sort_column": column,
+        "sort_order": order,
+    }
+    listed = [render(row) for row in page_rows]
+    return Reply(200, {"code": 0, "message": "success", key: listed, "page_context": context})
+
+
 class ZohoBooksSimulator:
     """State and HTTP surface of a fake Zoho Books India organisation set.
 
@@ -1537,16 +1557,8 @@ class ZohoBooksSimulator:
             and _status_matches(c.get("status"), applied)
         ]
         rows.sort(key=lambda c: (CONTACT_SORTS[column](c), c["contact_id"]), reverse=order == "D")
-        page_rows, context = _page(rows, params)
-        context |= {
-            "report_name": "Contacts",
-            "applied_filter": applied,
-            "sort_column": column,
-            "sort_order": order,
-        }
-        listed = [_contact_row(c) for c in page_rows]
-        return Reply(
-            200, {"code": 0, "message": "success", "contacts": listed, "page_context": context}
+        return _list_reply(
+            "contacts", rows, _contact_row, params, ("Contacts", applied, column, order)
         )
 
     def _get_contact(self, org: Organisation, params: dict[str, str], contact_id: str) -> Reply:
@@ -1562,16 +1574,12 @@ class ZohoBooksSimulator:
         matches = [
             i for i in self._sorted_invoices(org, column, order) if _keep(i, params, applied)
         ]
-        page_rows, context = _page(matches, params)
-        context |= {
-            "report_name": "Invoices",
-            "applied_filter": applied,
-            "sort_column": column,
-            "sort_order": order,
-        }
-        rows = [invoice.summary(org.taxes) for invoice in page_rows]
-        return Reply(
-            200, {"code": 0, "message": "success", "invoices": rows, "page_context": context}
+        return _list_reply(
+            "invoices",
+            matches,
+            lambda invoice: invoice.summary(org.taxes),
+            params,
+            ("Invoices", applied, column, order),
         )
 
     def _sorted_invoices(self, org: Organisation, column: str, order: str) -> list[AnyInvoice]:
