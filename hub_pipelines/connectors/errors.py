@@ -99,6 +99,15 @@ def classify(exc: BaseException) -> SyncError:
 
     if isinstance(exc, httpx.TransportError):
         return SyncError(Category.NETWORK, f"{type(exc).__name__}: {exc}")
+    import psycopg
+
+    if isinstance(exc, psycopg.OperationalError):
+        return SyncError(
+            Category.NETWORK,
+            f"the warehouse could not be reached: {exc}",
+            suggested_fix="Check that the warehouse PostgreSQL is up and that HUB_DATABASE_URL "
+            "(or DATABASE_*) points at it; the retry sensor re-runs the import.",
+        )
     return SyncError(
         Category.MAPPING,
         f"{type(exc).__name__}: {exc}",

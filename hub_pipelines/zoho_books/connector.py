@@ -180,11 +180,13 @@ class ZohoStream:
     record_key: str  # the detail body's record
     id_field: str
     base_params: dict[str, Any]
-    newest_first: bool  # sorted by last_modified_time descending: stop at the cursor
+    # Zoho filters invoices by `last_modified_time`; contacts have no documented change filter,
+    # so they are listed whole (list calls are cheap: 200 rows each) and compared by version.
+    change_filter: bool
     has_totals: bool  # list rows carry `total` (for reconciliation)
 
     def params_since(self, since: datetime | None) -> dict[str, Any]:
-        if self.newest_first or since is None:  # contacts have no documented change filter
+        if not self.change_filter or since is None:
             return dict(self.base_params)
         return {**self.base_params, "last_modified_time": zoho_timestamp(since)}
 
@@ -201,7 +203,7 @@ CONTACTS = ZohoStream(
         "sort_column": "last_modified_time",
         "sort_order": "D",
     },
-    newest_first=True,
+    change_filter=False,
     has_totals=False,
 )
 INVOICES = ZohoStream(
@@ -211,7 +213,7 @@ INVOICES = ZohoStream(
     record_key="invoice",
     id_field="invoice_id",
     base_params={"filter_by": "Status.All", "sort_column": "created_time"},
-    newest_first=False,
+    change_filter=True,
     has_totals=True,
 )
 STREAMS: dict[str, ZohoStream] = {"customers": CONTACTS, "invoices": INVOICES}
@@ -222,7 +224,7 @@ TAXES = ZohoStream(  # the tax master, read for classifying taxes into GST heads
     record_key="tax",
     id_field="tax_id",
     base_params={},
-    newest_first=False,
+    change_filter=False,
     has_totals=False,
 )
 
@@ -381,8 +383,6 @@ class ZohoBooksConnector:
                     records.append(outcome)
             newest = max([t for t in [newest, *stamps.values()] if t is not None], default=None)
             yield Page(records, failures)
-            if stream.newest_first and since and all(t and t < since for t in stamps.values()):
-                break  # newest-modified first: the rest is older than the cursor
         final = _earliest(newest, oldest_failed, walk_started) if newest else None
         yield Page([], [], cursor=final.isoformat() if final else None)
 
