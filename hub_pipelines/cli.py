@@ -141,6 +141,22 @@ def cmd_tenants_show(args: argparse.Namespace) -> None:
     print(json.dumps(shown, indent=2, default=str))
 
 
+def cmd_tenants_test(args: argparse.Namespace) -> int:
+    from hub_pipelines.tenants.connection_check import check_connection
+
+    result, error = check_connection(_registry(), args.tenant, args.system)
+    if result.success:
+        print(
+            f"{args.tenant}/{args.system}: connected to {result.organisation!r} "
+            f"(API {result.version}) in {result.latency_ms} ms"
+        )
+        return 0
+    print(f"{args.tenant}/{args.system}: connection failed: {result.message}", file=sys.stderr)
+    if error is not None:
+        print(f"fix: {error.suggested_fix}", file=sys.stderr)
+    return 1
+
+
 def _set_state(verb: str) -> Callable[[argparse.Namespace], None]:
     def command(args: argparse.Namespace) -> None:
         registry = _registry()
@@ -285,6 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--config", required=True, metavar="FILE|-", help="JSON file, or - for stdin")
     add.set_defaults(func=cmd_tenants_add)
     tenants.add_parser("list", help="list configs (no secrets)").set_defaults(func=cmd_tenants_list)
+    test = tenants.add_parser(
+        "test", help="test the connection with the stored credentials (records the outcome)"
+    )
+    _tenant_system(test)
+    test.set_defaults(func=cmd_tenants_test)
     for verb, text in [
         ("show", "show one config, secrets masked"),
         ("disable", "stop importing this config"),
@@ -360,11 +381,10 @@ def main(argv: list[str] | None = None) -> int:
     settings.load_local_env()
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args) or 0
     except _expected_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    return 0
 
 
 if __name__ == "__main__":

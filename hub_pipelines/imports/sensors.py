@@ -72,9 +72,9 @@ def _unclassified(context: dg.RunFailureSensorContext) -> SyncError:
 
 
 @dg.run_failure_sensor(
+    # Every job of this code location: imports launched from the asset graph or a backfill run
+    # as Dagster's implicit asset job, not as import_job. Runs without a partition are skipped.
     name="import_failure_sensor",
-    monitored_jobs=[import_job],
-    monitor_all_code_locations=False,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Records failed import runs in hub.accounting_sync_errors and counts "
     "consecutive failures per config.",

@@ -187,6 +187,15 @@ class TenantRegistry:
             )
         return TenantConfig(config.row, connection)
 
+    def record_connection_test(self, config_id: int, result) -> None:
+        status = "ok" if result.success else (result.message or "failed")[:500]
+        with self._connect() as conn:
+            conn.execute(
+                "UPDATE hub.accounting_configs SET last_connection_test = now(), "
+                "last_connection_status = %s, updated_at = now() WHERE id = %s",
+                (status, config_id),
+            )
+
     def set_enabled(self, tenant_id: str, system: str, enabled: bool) -> ConfigRow:
         return self._update(tenant_id, system, "is_enabled = %s", (enabled,))
 

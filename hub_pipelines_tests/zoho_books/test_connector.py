@@ -97,3 +97,21 @@ def test_zoho_401_with_its_own_code_is_an_auth_failure_and_a_revoked_grant_stops
     )[0]
     assert metadata["category"] == "AUTH" and "invalid_code" in message
     assert "Re-authorise" in metadata["suggested_fix"]
+
+
+def test_hub_tenants_test_reports_and_records_the_outcome(zoho, capsys):
+    from hub_pipelines import cli
+
+    assert cli.main(["tenants", "test", TENANT, "zoho_books"]) == 0
+    assert "connected to" in capsys.readouterr().out
+    assert zoho.scalar("SELECT last_connection_status FROM hub.accounting_configs") == "ok"
+
+    zoho.register(refresh_token="1000.revoked-or-mistyped-token")
+    assert cli.main(["tenants", "test", TENANT, "zoho_books"]) == 1
+    err = capsys.readouterr().err
+    assert "connection failed: AUTH" in err and "fix: Re-authorise" in err
+    assert "revoked-or-mistyped" not in err
+    status = zoho.scalar("SELECT last_connection_status FROM hub.accounting_configs")
+    assert status.startswith("AUTH") and zoho.scalar(
+        "SELECT last_connection_test IS NOT NULL FROM hub.accounting_configs"
+    )
