@@ -76,7 +76,8 @@ INVOICE_CHECKS = [
         f"""SELECT coalesce(i.invoice_number, i.external_id),
                    format('customer %%s (%%s) not imported', i.customer_external_id,
                           i.customer_name)
-            FROM accounting.invoices i WHERE i.{PARTITION.replace(" AND ", " AND i.")}
+            FROM accounting.invoices i
+            WHERE i.tenant_id = %(tenant)s AND i.system = %(system)s AND i.deleted_at IS NULL
               AND NOT EXISTS (SELECT 1 FROM accounting.customers c
                               WHERE c.tenant_id = i.tenant_id AND c.system = i.system
                                 AND c.external_id = i.customer_external_id)""",
