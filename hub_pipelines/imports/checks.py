@@ -80,7 +80,8 @@ INVOICE_CHECKS = [
             WHERE i.tenant_id = %(tenant)s AND i.system = %(system)s AND i.deleted_at IS NULL
               AND NOT EXISTS (SELECT 1 FROM accounting.customers c
                               WHERE c.tenant_id = i.tenant_id AND c.system = i.system
-                                AND c.external_id = i.customer_external_id)""",
+                                AND c.external_id = i.customer_external_id
+                                AND c.deleted_at IS NULL)""",
     ),
 ]
 
