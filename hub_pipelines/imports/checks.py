@@ -73,7 +73,7 @@ INVOICE_CHECKS = [
         "invoice_customers_known",
         WARN,
         "every invoice's customer exists in the same partition",
-        f"""SELECT coalesce(i.invoice_number, i.external_id),
+        """SELECT coalesce(i.invoice_number, i.external_id),
                    format('customer %%s (%%s) not imported', i.customer_external_id,
                           i.customer_name)
             FROM accounting.invoices i
