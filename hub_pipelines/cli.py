@@ -47,6 +47,20 @@ def cmd_db_url(args: argparse.Namespace) -> None:
     print(db.database_url())
 
 
+def cmd_db_psql(args: argparse.Namespace) -> None:
+    """psql on the warehouse: the system's psql, or the one the embedded-server wheel ships."""
+    import shutil
+
+    from hub_pipelines.warehouse import db
+
+    psql = shutil.which("psql") or db.bundled_psql()
+    if psql is None:
+        raise CliError("no psql found; install the PostgreSQL client, or use `hub db url`")
+    url = db.database_url()
+    extra = args.psql_args[1:] if args.psql_args[:1] == ["--"] else args.psql_args
+    os.execv(psql, [psql, url, *extra])  # noqa: S606
+
+
 def cmd_db_start(args: argparse.Namespace) -> None:
     from hub_pipelines.warehouse import db
 
@@ -274,9 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
         ("status", cmd_db_status, "list migrations and when each was applied"),
         ("url", cmd_db_url, 'print the database URL (psql "$(hub db url)")'),
         ("start", cmd_db_start, "start the embedded PostgreSQL under $HUB_HOME"),
+        ("psql", cmd_db_psql, "open psql on the warehouse (arguments after -- go to psql)"),
         ("stop", cmd_db_stop, "stop the embedded PostgreSQL cleanly"),
     ]:
-        db_commands.add_parser(name, help=text, description=text).set_defaults(func=func)
+        sub = db_commands.add_parser(name, help=text, description=text)
+        sub.set_defaults(func=func)
+        if name == "psql":
+            sub.add_argument("psql_args", nargs=argparse.REMAINDER, help="passed to psql")
 
     keys_parser = groups.add_parser("keys", help="credential encryption keys")
     keys_commands = keys_parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")

@@ -175,5 +175,5 @@ def print_next_steps() -> None:
     print(
         "\nnext: .venv/bin/hub dev (Dagster UI on http://localhost:3000; run "
         "`.venv/bin/hub simulate zoho_books` in another terminal to materialize from the UI)\n"
-        '      psql "$(.venv/bin/hub db url)"'
+        "      .venv/bin/hub db psql (SQL on the warehouse)"
     )

@@ -121,3 +121,25 @@ def test_db_status_lists_applied_migrations(warehouse_url, capsys):
     out = capsys.readouterr().out
     assert "0001_platform.sql" in out and "0002_accounting.sql" in out
     assert "pending" not in out
+
+
+def test_hub_db_psql_opens_the_warehouse_even_without_a_system_psql(warehouse_url, tmp_path):
+    import os
+    import sys
+
+    from hub_pipelines.warehouse import db
+
+    assert db.bundled_psql() is not None
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": warehouse_url,
+        "PATH": str(tmp_path),
+    }  # no psql on PATH
+    result = subprocess.run(
+        [sys.executable, "-m", "hub_pipelines.cli", "db", "psql", "--", "-Atc", "SELECT 40 + 2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert result.stdout.strip() == "42"

