@@ -2,7 +2,8 @@
 
 Field names are the column names of `accounting.customers`, `accounting.invoices` and
 `accounting.invoice_lines` (see `sql/0002_accounting.sql`), so the loader copies them as they are.
-Money is `Decimal`, never float. `raw` is the source record exactly as received.
+Money is `Decimal`, never float. `raw` is the source record exactly as received. The allowed
+`gst_treatment` and `status` values are the tables' CHECK constraints.
 """
 
 from __future__ import annotations
@@ -14,18 +15,6 @@ from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 ZERO = Decimal("0.00")
-
-GST_TREATMENTS = (
-    "registered_regular",
-    "registered_composition",
-    "unregistered_business",
-    "consumer",
-    "overseas",
-    "sez",
-    "deemed_export",
-    "unknown",
-)
-INVOICE_STATUSES = ("draft", "open", "partially_paid", "paid", "void")
 
 Entity = Literal["customers", "invoices"]
 

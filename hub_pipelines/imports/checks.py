@@ -115,11 +115,8 @@ def gstin_offenders(conn: psycopg.Connection, tenant: str, system: str) -> list[
         f"SELECT name, gstin FROM accounting.customers WHERE {PARTITION} AND gstin IS NOT NULL",
         {"tenant": tenant, "system": system},
     )
-    return [
-        (name, f"{gstin}: {gst.gstin_problem(gstin)}")
-        for name, gstin in rows
-        if gst.gstin_problem(gstin)
-    ]
+    problems = ((name, gstin, gst.gstin_problem(gstin)) for name, gstin in rows)
+    return [(name, f"{gstin}: {problem}") for name, gstin, problem in problems if problem]
 
 
 def run_sql_checks(

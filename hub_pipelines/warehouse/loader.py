@@ -193,13 +193,6 @@ class PartitionLoader:
             (self.tenant_id, self.system, self.entity, cursor),
         )
 
-    def reset_cursor(self) -> None:
-        with self.conn.transaction():
-            self.conn.execute(
-                "DELETE FROM hub.sync_state WHERE tenant_id = %s AND system = %s AND entity = %s",
-                (self.tenant_id, self.system, self.entity),
-            )
-
     def record_failures(self, failures: list[RecordFailure]) -> None:
         """One open error row per failed record; a re-run that meets the same failure again
         refreshes that row instead of adding a duplicate."""
