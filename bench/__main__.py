@@ -61,7 +61,7 @@ def invoice_loader(conn: psycopg.Connection, tenant: str) -> PartitionLoader:
         system="zoho_books",
         entity="invoices",
         run_id="bench",
-        partition_key=f"zoho_books|{tenant}",
+        partition_key=tenant,
     )
 
 

@@ -119,6 +119,9 @@ class Page:
     records: list[Customer] | list[Invoice]
     failures: list[RecordFailure] = field(default_factory=list)
     cursor: str | None = None
+    # How many records (loaded or failed) the whole walk yields, when the source says so (a count
+    # in its list answers); only for progress estimates. None when it does not: Zoho's do not.
+    walk_total: int | None = None
 
 
 @dataclass(slots=True)
@@ -144,6 +147,8 @@ class Connector(Protocol):
     `customers` / `invoices` yield pages of changed records; a page's `cursor` is safe to store
     once that page is committed. `listing` streams every id the source has now (with invoice
     totals) for reconciliation and delete detection; `all_ids` is its ids alone.
+    `quota_remaining` is what the source's last answer said is left of its API quota (None when
+    the source does not say: the default), for progress reports.
     """
 
     @property
@@ -151,6 +156,10 @@ class Connector(Protocol):
 
     @property
     def retries(self) -> int: ...
+
+    @property
+    def quota_remaining(self) -> int | None:
+        return None
 
     def test_connection(self) -> ConnectionTest: ...
 

@@ -115,25 +115,72 @@ def _read_document(source: str) -> Any:
         ) from None
 
 
-def cmd_tenants_add(args: argparse.Namespace) -> None:
+def cmd_tenants_add(args: argparse.Namespace) -> int:
+    """Validate and store (encrypted) first, then test the connection with the stored config: a
+    system that rotates refresh tokens may rotate the token during the test, and the rotated one
+    must land in a row that exists. A failed test leaves the config registered and exits 1."""
+    from hub_pipelines.tenants.connection_check import check_connection, has_connection_test
     from hub_pipelines.tenants.registry import validate_system, validate_tenant_slug
 
     validate_tenant_slug(args.tenant)
     validate_system(args.system)
-    row = _registry().add(args.tenant, args.system, _read_document(args.config))
-    print(f"registered {row.tenant_id}/{row.system} (config id {row.id}, credentials encrypted)")
+    registry = _registry()
+    row = registry.add(args.tenant, args.system, _read_document(args.config))
+    name = f"{row.tenant_id}/{row.system}"
+    print(f"registered {name} (config id {row.id}, credentials encrypted)")
+    retest = f"`hub tenants test {row.tenant_id} {row.system}`"
+    if not has_connection_test(row.system):
+        print(f"{name}: no connection test is available yet for {row.system} (no connector)")
+        return 0
+    if args.no_test:
+        print(f"{name}: connection not tested (--no-test); test it later with {retest}")
+        return 0
+    result, error = check_connection(registry, row.tenant_id, row.system)
+    if result.success:
+        print(_connected(name, result))
+        return 0
+    print(
+        f"{name}: the config is registered, but the connection failed: {result.message}",
+        file=sys.stderr,
+    )
+    if error is not None:
+        print(f"fix: {error.suggested_fix}", file=sys.stderr)
+    print(
+        f"then re-run {retest}, or register corrected credentials with "
+        f"`hub tenants add {row.tenant_id} {row.system} --config FILE`",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _connected(name: str, result: Any) -> str:
+    return (
+        f"{name}: connected to {result.organisation!r} (API {result.version}) "
+        f"in {result.latency_ms} ms"
+    )
+
+
+def _last_test(row: Any) -> str:
+    """`hub tenants list`'s "last test" cell: "ok 2026-11-26 10:00", "failed …" or "never"."""
+    if row.last_connection_test is None:
+        return "never"
+    outcome = "ok" if row.last_connection_status == "ok" else "failed"
+    return f"{outcome} {row.last_connection_test:%Y-%m-%d %H:%M}"
 
 
 def cmd_tenants_list(args: argparse.Namespace) -> None:
     rows = _registry().list()
-    print(f"{'tenant':24} {'system':11} {'enabled':7} {'entities':20} {'last sync':20} failures")
+    print(
+        f"{'tenant':24} {'system':11} {'enabled':7} {'entities':20} {'last sync':25} "
+        f"{'last test':23} failures"
+    )
     for row in rows:
         last = row.last_sync_at.isoformat(timespec="seconds") if row.last_sync_at else "never"
         entities = ",".join(row.sync_config.entities)
         enabled = "yes" if row.is_enabled else "no"
         print(
-            f"{row.tenant_id:24} {row.system:11} {enabled:7} {entities:20} {last:20} "
-            f"{row.consecutive_failures}"
+            f"{row.tenant_id:24} {row.system:11} {enabled:7} {entities:20} {last:25} "
+            f"{_last_test(row):23} {row.consecutive_failures}"
         )
 
 
@@ -150,6 +197,8 @@ def cmd_tenants_show(args: argparse.Namespace) -> None:
         "last_sync_at": row.last_sync_at,
         "last_sync_status": row.last_sync_status,
         "consecutive_failures": row.consecutive_failures,
+        "last_connection_test": row.last_connection_test,
+        "last_connection_status": row.last_connection_status,
         "created_at": row.created_at,
         "updated_at": row.updated_at,
     }
@@ -161,10 +210,7 @@ def cmd_tenants_test(args: argparse.Namespace) -> int:
 
     result, error = check_connection(_registry(), args.tenant, args.system)
     if result.success:
-        print(
-            f"{args.tenant}/{args.system}: connected to {result.organisation!r} "
-            f"(API {result.version}) in {result.latency_ms} ms"
-        )
+        print(_connected(f"{args.tenant}/{args.system}", result))
         return 0
     print(f"{args.tenant}/{args.system}: connection failed: {result.message}", file=sys.stderr)
     if error is not None:
@@ -226,6 +272,44 @@ def cmd_errors_retry(args: argparse.Namespace) -> None:
     print(f"error {args.id}: the retry sensor re-runs its partition at its next tick")
 
 
+# --- sync -------------------------------------------------------------------------------------
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """An import now, through Dagster on the local instance: it shows in the UI's run history."""
+    import dagster as dg
+
+    from hub_pipelines.imports.local import describe, import_partition, refresh_views
+    from hub_pipelines.systems import AVAILABLE
+    from hub_pipelines.tenants.registry import validate_system, validate_tenant_slug
+
+    validate_tenant_slug(args.tenant)
+    validate_system(args.system)
+    if args.system not in AVAILABLE:
+        raise CliError(f"{args.system}: no connector is available for this system yet")
+    row = next(
+        (r for r in _registry().list() if (r.tenant_id, r.system) == (args.tenant, args.system)),
+        None,
+    )
+    if row is None:
+        raise CliError(
+            f"no config for tenant {args.tenant!r} and system {args.system!r}; "
+            f"register one with `hub tenants add {args.tenant} {args.system} --config FILE`"
+        )
+    entities = [args.entity] if args.entity else list(row.sync_config.entities)
+    settings.ensure_dagster_home()
+    with dg.DagsterInstance.get() as instance:
+        tags = {"hub/trigger": "hub sync"}
+        result = import_partition(
+            instance, args.tenant, args.system, entities, full_refresh=args.full_refresh, tags=tags
+        )
+        print("\n".join(describe(result)))
+        if result.success:
+            views = refresh_views(instance, tags)
+            print(f"analyst views refreshed: {'yes' if views.success else 'FAILED'}")
+    return 0 if result.success else 1
+
+
 # --- simulators -------------------------------------------------------------------------------
 
 
@@ -247,27 +331,74 @@ def cmd_simulate(args: argparse.Namespace) -> None:
         lines_per_invoice=args.lines,
         seed=args.seed,
         requests_per_minute=args.requests_per_minute,
+        daily_limit=args.requests_per_day,
         latency=args.latency,
     )
+
+
+def _demo_simulator() -> dict:
+    from hub_pipelines.zoho_books.simulator import DEMO_SIMULATOR
+
+    return DEMO_SIMULATOR
 
 
 # --- local development ------------------------------------------------------------------------
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from hub_pipelines.demo import run_demo
+    from hub_pipelines.demo import DemoPortBusy, run_demo
 
-    run_demo()
+    try:
+        run_demo(port=args.port)
+    except DemoPortBusy as exc:
+        raise CliError(str(exc)) from None
+
+
+# `dagster dev` / `dg dev` options naming the code to load: with one, `hub dev` adds no workspace.
+DEV_TARGET_OPTIONS = frozenset(
+    {"-w", "--workspace", "-m", "--module-name", "-f", "--python-file", "--package-name"}
+    | {"--autoload-defs-module-name", "--grpc-port", "--grpc-socket", "--empty-workspace"}
+)
+
+
+def dev_program(bin_dir: str) -> str:
+    """`dg` (dagster-dg-cli, in the dev extras) when installed in BIN_DIR, else `dagster`.
+
+    `dagster dev` is superseded by `dg dev` and says so in a SupersessionWarning on every start.
+    """
+    dg_path = os.path.join(bin_dir, "dg")
+    return dg_path if os.access(dg_path, os.X_OK) else os.path.join(bin_dir, "dagster")
+
+
+def dev_command(program: str, workspace: str, options: list[str]) -> list[str]:
+    """The command line `hub dev` runs: PROGRAM dev on WORKSPACE (the code location
+    `hub_pipelines`, by module) unless OPTIONS name a target of their own, then OPTIONS as given.
+    A `--` before the options (`hub dev -- --log-level debug`) is dropped."""
+    passed = list(options)
+    if "--" in passed:
+        passed.remove("--")
+    own_target = any(option.split("=", 1)[0] in DEV_TARGET_OPTIONS for option in passed)
+    return [program, "dev", *([] if own_target else ["-w", workspace]), *passed]
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
-    """`dagster dev` on the hub's persistent DAGSTER_HOME, with the local env file loaded."""
-    from hub_pipelines.warehouse import db
+    """`dg dev` on the hub's persistent DAGSTER_HOME, from any folder, with the local env loaded.
 
-    settings.ensure_dagster_home()
+    Runs in DAGSTER_HOME: from the repository root Dagster would otherwise warn that the
+    dagster.yaml there is not the instance's (it is a copy: `settings.ensure_dagster_home`).
+    """
+    from hub_pipelines.warehouse import db, migrations
+
+    os.environ["HUB_HOME"] = str(settings.hub_home())  # absolute, for every Dagster process
+    home = settings.ensure_dagster_home()
     db.database_url()  # start the embedded server once, before Dagster's processes need it
-    dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
-    os.execv(dagster, [dagster, "dev", "-w", "workspace.yaml", *args.dagster_args])  # noqa: S606
+    applied = migrations.upgrade()  # the sensors read the registry from their first tick
+    if applied:
+        print(f"migrations applied: {', '.join(m.path.name for m in applied)}")
+    workspace = str(settings.write_dev_workspace())
+    argv = dev_command(dev_program(os.path.dirname(sys.executable)), workspace, args.dagster_args)
+    os.chdir(home)
+    os.execv(argv[0], argv)  # noqa: S606
 
 
 # --- parser -----------------------------------------------------------------------------------
@@ -312,12 +443,19 @@ def build_parser() -> argparse.ArgumentParser:
     tenants = tenants_parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     add = tenants.add_parser(
         "add",
-        help="register or replace a tenant's config for one system",
+        help="register or replace a tenant's config for one system, then test the connection",
         description='CONFIG is JSON: {"connection_config": {...}, "sync_config": {...}} or just '
-        "the connection config. See docs/connectors/ for each system's fields.",
+        "the connection config. See docs/connectors/ for each system's fields. The config is "
+        "validated and stored encrypted, then the connection is tested with it (as `hub tenants "
+        "test`); a failed test keeps the config and exits with code 1.",
     )
     _tenant_system(add)
     add.add_argument("--config", required=True, metavar="FILE|-", help="JSON file, or - for stdin")
+    add.add_argument(
+        "--no-test",
+        action="store_true",
+        help="register without testing the connection (offline registration)",
+    )
     add.set_defaults(func=cmd_tenants_add)
     tenants.add_parser("list", help="list configs (no secrets)").set_defaults(func=cmd_tenants_list)
     test = tenants.add_parser(
@@ -354,28 +492,76 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--note", default="resolved by hand", help="why it is resolved")
         sub.set_defaults(func=func)
 
-    simulate = groups.add_parser(
-        "simulate", help="serve a faithful local simulator of an accounting system"
+    sync = groups.add_parser(
+        "sync",
+        help="import one tenant's system now, through Dagster (shows in the UI's runs)",
+        description="Runs the partition's import on the local Dagster instance ($HUB_HOME/dagster),"
+        " prints what it did and its checks, refreshes the analyst views; exits 1 if it failed.",
     )
+    _tenant_system(sync)
+    sync.add_argument("--entity", choices=["customers", "invoices"], help="only this entity")
+    sync.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="ignore the cursor, re-read everything, soft-delete what the source no longer has",
+    )
+    sync.set_defaults(func=cmd_sync)
+
+    simulate = groups.add_parser(
+        "simulate",
+        help="serve a faithful local simulator of an accounting system",
+        description="Defaults serve the demo's organisation (what `hub demo` registers as "
+        "demo-traders) on the demo's port and at the demo's pace; --requests-per-minute 100 is "
+        "Zoho's real per-organisation limit.",
+    )
+    demo = _demo_simulator()
     simulate.add_argument("system", help="the system to simulate, e.g. zoho_books")
     simulate.add_argument("--host", default="127.0.0.1")
-    simulate.add_argument("--port", type=int, default=8091)
-    simulate.add_argument("--customers", type=int, default=200)
-    simulate.add_argument("--invoices", type=int, default=1000)
-    simulate.add_argument("--lines", type=int, default=3, help="maximum lines per invoice")
-    simulate.add_argument("--seed", type=int, default=42, help="same seed, same data")
+    simulate.add_argument("--port", type=int, default=demo["port"])
+    simulate.add_argument("--customers", type=int, default=demo["data"]["customers"])
+    simulate.add_argument("--invoices", type=int, default=demo["data"]["invoices"])
     simulate.add_argument(
-        "--requests-per-minute", type=int, default=100, help="the per-organisation rate limit"
+        "--lines", type=int, default=demo["data"]["lines_per_invoice"], help="max lines/invoice"
+    )
+    simulate.add_argument(
+        "--seed", type=int, default=demo["data"]["seed"], help="same seed, same data"
+    )
+    simulate.add_argument(
+        "--requests-per-minute",
+        type=int,
+        default=demo["limits"]["requests_per_minute"],
+        help="the per-organisation rate limit (the demo's by default; Zoho's real one is 100)",
+    )
+    simulate.add_argument(
+        "--requests-per-day",
+        type=int,
+        default=demo["limits"]["daily_limit"],
+        help="the organisation's daily quota (a free Zoho organisation gets 1,000)",
     )
     simulate.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
     simulate.set_defaults(func=cmd_simulate)
 
-    groups.add_parser(
+    demo_parser = groups.add_parser(
         "demo", help="embedded database + simulators → a populated warehouse and a summary"
-    ).set_defaults(func=cmd_demo)
-    dev = groups.add_parser("dev", help="dagster dev on $HUB_HOME/dagster (the demo's runs)")
-    dev.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed to dagster dev")
-    dev.set_defaults(func=cmd_dev)
+    )
+    demo_parser.add_argument(
+        "--port", type=int, default=demo["port"], help="the simulator's port (kept in the tenant)"
+    )
+    demo_parser.set_defaults(func=cmd_demo)
+    dev = groups.add_parser(
+        "dev",
+        help="the Dagster UI and daemon (dg dev) on $HUB_HOME/dagster, from any folder",
+        description="Runs `dg dev` (`dagster dev` without dagster-dg-cli) in $DAGSTER_HOME "
+        "(default $HUB_HOME/dagster) on the code location hub_pipelines, after starting the "
+        "embedded database and applying pending migrations. Every other option is passed "
+        "through, e.g. `hub dev -p 3001 --host 0.0.0.0` or `hub dev -- --log-level debug`; "
+        "relative paths in them are read from $DAGSTER_HOME.",
+        usage="hub dev [--help] [DAGSTER_DEV_OPTION ...]",
+        add_help=False,  # -h is dagster dev's --host
+        allow_abbrev=False,
+    )
+    dev.add_argument("--help", action="help", help="show this help message and exit")
+    dev.set_defaults(func=cmd_dev, dagster_args=[])
     return parser
 
 
@@ -398,7 +584,12 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     settings.load_local_env()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)  # unknown options are only `hub dev`'s to pass
+    if unknown and args.func is not cmd_dev:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.func is cmd_dev:
+        args.dagster_args = unknown
     try:
         return args.func(args) or 0
     except _expected_errors() as exc:

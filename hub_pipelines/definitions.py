@@ -2,19 +2,34 @@
 
 import dagster as dg
 
-from hub_pipelines.analytics.assets import customer_directory, gst_sales_summary
-from hub_pipelines.imports.assets import customers, import_job, invoices
+from hub_pipelines import settings
+from hub_pipelines.analytics.assets import (
+    analytics_automation_sensor,
+    customer_directory,
+    gst_sales_summary,
+)
+from hub_pipelines.imports.assets import IMPORT_JOBS, all_import_assets
+from hub_pipelines.imports.freshness import freshness_sensor
 from hub_pipelines.imports.schedules import import_schedules
 from hub_pipelines.imports.sensors import import_failure_sensor, import_retry_sensor
 from hub_pipelines.resources import VaultResource, WarehouseResource
 from hub_pipelines.systems import connector_resources
 from hub_pipelines.tenants.sensors import tenant_registry_sensor
 
+# $HUB_HOME/hub.env (the demo's key) also for a plain `dagster dev` / `dg dev`; set variables win.
+settings.load_local_env()
+
 defs = dg.Definitions(
-    assets=[customers, invoices, gst_sales_summary, customer_directory],
-    jobs=[import_job],
+    assets=[*all_import_assets(), gst_sales_summary, customer_directory],
+    jobs=IMPORT_JOBS,
     schedules=import_schedules,
-    sensors=[tenant_registry_sensor, import_failure_sensor, import_retry_sensor],
+    sensors=[
+        tenant_registry_sensor,
+        import_failure_sensor,
+        import_retry_sensor,
+        freshness_sensor,
+        analytics_automation_sensor,
+    ],
     resources={
         "warehouse": WarehouseResource(),
         "vault": VaultResource(encryption_key=dg.EnvVar("CREDENTIAL_ENCRYPTION_KEY")),

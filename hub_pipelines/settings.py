@@ -1,9 +1,12 @@
 """Where the hub keeps its local state, and the local environment file the demo writes.
 
-`HUB_HOME` (default `./.hub`) holds the embedded PostgreSQL data directory, the Dagster instance of
-local runs and `hub.env`, a development-only file of variables (the demo's generated encryption
-key). Real deployments set those variables in the environment instead; a variable that is set
-always wins over the file.
+`HUB_HOME` holds the embedded PostgreSQL data directory, the Dagster instance of local runs and
+`hub.env`, a development-only file of variables (the demo's generated encryption key). Its default
+does not depend on the current directory: `.hub` in the source checkout (the folder holding this
+project's pyproject.toml) when the package runs from one, else `~/.hub`. The `hub` command and the
+Dagster code location (`hub_pipelines/definitions.py`) both load `hub.env`, so runs launched from
+a plain `dagster dev` / `dg dev` see the same variables as `hub dev`. Real deployments set those
+variables in the environment instead; a variable that is set always wins over the file.
 """
 
 from __future__ import annotations
@@ -14,10 +17,27 @@ from pathlib import Path
 SYSTEMS = ("tally", "busy", "zoho_books", "quickbooks", "xero")
 TENANT_SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 LOCAL_ENV_FILE = "hub.env"
+# The Dagster code location, named alike in workspace.yaml, [tool.dagster] and [tool.dg] of
+# pyproject.toml and `hub dev`'s workspace: run history, schedule and sensor state go by name.
+CODE_LOCATION_MODULE = "hub_pipelines.definitions"
+CODE_LOCATION_NAME = "hub_pipelines"
+
+
+def source_checkout() -> Path | None:
+    """The source checkout this package runs from (editable install), or None when installed."""
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def default_hub_home() -> Path:
+    """`.hub` in the source checkout, else `~/.hub`: the same folder from any working directory."""
+    checkout = source_checkout()
+    return checkout / ".hub" if checkout is not None else Path.home() / ".hub"
 
 
 def hub_home() -> Path:
-    return Path(os.environ.get("HUB_HOME", ".hub")).expanduser().resolve()
+    given = os.environ.get("HUB_HOME")
+    return Path(given).expanduser().resolve() if given else default_hub_home()
 
 
 def dagster_home() -> Path:
@@ -35,6 +55,20 @@ def ensure_dagster_home() -> Path:
         shutil.copyfile(project_config, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def write_dev_workspace() -> Path:
+    """`$DAGSTER_HOME/workspace.yaml`: the code location by module, loadable from any folder."""
+    path = dagster_home() / "workspace.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "# Written by `hub dev` on every start.\n"
+        "load_from:\n"
+        "  - python_module:\n"
+        f"      module_name: {CODE_LOCATION_MODULE}\n"
+        f"      location_name: {CODE_LOCATION_NAME}\n"
+    )
+    return path
 
 
 def load_local_env() -> None:

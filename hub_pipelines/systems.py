@@ -14,12 +14,15 @@ from hub_pipelines.zoho_books.connector import ZohoBooksResource
 
 @dataclass(frozen=True)
 class SystemEntry:
+    label: str  # the product's name, as its users know it
     resource: type[dg.ConfigurableResource]
     simulator_module: str  # offers serve(host, port, **options) for `hub simulate`
 
 
 AVAILABLE: dict[str, SystemEntry] = {
-    "zoho_books": SystemEntry(ZohoBooksResource, "hub_pipelines.zoho_books.simulator"),
+    "zoho_books": SystemEntry(
+        "Zoho Books", ZohoBooksResource, "hub_pipelines.zoho_books.simulator"
+    ),
 }
 CONNECTOR_RESOURCES = {system: entry.resource for system, entry in AVAILABLE.items()}
 

@@ -1,6 +1,8 @@
 import base64
 import io
 import json
+import re
+import socket
 import subprocess
 import sys
 
@@ -8,6 +10,10 @@ import psycopg
 import pytest
 
 from hub_pipelines import cli
+from hub_pipelines.connectors.loopback import LoopbackServer
+from hub_pipelines.tenants.registry import TenantRegistry
+from hub_pipelines.vault import Vault
+from hub_pipelines.zoho_books.simulator import ZohoBooksSimulator
 
 ZOHO_CONFIG = {
     "connection_config": {
@@ -36,7 +42,15 @@ def _config_count(url: str) -> int:
 def test_add_list_show_never_print_secrets(warehouse, encryption_key, tmp_path, capsys):
     assert (
         cli.main(
-            ["tenants", "add", "acme", "zoho_books", "--config", _write(tmp_path, ZOHO_CONFIG)]
+            [
+                "tenants",
+                "add",
+                "acme",
+                "zoho_books",
+                "--config",
+                _write(tmp_path, ZOHO_CONFIG),
+                "--no-test",
+            ]
         )
         == 0
     )
@@ -53,12 +67,13 @@ def test_add_list_show_never_print_secrets(warehouse, encryption_key, tmp_path, 
 
 def test_add_reads_stdin(warehouse, encryption_key, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(ZOHO_CONFIG["connection_config"])))
-    assert cli.main(["tenants", "add", "globex", "zoho_books", "--config", "-"]) == 0
+    assert cli.main(["tenants", "add", "globex", "zoho_books", "--config", "-", "--no-test"]) == 0
     assert _config_count(warehouse) == 1
 
 
 def test_disable_enable_remove(warehouse, encryption_key, tmp_path, capsys):
-    cli.main(["tenants", "add", "acme", "zoho_books", "--config", _write(tmp_path, ZOHO_CONFIG)])
+    config = _write(tmp_path, ZOHO_CONFIG)
+    assert cli.main(["tenants", "add", "acme", "zoho_books", "--config", config, "--no-test"]) == 0
     assert cli.main(["tenants", "disable", "acme", "zoho_books"]) == 0
     with psycopg.connect(warehouse) as conn:
         assert conn.execute("SELECT is_enabled FROM hub.accounting_configs").fetchone()[0] is False
@@ -187,3 +202,178 @@ def test_console_script_is_installed_with_help_for_every_group():
         assert group in out
     keys = subprocess.run([*hub, "keys", "generate"], capture_output=True, text=True, check=True)
     assert len(base64.b64decode(keys.stdout.strip())) == 32
+
+
+# --- `hub tenants add` tests the connection ----------------------------------------------------
+
+SIM_ORG = "60098765432"
+SIM_ORG_NAME = "Acme Traders Pvt Ltd"
+BAD_REFRESH = "1000.revoked-or-mistyped-refresh"
+
+
+@pytest.fixture
+def zoho_server(warehouse, encryption_key, monkeypatch):
+    """A Zoho Books simulator over loopback HTTP with one organisation."""
+    monkeypatch.setenv("RETRY_INITIAL_DELAY", "5")
+    monkeypatch.setenv("RETRY_MAX_DELAY", "50")
+    simulator = ZohoBooksSimulator(requests_per_minute=100_000, daily_limit=10**8)
+    simulator.add_organisation(SIM_ORG, name=SIM_ORG_NAME)
+    with LoopbackServer(simulator.app) as server:
+        yield simulator, server
+
+
+def _sim_config(simulator, base_url: str, **overrides) -> dict:
+    return {
+        "connection_config": {
+            "organization_id": SIM_ORG,
+            "client_id": simulator.client_id,
+            "client_secret": simulator.client_secret,
+            "refresh_token": simulator.refresh_token,
+            "api_base_url": base_url,
+            "accounts_url": base_url,
+            "requests_per_minute": 100_000,
+            **overrides,
+        }
+    }
+
+
+def _connection_columns(url: str):
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT last_connection_test, last_connection_status FROM hub.accounting_configs "
+            "WHERE deleted_at IS NULL"
+        ).fetchone()
+
+
+def _list_line(out: str, tenant: str) -> str:
+    (line,) = [line for line in out.splitlines() if line.startswith(f"{tenant} ")]
+    return line
+
+
+def test_add_tests_the_connection_and_list_and_show_report_it(
+    warehouse, zoho_server, tmp_path, capsys
+):
+    simulator, server = zoho_server
+    config = _write(tmp_path, _sim_config(simulator, server.url))
+    assert cli.main(["tenants", "add", "acme", "zoho_books", "--config", config]) == 0
+    out = capsys.readouterr().out
+    assert "registered acme/zoho_books (config id" in out
+    assert f"acme/zoho_books: connected to {SIM_ORG_NAME!r} (API v3)" in out
+    tested_at, status = _connection_columns(warehouse)
+    assert status == "ok" and tested_at is not None
+    # The test ran with the stored config: the access token it obtained was sealed into the row.
+    stored = TenantRegistry(Vault.from_env()).get("acme", "zoho_books")
+    assert stored.connection.access_token is not None
+    secrets = (
+        simulator.client_secret,
+        simulator.refresh_token,
+        stored.connection.access_token.get_secret_value(),
+    )
+
+    assert cli.main(["tenants", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "last test" in listing.splitlines()[0]
+    assert f" ok {tested_at:%Y-%m-%d %H:%M} " in _list_line(listing, "acme")
+
+    assert cli.main(["tenants", "show", "acme", "zoho_books"]) == 0
+    shown_text = capsys.readouterr().out
+    shown = json.loads(shown_text)
+    assert shown["last_connection_status"] == "ok"
+    assert shown["last_connection_test"] == str(tested_at)
+    assert not any(secret in out + listing + shown_text for secret in secrets)
+
+
+def test_add_with_rejected_credentials_keeps_the_config_and_exits_1(
+    warehouse, zoho_server, tmp_path, capsys
+):
+    simulator, server = zoho_server
+    config = _write(tmp_path, _sim_config(simulator, server.url, refresh_token=BAD_REFRESH))
+    assert cli.main(["tenants", "add", "acme", "zoho_books", "--config", config]) == 1
+    captured = capsys.readouterr()
+    assert "registered acme/zoho_books" in captured.out
+    assert "the config is registered, but the connection failed: AUTH" in captured.err
+    assert "fix: Re-authorise" in captured.err
+    assert "`hub tenants test acme zoho_books`" in captured.err
+    assert "docs/connectors/zoho_books.md" in captured.err
+    assert BAD_REFRESH not in captured.out + captured.err
+    assert simulator.client_secret not in captured.out + captured.err
+    assert _config_count(warehouse) == 1  # registered: fix it and re-run the test
+    tested_at, status = _connection_columns(warehouse)
+    assert tested_at is not None and status.startswith("AUTH: ")
+
+    assert cli.main(["tenants", "list"]) == 0
+    assert f" failed {tested_at:%Y-%m-%d %H:%M} " in _list_line(capsys.readouterr().out, "acme")
+    assert cli.main(["tenants", "show", "acme", "zoho_books"]) == 0
+    shown = capsys.readouterr().out
+    assert json.loads(shown)["last_connection_status"].startswith("AUTH: ")
+    assert BAD_REFRESH not in shown
+
+    # The suggested way out works: register the right token (the add tests it again) ...
+    good = _write(tmp_path, _sim_config(simulator, server.url), name="good.json")
+    assert cli.main(["tenants", "add", "acme", "zoho_books", "--config", good]) == 0
+    assert "connected to" in capsys.readouterr().out
+    assert _connection_columns(warehouse)[1] == "ok"
+    # ... and `hub tenants test` agrees.
+    assert cli.main(["tenants", "test", "acme", "zoho_books"]) == 0
+
+
+def test_add_for_an_organisation_the_login_cannot_see_says_how_to_fix_it(
+    warehouse, zoho_server, tmp_path, capsys
+):
+    simulator, server = zoho_server
+    config = _write(tmp_path, _sim_config(simulator, server.url, organization_id="60011111111"))
+    assert cli.main(["tenants", "add", "acme", "zoho_books", "--config", config]) == 1
+    err = capsys.readouterr().err
+    assert "connection failed: CONFIG: organization_id 60011111111 is not among" in err
+    assert "fix: Fix the tenant's connection config" in err
+    assert _connection_columns(warehouse)[1].startswith("CONFIG: organization_id 60011111111")
+
+
+def test_add_to_an_unreachable_system_fails_unless_no_test(
+    warehouse, encryption_key, monkeypatch, tmp_path, capsys
+):
+    monkeypatch.setenv("RETRY_MAX_ATTEMPTS", "1")
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    simulator = ZohoBooksSimulator()  # only for its credentials; it is not served
+    config = _write(tmp_path, _sim_config(simulator, closed))
+
+    assert cli.main(["tenants", "add", "acme", "zoho_books", "--config", config, "--no-test"]) == 0
+    out = capsys.readouterr().out
+    assert "registered acme/zoho_books" in out
+    assert (
+        "connection not tested (--no-test)" in out and "`hub tenants test acme zoho_books`" in out
+    )
+    assert _connection_columns(warehouse) == (None, None)
+    assert cli.main(["tenants", "list"]) == 0
+    assert re.search(r" never +never +0$", _list_line(capsys.readouterr().out, "acme"))
+
+    assert cli.main(["tenants", "add", "acme", "zoho_books", "--config", config]) == 1
+    err = capsys.readouterr().err
+    assert "the config is registered, but the connection failed: NETWORK" in err
+    assert _connection_columns(warehouse)[1].startswith("NETWORK: ")
+    assert _config_count(warehouse) == 1
+
+
+def test_replacing_a_config_forgets_the_old_test(warehouse, zoho_server, tmp_path, capsys):
+    simulator, server = zoho_server
+    config = _write(tmp_path, _sim_config(simulator, server.url))
+    assert cli.main(["tenants", "add", "acme", "zoho_books", "--config", config]) == 0
+    assert _connection_columns(warehouse)[1] == "ok"
+    assert cli.main(["tenants", "add", "acme", "zoho_books", "--config", config, "--no-test"]) == 0
+    assert _connection_columns(warehouse) == (None, None)  # untested credentials are not "ok"
+
+
+def test_add_for_a_system_without_a_connector_registers_without_a_test(
+    warehouse, encryption_key, tmp_path, capsys
+):
+    config = _write(tmp_path, {"company_name": "Acme Traders", "url": "http://127.0.0.1:9"})
+    assert cli.main(["tenants", "add", "acme", "tally", "--config", config]) == 0
+    out = capsys.readouterr().out
+    assert "registered acme/tally" in out
+    assert "no connection test is available yet for tally" in out
+    assert _connection_columns(warehouse) == (None, None)
+    assert cli.main(["tenants", "show", "acme", "tally"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["last_connection_test"] is None and shown["last_connection_status"] is None

@@ -1,33 +1,50 @@
+import json
+
 import dagster as dg
 import psycopg
 
 from hub_pipelines.definitions import defs
-from hub_pipelines.partitions import (
-    partition_dimensions,
-    partition_key,
-    tenant_system_partitions,
-    tenants_partitions,
-)
+from hub_pipelines.partitions import TENANT_PARTITIONS, asset_key, tenant_partitions
 from hub_pipelines.resources import WarehouseResource
 from hub_pipelines.settings import SYSTEMS
+from hub_pipelines.systems import AVAILABLE
 from hub_pipelines.tenants.registry import TenantRegistry
 from hub_pipelines.tenants.sensors import tenant_registry_sensor
 from hub_pipelines.vault import Vault
 
 BUSY = {"username": "u", "password": "p", "company_code": "Comp0001"}
+ZOHO = {
+    "organization_id": "600123",
+    "client_id": "1000.X",
+    "client_secret": "s",
+    "refresh_token": "1000.r",
+}
 
 
 def test_definitions_load():
     dg.Definitions.validate_loadable(defs)
 
 
-def test_partitions_are_tenant_by_system_with_the_five_systems():
-    dims = {d.name: d.partitions_def for d in tenant_system_partitions.partitions_defs}
-    assert dims["tenant"] == tenants_partitions
-    assert tuple(dims["system"].get_partition_keys()) == SYSTEMS
-    key = partition_key("acme", "zoho_books")
-    assert str(key) == "zoho_books|acme"  # dimensions sort by name
-    assert partition_dimensions(str(key)) == ("acme", "zoho_books")
+def test_one_pair_of_assets_per_system_partitioned_by_that_systems_tenants():
+    graph = defs.resolve_asset_graph()
+    for system in AVAILABLE:
+        for entity in ("customers", "invoices"):
+            node = graph.get(asset_key(system, entity))
+            assert node.partitions_def == tenant_partitions(system)
+            assert node.group_name == system
+            assert node.pools == {system}  # per-system concurrency, however the run is launched
+            checks = graph.get_check_keys_for_assets({node.key})
+            assert checks and all(
+                graph.get(c).partitions_def == node.partitions_def for c in checks
+            )
+    assert graph.get(asset_key("zoho_books", "invoices")).parent_keys == {
+        asset_key("zoho_books", "customers")
+    }
+    assert set(TENANT_PARTITIONS) == set(SYSTEMS)
+    assert len({p.name for p in TENANT_PARTITIONS.values()}) == len(SYSTEMS)
+    views = {dg.AssetKey("gst_sales_summary"), dg.AssetKey("customer_directory")}
+    for view in views:  # the analyst views depend on every system's imports
+        assert {k.path[0] for k in graph.get(view).parent_keys} == set(AVAILABLE)
 
 
 def _apply(instance: dg.DagsterInstance, result: dg.SensorResult) -> None:
@@ -40,31 +57,56 @@ def _apply(instance: dg.DagsterInstance, result: dg.SensorResult) -> None:
                 instance.delete_dynamic_partition(request.partitions_def_name, key)
 
 
-def _tick(instance: dg.DagsterInstance, url: str):
+def _tick(instance: dg.DagsterInstance, url: str, cursor: str | None = None):
     context = dg.build_sensor_context(
-        instance=instance, resources={"warehouse": WarehouseResource(database_url=url)}
+        instance=instance,
+        resources={"warehouse": WarehouseResource(database_url=url)},
+        cursor=cursor,
     )
     return tenant_registry_sensor(context)
 
 
-def test_tenant_sensor_adds_and_removes_partitions(warehouse, encryption_key):
+def _partitions(instance: dg.DagsterInstance) -> dict[str, list[str]]:
+    return {
+        system: sorted(instance.get_dynamic_partitions(p.name))
+        for system, p in TENANT_PARTITIONS.items()
+        if instance.get_dynamic_partitions(p.name)
+    }
+
+
+def test_partitions_are_exactly_the_configured_pairs_and_paused_ones_stay(
+    warehouse, encryption_key
+):
     registry = TenantRegistry(Vault.from_env())
+    registry.add("acme", "zoho_books", ZOHO)
     registry.add("acme", "busy", BUSY)
     registry.add("globex", "busy", BUSY)
-    registry.add("initech", "busy", BUSY)
-    registry.set_enabled("initech", "busy", False)
+    registry.add("initech", "zoho_books", ZOHO)
+    registry.set_enabled("initech", "zoho_books", False)
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("tenants", ["stale-tenant"])
+        instance.add_dynamic_partitions("busy_tenants", ["stale-tenant"])
         result = _tick(instance, warehouse)
         _apply(instance, result)
-        assert sorted(instance.get_dynamic_partitions("tenants")) == ["acme", "globex"]
+        # two real pairs per system, no phantom (acme has no tally config, globex no zoho_books)
+        assert _partitions(instance) == {
+            "busy": ["acme", "globex"],
+            "zoho_books": ["acme", "initech"],  # initech is paused, not gone
+        }
+        paused = [e for e in result.asset_events if e.metadata["config_state"].value == "paused"]
+        assert {(e.asset_key, e.partition) for e in paused} == {
+            (asset_key("zoho_books", "customers"), "initech"),
+            (asset_key("zoho_books", "invoices"), "initech"),
+        }
+        assert json.loads(result.cursor) == [["initech", "zoho_books"]]
 
-        assert isinstance(_tick(instance, warehouse), dg.SkipReason)  # already in sync
+        assert isinstance(_tick(instance, warehouse, result.cursor), dg.SkipReason)  # in sync
 
         registry.remove("globex", "busy")
-        registry.set_enabled("initech", "busy", True)
-        _apply(instance, _tick(instance, warehouse))
-        assert sorted(instance.get_dynamic_partitions("tenants")) == ["acme", "initech"]
+        registry.set_enabled("initech", "zoho_books", True)
+        result = _tick(instance, warehouse, result.cursor)
+        _apply(instance, result)
+        assert _partitions(instance) == {"busy": ["acme"], "zoho_books": ["acme", "initech"]}
+        assert {e.metadata["config_state"].value for e in result.asset_events} == {"enabled"}
 
 
 def test_tenant_sensor_handles_thousands_of_tenants_in_one_tick(warehouse):
@@ -77,7 +119,7 @@ def test_tenant_sensor_handles_thousands_of_tenants_in_one_tick(warehouse):
         result = _tick(instance, warehouse)
         assert len(result.dynamic_partitions_requests) == 1
         _apply(instance, result)
-        assert len(instance.get_dynamic_partitions("tenants")) == 3000
+        assert len(instance.get_dynamic_partitions("tally_tenants")) == 3000
 
 
 def test_encryption_key_reaches_dagster_only_through_envvar():

@@ -8,22 +8,18 @@ import dagster as dg
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _limits(instance: dg.DagsterInstance) -> dict[tuple[str, str], int]:
-    config = instance.run_coordinator.inst_data.config_dict
-    return {
-        (limit["key"], str(limit.get("value"))): limit["limit"]
-        for limit in config["tag_concurrency_limits"]
-    }
-
-
-def test_local_instance_queues_runs_with_per_system_limits(tmp_path):
+def test_local_instance_queues_runs_per_tenant_and_pools_per_system(tmp_path):
     shutil.copyfile(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
-        limits = _limits(instance)
+        config = instance.get_concurrency_config()
     assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
-    for system in ("tally", "busy", "zoho_books", "quickbooks", "xero"):
-        assert ("dagster/partition/system", system) in limits
-    assert limits[("dagster/partition", "{'applyLimitPerUniqueValue': True}")] == 1
+    # Pools (named after the systems) are enforced before a run starts, whatever launched it.
+    assert config.pool_config.pool_granularity.value == "run"
+    assert config.pool_config.default_pool_limit == 3
+    limits = config.run_queue_config.tag_concurrency_limits
+    assert limits == [
+        {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+    ]  # no deprecated dagster/partition/<dimension> tags
 
 
 def test_production_instance_config_is_valid_and_uses_dagster_postgres(tmp_path, monkeypatch):
@@ -38,3 +34,4 @@ def test_production_instance_config_is_valid_and_uses_dagster_postgres(tmp_path,
     postgres = config["storage"]["postgres"]["postgres_db"]
     assert postgres["scheme"] == "postgresql+psycopg2"
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert config["concurrency"]["pools"]["granularity"] == "run"

@@ -143,3 +143,63 @@ def test_hub_db_psql_opens_the_warehouse_even_without_a_system_psql(warehouse_ur
         check=True,
     )
     assert result.stdout.strip() == "42"
+
+
+def test_currency_migration_upgrades_populated_views_and_keeps_currencies_apart(
+    empty_database_url, tmp_path, monkeypatch
+):
+    """0005 replaces the 0004 views on a database that already has data in them."""
+    real = migrations.sql_dir()
+    copy = tmp_path / "sql"
+    copy.mkdir()
+    for path in real.glob("*.sql"):
+        if path.name < "0005":
+            shutil.copy(path, copy / path.name)
+    monkeypatch.setenv("HUB_SQL_DIR", str(copy))
+    migrations.upgrade(empty_database_url)
+    invoice = (
+        "INSERT INTO accounting.invoices (tenant_id, system, external_id, status, issue_date, "
+        "currency, exchange_rate, taxable_amount, igst, tax_total, total, raw) "
+        "VALUES ('t', 'zoho_books', %s, %s, DATE '2025-05-10', %s, %s, %s, 0, 0, %s, '{}')"
+    )
+    customer = (
+        "INSERT INTO accounting.customers (tenant_id, system, external_id, name, gstin, currency, "
+        "outstanding_balance, raw) VALUES ('t', %s, %s, 'Acme', '29ABCDE1234F1Z5', %s, %s, '{}')"
+    )
+    with psycopg.connect(empty_database_url) as conn:
+        for row in (
+            ("1", "paid", "INR", 1, 1000, 1000),
+            ("2", "open", "INR", 1, 500, 500),
+            ("3", "paid", "USD", "83.25", 100, 100),
+            ("4", "void", "USD", "83.25", 7, 7),
+            ("5", "paid", "EUR", "90.10", 20, 20),
+        ):
+            conn.execute(invoice, row)
+        conn.execute(customer, ("zoho_books", "c1", "INR", 250))
+        conn.execute(customer, ("tally", "c2", "INR", 50))
+        conn.execute(customer, ("xero", "c3", "USD", 10))
+        conn.execute("REFRESH MATERIALIZED VIEW accounting.gst_sales_summary")
+        conn.execute("REFRESH MATERIALIZED VIEW accounting.customer_directory")
+        (mixed,) = conn.execute("SELECT sum(total) FROM accounting.gst_sales_summary").fetchone()
+    assert mixed == 1620  # the old view: rupees, dollars and euros in one sum
+
+    shutil.copy(real / "0005_currency_in_summaries.sql", copy)
+    assert [m.version for m in migrations.upgrade(empty_database_url)] == ["0005"]
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        for view in ("gst_sales_summary", "customer_directory"):  # the assets' refresh
+            conn.execute(f"REFRESH MATERIALIZED VIEW CONCURRENTLY accounting.{view}")
+        summary = conn.execute(
+            "SELECT currency, invoices, taxable_amount, total FROM accounting.gst_sales_summary "
+            "ORDER BY currency"
+        ).fetchall()
+        directory = conn.execute(
+            "SELECT systems, source_records, outstanding_balance_by_currency "
+            "FROM accounting.customer_directory"
+        ).fetchall()
+    assert summary == [("EUR", 1, 20, 20), ("INR", 2, 1500, 1500), ("USD", 1, 100, 100)]
+    assert directory == [(["tally", "xero", "zoho_books"], 3, {"INR": 300, "USD": 10})]
+    summary_columns = _columns(empty_database_url, "accounting", "gst_sales_summary")
+    assert summary_columns["currency"] == "text"
+    assert "outstanding_balance" not in _columns(
+        empty_database_url, "accounting", "customer_directory"
+    )

@@ -19,19 +19,30 @@ class Category(StrEnum):
     MAPPING = "MAPPING"
 
 
+# Suggested fixes name only what exists: `hub` commands of hub_pipelines/cli.py, files in docs/,
+# config fields of tenants/models.py (hub_pipelines_tests/test_suggested_fixes.py checks them).
+REAUTHORISE_STEPS = (
+    "Get new credentials from the accounting system (for Zoho Books a new refresh token: "
+    "docs/connectors/zoho_books.md, section 1), store them with "
+    "`hub tenants add TENANT SYSTEM --config FILE` (the whole connection config; it tests the "
+    "connection), check them any time with `hub tenants test TENANT SYSTEM`, and re-run a failed "
+    "import with `hub errors retry ID`."
+)
+
 # category -> (severity, retryable, default suggested fix)
 _DEFAULTS: dict[Category, tuple[str, bool, str]] = {
     Category.AUTH: (
         "critical",
         False,
-        "Re-authorise the connection (hub tenants add … or the OAuth onboarding page); "
-        "the stored credentials were rejected.",
+        "Re-authorise the connection: the stored credentials were rejected. " + REAUTHORISE_STEPS,
     ),
     Category.RATE_LIMIT: (
         "warning",
         True,
-        "The source throttled the import; it is retried automatically. If it repeats, lower the "
-        "connector's requests_per_minute or spread the schedules.",
+        "The source throttled the import; it is retried automatically. If it repeats, lower "
+        "requests_per_minute in the tenant's connection config "
+        "(`hub tenants add TENANT SYSTEM --config FILE`) or make its sync_config's "
+        "customers_frequency / invoices_frequency less frequent.",
     ),
     Category.NETWORK: (
         "error",
@@ -46,17 +57,22 @@ _DEFAULTS: dict[Category, tuple[str, bool, str]] = {
     Category.CONFIG: (
         "critical",
         False,
-        "Fix the tenant's connection config (hub tenants show / hub tenants add) and re-run.",
+        "Fix the tenant's connection config: see it with `hub tenants show TENANT SYSTEM` "
+        "(fields: docs/connectors/zoho_books.md for Zoho Books), store the corrected one with "
+        "`hub tenants add TENANT SYSTEM --config FILE`, then re-run a failed import with "
+        "`hub errors retry ID`.",
     ),
     Category.SOURCE_DATA: (
         "warning",
         False,
-        "The record in the source is incomplete or inconsistent; correct it in the source system.",
+        "The record in the source is incomplete or inconsistent; correct it in the source "
+        "system (`hub errors show ID` shows the message and the raw payload).",
     ),
     Category.MAPPING: (
         "error",
         False,
-        "The record could not be mapped to the canonical schema; see the raw payload, report it.",
+        "The record could not be mapped to the canonical schema; see its raw payload with "
+        "`hub errors show ID`, and report it if the record is valid in the source.",
     ),
 }
 

@@ -8,6 +8,9 @@ classified `SyncError` whose text is redacted.
 Systems adapt it with a response check: a function that looks at any response and returns a
 `Failure` when it is one (Zoho's token endpoint answers 200 with `{"error": …}`) or a custom retry
 delay (Zoho's `X-Rate-Limit-Reset`), and `None` to fall back to the status-code rules.
+
+A client given a `quota_header` remembers what the source's last answer carrying it said is left
+of its API quota (`quota_remaining`), for progress reports; answers without it change nothing.
 """
 
 from __future__ import annotations
@@ -133,13 +136,18 @@ class HttpClient:
         redactor: Redactor | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        quota_header: str | None = None,
     ) -> None:
         """`rate_limit`: requests per minute per organisation, applied to requests that pass a
-        `rate_key`. `check`: the default response check for every request of this client."""
+        `rate_key`. `check`: the default response check for every request of this client.
+        `quota_header`: the response header counting the requests left in the source's quota
+        (Zoho: `X-Rate-Limit-Remaining`), read into `quota_remaining`."""
         self.settings = settings or HttpSettings.from_env()
         self.rate_limit = rate_limit
         self.redactor = redactor or default_redactor()
         self._check = check
+        self._quota_header = quota_header
+        self.quota_remaining: int | None = None  # as the last answer with `quota_header` said
         self._logger: LogSink = logger or logging.getLogger(__name__)
         self._sleep = sleep
         self._rng = rng or random.Random()  # jitter only: no cryptographic strength needed
@@ -259,8 +267,19 @@ class HttpClient:
         except httpx.TransportError as exc:
             code = type(exc).__name__
             return None, Failure(Category.NETWORK, self.redactor.describe(exc), code=code)
+        self._note_quota(response)
         failure = (check(response) if check else None) or status_failure(response)
         return response, failure
+
+    def _note_quota(self, response: httpx.Response) -> None:
+        """Remember the quota the source reports; an answer without a whole number (a token
+        endpoint on another host, a proxy's error page) leaves the last one standing."""
+        if self._quota_header is None:
+            return
+        value = response.headers.get(self._quota_header, "").strip()
+        if value.isdigit():
+            with self._counter_lock:
+                self.quota_remaining = int(value)
 
     def _throttle(self, rate_key: str | None) -> None:
         if rate_key is None:

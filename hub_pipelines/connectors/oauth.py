@@ -18,13 +18,13 @@ from typing import Any, Protocol
 
 import httpx
 
-from hub_pipelines.connectors.errors import Category, SyncError
+from hub_pipelines.connectors.errors import REAUTHORISE_STEPS, Category, SyncError
 from hub_pipelines.connectors.http import Failure, HttpClient, body_excerpt
 from hub_pipelines.connectors.redact import Redactor, default_redactor
 
 REAUTHORISE = (
-    "Re-authorise the connection on the OAuth onboarding page (/oauth/<system>/start): the "
-    "refresh token was rejected (revoked, expired, or a rotated token was lost)."
+    "Re-authorise the connection: the refresh token was rejected (revoked, expired, or a "
+    "rotated token was lost). " + REAUTHORISE_STEPS
 )
 
 

@@ -1,50 +1,88 @@
-"""The partitioned import assets: `customers` and `invoices` (lines load with their invoice)."""
+"""The partitioned import assets, one pair per system: `<system>/customers`, `<system>/invoices`.
+
+Each is partitioned by its system's tenants (only configured pairs exist), runs in its system's
+concurrency pool (limits hold however a run is launched), and carries its checks, which can also
+run on their own (a check-only run reads the warehouse, and the source for `matches_source`).
+All systems land in the same `accounting.*` tables; lines load with their invoice.
+"""
+
+from collections.abc import Iterator
 
 import dagster as dg
 
+from hub_pipelines.canonical import Entity
 from hub_pipelines.imports.checks import check_specs
-from hub_pipelines.imports.sync import ImportConfig, run_sync
-from hub_pipelines.partitions import partition_dimensions, tenant_system_partitions
-from hub_pipelines.systems import CONNECTOR_RESOURCES
+from hub_pipelines.imports.sync import ImportConfig, run_checks_only, run_sync
+from hub_pipelines.partitions import asset_key, tenant_partitions
+from hub_pipelines.systems import AVAILABLE
 
-# Which system's resource a run needs depends on its partition, so the assets ask for all.
-_RESOURCES = {"warehouse", "vault", *CONNECTOR_RESOURCES}
-
-
-def _import(context: dg.AssetExecutionContext, entity, config: ImportConfig):
-    tenant, system = partition_dimensions(context.partition_key)
-    resources = context.resources
-    return run_sync(context, entity, config, resources.warehouse, resources.vault, tenant, system)
+ENTITIES: tuple[Entity, ...] = ("customers", "invoices")
+DESCRIPTIONS = {
+    "customers": "Customers of each {label} tenant (accounting.customers).",
+    "invoices": "Sales invoices of each {label} tenant, with lines and GST heads "
+    "(accounting.invoices, accounting.invoice_lines).",
+}
 
 
-@dg.asset(
-    partitions_def=tenant_system_partitions,
-    required_resource_keys=_RESOURCES,
-    check_specs=check_specs("customers"),
-    group_name="imports",
-    kinds={"postgres"},
-    description="Customers of each tenant in each accounting system (accounting.customers).",
-)
-def customers(context: dg.AssetExecutionContext, config: ImportConfig) -> dg.MaterializeResult:
-    return _import(context, "customers", config)
+def op_name(system: str, entity: str) -> str:
+    """The op behind an import asset: run config goes under `ops: {op_name: {config: …}}`."""
+    return f"{system}__{entity}"
 
 
-@dg.asset(
-    partitions_def=tenant_system_partitions,
-    deps=[customers],
-    required_resource_keys=_RESOURCES,
-    check_specs=check_specs("invoices"),
-    group_name="imports",
-    kinds={"postgres"},
-    description="Sales invoices with lines and GST heads (accounting.invoices, "
-    "accounting.invoice_lines).",
-)
-def invoices(context: dg.AssetExecutionContext, config: ImportConfig) -> dg.MaterializeResult:
-    return _import(context, "invoices", config)
+def _import_asset(system: str, entity: Entity) -> dg.AssetsDefinition:
+    key = asset_key(system, entity)
+    partitions = tenant_partitions(system)
+    spec = dg.AssetSpec(
+        key,
+        partitions_def=partitions,
+        deps=[asset_key(system, "customers")] if entity == "invoices" else [],
+        group_name=system,
+        kinds={"postgres"},
+        tags={"hub/system": system, "hub/entity": entity},
+        description=DESCRIPTIONS[entity].format(label=AVAILABLE[system].label),
+    )
+
+    @dg.multi_asset(
+        name=op_name(system, entity),
+        specs=[spec],
+        check_specs=check_specs(key, entity, partitions),
+        can_subset=True,
+        pool=system,
+        required_resource_keys={"warehouse", "vault", system},
+    )
+    def import_entity(context: dg.AssetExecutionContext, config: ImportConfig) -> Iterator:
+        tenant = context.partition_key
+        if key in context.selected_asset_keys:
+            yield run_sync(context, entity, config, tenant, system)
+        else:
+            yield from run_checks_only(context, entity, tenant, system)
+
+    return import_entity
 
 
-import_job = dg.define_asset_job(
-    "import_job",
-    selection=[customers, invoices],
-    description="Import customers and invoices for one (tenant, system) partition.",
-)
+IMPORT_ASSETS: dict[str, dict[str, dg.AssetsDefinition]] = {
+    system: {entity: _import_asset(system, entity) for entity in ENTITIES} for system in AVAILABLE
+}
+
+
+def import_asset(system: str, entity: str) -> dg.AssetsDefinition:
+    return IMPORT_ASSETS[system][entity]
+
+
+def all_import_assets() -> list[dg.AssetsDefinition]:
+    return [asset for pair in IMPORT_ASSETS.values() for asset in pair.values()]
+
+
+def import_selection() -> dg.AssetSelection:
+    """Every import asset, for schedules and sensors that launch runs of any system."""
+    return dg.AssetSelection.assets(*all_import_assets())
+
+
+IMPORT_JOBS = [
+    dg.define_asset_job(
+        f"{system}_import",
+        selection=dg.AssetSelection.assets(*pair.values()),
+        description=f"Import customers and invoices for one {AVAILABLE[system].label} tenant.",
+    )
+    for system, pair in IMPORT_ASSETS.items()
+]

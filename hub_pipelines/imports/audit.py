@@ -145,6 +145,7 @@ def record_run_failure(
     entity: str | None,
     retry_count: int = 0,
     stack_trace: str | None = None,
+    retry_plan: dict | None = None,
 ) -> int | None:
     """One error row per failed run and entity (idempotent), with the next automatic retry time
     when the failure is retryable; bumps the config's consecutive_failures once per run."""
@@ -172,8 +173,8 @@ def record_run_failure(
         INSERT INTO hub.accounting_sync_errors
             (scope, sync_log_id, config_id, tenant_id, system, entity_type, category, error_code,
              error_message, severity, retryable, retry_count, next_retry_at, suggested_fix,
-             stack_trace, dagster_run_id, partition_key)
-        VALUES ('run', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+             stack_trace, dagster_run_id, partition_key, retry_plan)
+        VALUES ('run', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
         RETURNING id
         """,
         (
@@ -193,6 +194,7 @@ def record_run_failure(
             stack_trace,
             run_id,
             partition_key,
+            Jsonb(retry_plan) if retry_plan is not None else None,
         ),
     ).fetchone()
     if config_id is not None and not _run_already_counted(conn, run_id, error_id):

@@ -6,6 +6,7 @@ offenders in its description so the UI shows what to fix without a SQL session.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -195,10 +196,38 @@ def freshness_result(
     return _result(FRESHNESS, offenders, metadata)
 
 
-def check_specs(entity: str) -> list[dg.AssetCheckSpec]:
-    checks = CUSTOMER_CHECKS if entity == "customers" else INVOICE_CHECKS
-    asset = dg.AssetKey(entity)
+def evaluate(
+    conn: psycopg.Connection,
+    entity: str,
+    tenant_config,
+    source_count: int,
+    source_total: Decimal,
+    run_id: str,
+) -> list[dg.AssetCheckResult]:
+    """Every check of one partition's entity, given what the source listed."""
+    row = tenant_config.row
+    args = (conn, entity, row.tenant_id, row.system)
+    frequency = getattr(row.sync_config, f"{entity}_frequency")
     return [
-        dg.AssetCheckSpec(c.name, asset=asset, description=c.description)
-        for c in [*checks, RECONCILIATION, FRESHNESS]
+        *run_sql_checks(*args),
+        reconciliation_result(*args, source_count, source_total if entity == "invoices" else None),
+        freshness_result(*args, frequency, run_id),
     ]
+
+
+def check_specs(
+    asset: dg.AssetKey, entity: str, partitions: dg.PartitionsDefinition
+) -> list[dg.AssetCheckSpec]:
+    """Checks are partitioned like their asset: each tenant's results stand on their own, and a
+    check can run alone for one tenant. Partitioned checks are a Dagster preview (pinned to
+    1.13.x in pyproject.toml); its warning is silenced here alone so that loading the code
+    location prints nothing a newcomer would read as breakage."""
+    checks = CUSTOMER_CHECKS if entity == "customers" else INVOICE_CHECKS
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return [
+            dg.AssetCheckSpec(
+                c.name, asset=asset, description=c.description, partitions_def=partitions
+            )
+            for c in [*checks, RECONCILIATION, FRESHNESS]
+        ]

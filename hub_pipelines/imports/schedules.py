@@ -7,10 +7,9 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from hub_pipelines.imports.assets import import_job
-from hub_pipelines.partitions import partition_key, tenants_partitions
+from hub_pipelines.imports.assets import IMPORT_ASSETS, import_selection
+from hub_pipelines.partitions import asset_key, tenant_partitions
 from hub_pipelines.resources import WarehouseResource
-from hub_pipelines.systems import CONNECTOR_RESOURCES
 from hub_pipelines.tenants.models import SyncConfig
 
 CRONS = {"hourly": "0 * * * *", "every_6_hours": "0 */6 * * *", "daily": "0 0 * * *"}
@@ -29,22 +28,24 @@ def enabled_configs(warehouse: WarehouseResource) -> list[tuple[str, str, SyncCo
 def run_requests(
     context: dg.ScheduleEvaluationContext, frequency: str, warehouse: WarehouseResource
 ) -> Iterator[dg.RunRequest | dg.SkipReason]:
-    known_tenants = set(context.instance.get_dynamic_partitions(tenants_partitions.name))
+    known = {
+        system: set(context.instance.get_dynamic_partitions(tenant_partitions(system).name))
+        for system in IMPORT_ASSETS
+    }
     tick = context.scheduled_execution_time.isoformat()
     requested = 0
     for tenant, system, sync in enabled_configs(warehouse):
-        if system not in CONNECTOR_RESOURCES or tenant not in known_tenants:
+        if tenant not in known.get(system, ()):
             continue  # no connector yet / the tenant sensor has not added the partition yet
         for entity in sync.entities:
             if getattr(sync, f"{entity}_frequency") != frequency:
                 continue
             requested += 1
-            key = partition_key(tenant, system)
             yield dg.RunRequest(
-                run_key=f"{frequency}:{tick}:{key}:{entity}",  # a tick re-evaluated asks again
-                partition_key=key,
-                asset_selection=[dg.AssetKey(entity)],
-                tags={"hub/trigger": f"schedule:{frequency}", "hub/entity": entity},
+                run_key=f"{frequency}:{tick}:{system}:{tenant}:{entity}",  # a re-evaluated tick
+                partition_key=tenant,
+                asset_selection=[asset_key(system, entity)],
+                tags={"hub/trigger": f"schedule:{frequency}"},
             )
     if not requested:
         yield dg.SkipReason(f"no enabled config imports anything {frequency}")
@@ -55,7 +56,7 @@ def _schedule(frequency: str) -> dg.ScheduleDefinition:
         name=f"imports_{frequency}",
         cron_schedule=CRONS[frequency],
         execution_timezone=TIMEZONE,
-        job=import_job,
+        target=import_selection(),
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=f"Imports every (config, entity) whose sync_config frequency is {frequency}.",
     )

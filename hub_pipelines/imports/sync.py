@@ -16,10 +16,11 @@ import dagster as dg
 from hub_pipelines.canonical import Connector, Entity
 from hub_pipelines.connectors.errors import Category, SyncError, classify
 from hub_pipelines.imports import audit, checks
-from hub_pipelines.resources import VaultResource, WarehouseResource
+from hub_pipelines.imports.progress import ImportProgress
 from hub_pipelines.tenants.models import TenantConfigError
 from hub_pipelines.tenants.registry import TenantConfig, TenantRegistry
 from hub_pipelines.tenants.token_store import ConfigTokenStore
+from hub_pipelines.vault import VaultError
 from hub_pipelines.warehouse.loader import LoadCounts, PartitionLoader
 
 
@@ -53,45 +54,85 @@ def is_full_refresh(context: dg.AssetExecutionContext, config: ImportConfig) -> 
     return config.full_refresh or "dagster/backfill" in context.run.tags
 
 
+def _config_failure(tenant: str, system: str, message: str, fix: str) -> dg.Failure:
+    """A failure before the import starts, classified so the error table keeps its cause."""
+    return dg.Failure(
+        description=f"CONFIG: {system} tenant {tenant}: {message}",
+        metadata={"category": "CONFIG", "suggested_fix": fix},
+    )
+
+
 def enabled_config(registry: TenantRegistry, tenant: str, system: str, entity: str) -> TenantConfig:
     try:
         tenant_config = registry.get(tenant, system)
     except TenantConfigError as exc:
-        raise dg.Failure(f"partition {system}|{tenant}: {exc}") from None
+        raise _config_failure(
+            tenant,
+            system,
+            str(exc),
+            f"Register it: `hub tenants add {tenant} {system} --config FILE`",
+        ) from None
+    except VaultError as exc:
+        raise _config_failure(
+            tenant,
+            system,
+            f"its credentials cannot be opened: {exc}",
+            "Set CREDENTIAL_ENCRYPTION_KEY to the key the config was stored with (during a "
+            "rotation, the old one in CREDENTIAL_ENCRYPTION_OLD_KEYS); see docs/operations.md.",
+        ) from None
     if not tenant_config.row.is_enabled:
-        raise dg.Failure(
-            f"partition {system}|{tenant}: the config is disabled; "
-            f"enable it with `hub tenants enable {tenant} {system}`"
+        raise _config_failure(
+            tenant,
+            system,
+            "the config is disabled (paused)",
+            f"Enable it with `hub tenants enable {tenant} {system}`.",
         )
     if entity not in tenant_config.row.sync_config.entities:
-        raise dg.Failure(
-            f"partition {system}|{tenant}: {entity} are not in this config's sync_config.entities"
+        raise _config_failure(
+            tenant,
+            system,
+            f"{entity} are not in this config's sync_config.entities",
+            f"Add {entity} to sync_config.entities with `hub tenants add {tenant} {system}`.",
         )
     return tenant_config
+
+
+def _open(context: dg.AssetExecutionContext, entity: Entity, tenant: str, system: str):
+    """The registry and this partition's enabled config; any problem is a classified Failure."""
+    try:
+        registry = context.resources.vault.registry(context.resources.warehouse)
+    except VaultError as exc:
+        raise _config_failure(
+            tenant,
+            system,
+            f"the credential vault cannot be opened: {exc}",
+            "Set CREDENTIAL_ENCRYPTION_KEY (`hub keys generate` makes one); "
+            "see docs/operations.md.",
+        ) from None
+    return registry, enabled_config(registry, tenant, system, entity)
+
+
+def _connector(context, registry, tenant_config: TenantConfig, versions) -> Connector:
+    resource = getattr(context.resources, tenant_config.row.system)
+    return resource.connector(
+        tenant_config.connection,
+        ConfigTokenStore(registry, tenant_config),
+        versions=versions,
+        log=context.log,
+    )
 
 
 def run_sync(
     context: dg.AssetExecutionContext,
     entity: Entity,
     config: ImportConfig,
-    warehouse: WarehouseResource,
-    vault: VaultResource,
     tenant: str,
     system: str,
 ) -> dg.MaterializeResult:
-    registry = vault.registry(warehouse)
-    tenant_config = enabled_config(registry, tenant, system, entity)
-    resource = getattr(context.resources, system, None)
-    if resource is None:
-        raise dg.Failure(f"{system}: no connector is available for this system yet")
-    with warehouse.connect() as conn:
+    registry, tenant_config = _open(context, entity, tenant, system)
+    with context.resources.warehouse.connect() as conn:
         sync = PartitionSync(context, entity, config, conn, registry, tenant_config)
-        connector = resource.connector(
-            tenant_config.connection,
-            ConfigTokenStore(registry, tenant_config),
-            versions=sync.known_versions,
-            log=context.log,
-        )
+        connector = _connector(context, registry, tenant_config, sync.known_versions)
         try:
             sync.run(connector)
         except Exception as exc:
@@ -99,6 +140,33 @@ def run_sync(
         finally:
             connector.close()
         return sync.succeeded(connector)
+
+
+def run_checks_only(
+    context: dg.AssetExecutionContext, entity: Entity, tenant: str, system: str
+) -> Iterator[dg.AssetCheckResult]:
+    """The selected checks without an import: the warehouse as it is, compared with the source
+    (one listing pass) when `matches_source` is selected."""
+    registry, tenant_config = _open(context, entity, tenant, system)
+    census = SourceCensus()
+    names = {key.name for key in context.selected_asset_check_keys}
+    if checks.RECONCILIATION.name in names:
+        connector = _connector(context, registry, tenant_config, lambda _entity, _ids: {})
+        try:
+            census.take(connector.listing(entity))
+        except Exception as exc:
+            error = classify(exc)
+            raise dg.Failure(
+                description=f"{error.category}: {error.message}",
+                metadata={"category": str(error.category), "suggested_fix": error.suggested_fix},
+            ) from None
+        finally:
+            connector.close()
+    with context.resources.warehouse.connect() as conn:
+        results = checks.evaluate(
+            conn, entity, tenant_config, census.count, census.total, context.run.run_id
+        )
+    yield from (result for result in results if result.check_name in names)
 
 
 class PartitionSync:
@@ -139,8 +207,11 @@ class PartitionSync:
         return {} if self.full else self.loader.versions(ids)
 
     def run(self, connector: Connector) -> None:
+        self.progress = ImportProgress.for_run(
+            self.context, self.entity, self.counts, connector, started=self.started
+        )
         self.cursor_after = _load_pages(
-            self.context, connector, self.loader, self.entity, self.cursor_before, self.counts
+            self.context, connector, self.loader, self.entity, self.cursor_before, self.progress
         )
         # One listing pass serves the reconciliation check and, on a full refresh, deletes.
         listing = connector.listing(self.entity)
@@ -182,14 +253,16 @@ class PartitionSync:
         )
 
     def _check_results(self) -> list[dg.AssetCheckResult]:
-        args = (self.conn, self.entity, self.tenant, self.system)
-        source_total = self.census.total if self.entity == "invoices" else None
-        frequency = getattr(self.tenant_config.row.sync_config, f"{self.entity}_frequency")
-        return [
-            *checks.run_sql_checks(*args),
-            checks.reconciliation_result(*args, self.census.count, source_total),
-            checks.freshness_result(*args, frequency, self.context.run.run_id),
-        ]
+        results = checks.evaluate(
+            self.conn,
+            self.entity,
+            self.tenant_config,
+            self.census.count,
+            self.census.total,
+            self.context.run.run_id,
+        )
+        selected = {key.name for key in self.context.selected_asset_check_keys}
+        return [result for result in results if result.check_name in selected]
 
     def _metadata(self, connector: Connector) -> dict:
         counts = self.counts
@@ -202,6 +275,7 @@ class PartitionSync:
             "records_deleted": counts.deleted,
             "api_calls": connector.api_calls,
             "retries": connector.retries,
+            **self.progress.metadata(),  # pages, and quota_remaining when the source says
             "sync_type": "full" if self.full else "incremental",
             "cursor_before": self.cursor_before or "none",
             "cursor_after": self.cursor_after or "none",
@@ -210,18 +284,21 @@ class PartitionSync:
         }
 
 
-def _load_pages(context, connector, loader, entity, cursor, counts: LoadCounts) -> str | None:
+def _load_pages(context, connector, loader, entity, cursor, progress: ImportProgress) -> str | None:
+    """Load and commit page by page into `progress.counts`, reporting progress after each."""
     cursor_after = cursor
     pages = connector.customers(cursor) if entity == "customers" else connector.invoices(cursor)
-    for page in pages:
-        counts.add(loader.load_page(page))
-        for failure in page.failures:
-            context.log.warning(
-                f"{entity} record {failure.entity_id or '?'} not loaded ({failure.category}): "
-                f"{failure.message}"
-            )
-        if page.cursor is not None:
-            cursor_after = page.cursor
+    with progress:
+        for page in pages:
+            progress.counts.add(loader.load_page(page))
+            for failure in page.failures:
+                context.log.warning(
+                    f"{entity} record {failure.entity_id or '?'} not loaded ({failure.category}): "
+                    f"{failure.message}"
+                )
+            if page.cursor is not None:
+                cursor_after = page.cursor
+            progress.page_committed(page)
     return cursor_after
 
 

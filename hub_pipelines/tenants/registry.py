@@ -73,6 +73,10 @@ class ConfigRow:
     consecutive_failures: int
     created_at: datetime
     updated_at: datetime
+    # The last connection test (`hub tenants test`, or `hub tenants add` without --no-test):
+    # when, and "ok" or "CATEGORY: message". None until a test ran with the stored credentials.
+    last_connection_test: datetime | None = None
+    last_connection_status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ class TenantConfig:
 
 _ROW_COLUMNS = (
     "id, tenant_id, system, is_enabled, sync_config, last_sync_at, last_sync_status, "
-    "consecutive_failures, created_at, updated_at"
+    "consecutive_failures, created_at, updated_at, last_connection_test, last_connection_status"
 )
 
 
@@ -130,6 +134,9 @@ class TenantRegistry:
                 ON CONFLICT (id) DO UPDATE SET
                     connection_config = EXCLUDED.connection_config,
                     sync_config = EXCLUDED.sync_config,
+                    -- a test of the replaced credentials says nothing about the new ones
+                    last_connection_test = NULL,
+                    last_connection_status = NULL,
                     updated_at = now()
                 """,
                 {
@@ -188,6 +195,7 @@ class TenantRegistry:
         return TenantConfig(config.row, connection)
 
     def record_connection_test(self, config_id: int, result) -> None:
+        """Store a connection test's outcome: "ok", or the failure's (redacted) message."""
         status = "ok" if result.success else (result.message or "failed")[:500]
         with self._connect() as conn:
             conn.execute(
@@ -239,11 +247,12 @@ class TenantRegistry:
         return changed
 
 
-def enabled_tenants(url: str | None = None) -> set[str]:
-    """Tenants with at least one enabled, live config: the `tenants` dynamic partitions."""
+def configured_pairs(url: str | None = None) -> dict[tuple[str, str], bool]:
+    """Every live (tenant, system) config and whether it is enabled: the partitions that exist.
+    A disabled config keeps its partition (paused); only removal takes it away."""
     with connect(url) as conn:
         rows = conn.execute(
-            "SELECT DISTINCT tenant_id FROM hub.accounting_configs "
-            "WHERE is_enabled AND deleted_at IS NULL"
+            "SELECT tenant_id, system, is_enabled FROM hub.accounting_configs "
+            "WHERE deleted_at IS NULL"
         ).fetchall()
-    return {tenant for (tenant,) in rows}
+    return {(tenant, system): enabled for tenant, system, enabled in rows}

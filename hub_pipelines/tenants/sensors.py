@@ -1,33 +1,77 @@
-"""Keeps the `tenants` dynamic partitions equal to the tenants with an enabled config."""
+"""Keeps each system's tenant partitions equal to the registry's configured (tenant, system) pairs.
+
+A disabled config keeps its partition and its history; the sensor records the pause (and the
+resumption) as an observation on that partition of the system's import assets, so the UI shows
+it. Only removal takes a partition away.
+"""
 
 from __future__ import annotations
 
+import json
+
 import dagster as dg
 
-from hub_pipelines.partitions import tenants_partitions
+from hub_pipelines.partitions import TENANT_PARTITIONS, asset_key
 from hub_pipelines.resources import WarehouseResource
-from hub_pipelines.tenants.registry import enabled_tenants
+from hub_pipelines.systems import AVAILABLE
+from hub_pipelines.tenants.registry import configured_pairs
+
+
+def _partition_requests(instance: dg.DagsterInstance, pairs) -> list:
+    requests = []
+    for system, partitions in TENANT_PARTITIONS.items():
+        wanted = {tenant for tenant, of_system in pairs if of_system == system}
+        present = set(instance.get_dynamic_partitions(partitions.name))
+        if wanted - present:
+            requests.append(partitions.build_add_request(sorted(wanted - present)))
+        if present - wanted:
+            requests.append(partitions.build_delete_request(sorted(present - wanted)))
+    return requests
+
+
+def _state_observations(paused: set, before: set, pairs) -> list[dg.AssetObservation]:
+    """An observation per import asset of each pair whose paused state changed."""
+    changed = sorted((paused ^ before) & set(pairs))
+    return [
+        dg.AssetObservation(
+            asset_key=asset_key(system, entity),
+            partition=tenant,
+            metadata={
+                "config_state": "paused" if (tenant, system) in paused else "enabled",
+                "resume_with" if (tenant, system) in paused else "pause_with": (
+                    f"hub tenants {'enable' if (tenant, system) in paused else 'disable'} "
+                    f"{tenant} {system}"
+                ),
+            },
+        )
+        for tenant, system in changed
+        if system in AVAILABLE
+        for entity in ("customers", "invoices")
+    ]
 
 
 @dg.sensor(
     name="tenant_registry_sensor",
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Adds a `tenants` partition for each tenant with an enabled config and removes "
-    "partitions of tenants that no longer have one. One tick, whatever the number of tenants.",
+    description="Adds a partition for each configured (tenant, system) pair, removes those of "
+    "removed configs, and marks paused configs. One tick, whatever the number of tenants.",
 )
 def tenant_registry_sensor(
     context: dg.SensorEvaluationContext, warehouse: WarehouseResource
 ) -> dg.SensorResult | dg.SkipReason:
-    wanted = enabled_tenants(warehouse.url())
-    present = set(context.instance.get_dynamic_partitions(tenants_partitions.name))
-    to_add, to_remove = sorted(wanted - present), sorted(present - wanted)
-    if not to_add and not to_remove:
-        return dg.SkipReason(f"tenants partitions already match the registry ({len(wanted)})")
-    context.log.info(f"tenants: adding {len(to_add)}, removing {len(to_remove)}")
-    requests = []
-    if to_add:
-        requests.append(tenants_partitions.build_add_request(to_add))
-    if to_remove:
-        requests.append(tenants_partitions.build_delete_request(to_remove))
-    return dg.SensorResult(dynamic_partitions_requests=requests)
+    pairs = configured_pairs(warehouse.url())
+    paused = {pair for pair, enabled in pairs.items() if not enabled}
+    before = {tuple(pair) for pair in json.loads(context.cursor or "[]")}
+    requests = _partition_requests(context.instance, pairs)
+    observations = _state_observations(paused, before, pairs)
+    if not requests and not observations:
+        return dg.SkipReason(f"partitions already match the registry ({len(pairs)} configs)")
+    for request in requests:
+        verb = "adding" if isinstance(request, dg.AddDynamicPartitionsRequest) else "removing"
+        context.log.info(f"{request.partitions_def_name}: {verb} {len(request.partition_keys)}")
+    return dg.SensorResult(
+        dynamic_partitions_requests=requests,
+        asset_events=observations,
+        cursor=json.dumps(sorted(paused)),
+    )

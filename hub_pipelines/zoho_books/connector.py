@@ -11,6 +11,8 @@
   sortable), so the cursor moves only when a run has read every page, minus an overlap. Contacts
   have no change filter: they are listed newest-modified first and the walk stops at the cursor.
 - Rate limit: 100 requests/minute/organisation; the shared token bucket keeps under it.
+- Daily quota: every API answer carries `X-Rate-Limit-Limit/-Remaining/-Reset` (daily counters);
+  `quota_remaining` is the last `X-Rate-Limit-Remaining` seen, for progress reports.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ API_HOSTS = {
     "sa": "https://www.zohoapis.sa",
 }
 MAX_PAGE_SIZE = 200
+QUOTA_HEADER = "X-Rate-Limit-Remaining"  # requests left today (header names are case-blind)
 GST_TREATMENTS = {
     "business_gst": "registered_regular",
     "business_registered_regular": "registered_regular",
@@ -259,13 +262,16 @@ class ZohoBooksConnector:
             rate_limit=requests_per_minute or config.requests_per_minute,
             check=response_check,
             logger=log,
+            quota_header=QUOTA_HEADER,
         )
         if self.http.rate_limit < 2:
             raise SyncError(
                 Category.CONFIG,
                 f"requests_per_minute must be at least 2, got {self.http.rate_limit}",
-                suggested_fix="Set the zoho_books resource's or the tenant config's "
-                "requests_per_minute to 2 or more (Zoho allows 100 per minute).",
+                suggested_fix="Set requests_per_minute to 2 or more (Zoho allows 100 per "
+                "minute) in the tenant's connection config "
+                "(`hub tenants add TENANT zoho_books --config FILE`) or on the zoho_books "
+                "resource.",
             )
         self.http.redactor.register(*config.secrets())
         self.auth = BearerAuth(
@@ -281,6 +287,12 @@ class ZohoBooksConnector:
     @property
     def retries(self) -> int:
         return self.http.retries
+
+    @property
+    def quota_remaining(self) -> int | None:
+        """Requests left in the organisation's daily quota as Zoho's last API answer said
+        (`X-Rate-Limit-Remaining`); None before the first answer."""
+        return self.http.quota_remaining
 
     def close(self) -> None:
         self.http.close()
@@ -409,7 +421,7 @@ class ZohoBooksConnector:
                 f"{stream.record_key} {external_id}: {exc}",
                 record,
                 suggested_fix="Correct the field named in the message in Zoho Books, or report "
-                "the payload if the value is valid there.",
+                "the payload (`hub errors show ID`) if the value is valid there.",
             )
 
     def tax_heads(self) -> dict[str, str]:

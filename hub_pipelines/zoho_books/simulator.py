@@ -45,7 +45,7 @@ from urllib.parse import parse_qsl
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -58,6 +58,19 @@ DEFAULT_ORG_ID = "60001234567"
 DEFAULT_CLIENT_ID = "1000.SIMULATORZOHOBOOKSCLIENT01"
 DEFAULT_CLIENT_SECRET = "simulator0secret0zoho0books0000000000000"  # noqa: S105
 DEFAULT_REFRESH_TOKEN = "1000.simulatorrefreshtoken0000000000.simulator0000000000000000"  # noqa: S105
+
+# The demo's organisation, served by `hub demo` and, by default, by `hub simulate zoho_books`, so
+# the demo tenant works with either in any order. Real Zoho allows 100 requests/minute; the demo
+# raises the limit on both sides to finish in seconds (`--requests-per-minute 100` for the real
+# pace). The connector's token bucket and the simulator's limiter still apply.
+DEMO_SIMULATOR = {
+    "port": 8091,
+    "data": {"customers": 200, "invoices": 1000, "lines_per_invoice": 3, "seed": 42},
+    "limits": {"requests_per_minute": 30_000, "daily_limit": 10**7},
+}
+# Not a Zoho URL: the simulator's own description (its organisation, credentials and rate), so
+# `hub demo` can register a tenant that reaches an already running simulator.
+SIMULATOR_INFO_PATH = "/__simulator__"
 
 MAX_PER_PAGE = 200
 TOO_MANY_REQUESTS = (
@@ -1355,9 +1368,13 @@ class ZohoBooksSimulator:
             Route("/books/v3/invoices/{invoice_id}", api(self._get_invoice)),
             Route("/books/v3/settings/taxes", api(self._list_taxes)),
             Route("/books/v3/settings/taxgroups/{tax_group_id}", api(self._get_tax_group)),
+            Route(SIMULATOR_INFO_PATH, self._info_endpoint),
         ]
         handlers = {404: _unknown_url, 405: _method_not_allowed}
         return Starlette(routes=routes, exception_handlers=handlers)
+
+    async def _info_endpoint(self, request: Request) -> Response:
+        return JSONResponse(simulator_info(self))
 
     async def _token_endpoint(self, request: Request) -> Response:
         # Zoho documents query-string parameters; a form body is accepted too, as OAuth
@@ -1847,7 +1864,20 @@ def build_simulator(
     return simulator
 
 
-def serve(host: str = "127.0.0.1", port: int = 8091, **options: Any) -> None:
+def simulator_info(simulator: ZohoBooksSimulator) -> dict:
+    """What a tenant config needs to reach this simulator (its credentials are fake)."""
+    org_id = next(iter(simulator.organisations))
+    return {
+        "system": "zoho_books",
+        "organization_id": org_id,
+        "client_id": simulator.client_id,
+        "client_secret": simulator.client_secret,
+        "refresh_token": simulator.refresh_token,
+        "requests_per_minute": simulator.requests_per_minute,
+    }
+
+
+def serve(host: str = "127.0.0.1", port: int = DEMO_SIMULATOR["port"], **options: Any) -> None:
     """`hub simulate zoho_books`: seed, print what a tenant config needs, serve until Ctrl-C.
     `options` are `build_simulator`'s keyword arguments."""
     import uvicorn
@@ -1855,10 +1885,10 @@ def serve(host: str = "127.0.0.1", port: int = 8091, **options: Any) -> None:
     simulator = build_simulator(**options)
     base_url = f"http://{host}:{port}"
     org = next(iter(simulator.organisations.values()))
+    info = simulator_info(simulator)
     print(f"Zoho Books simulator on {base_url} (accounts server and API domain)")
-    print(f"  organization_id: {org.org_id}")
-    print(f"  client_id:       {simulator.client_id}")
-    print(f"  client_secret:   {simulator.client_secret}")
-    print(f"  refresh_token:   {simulator.refresh_token}")
+    for name in ("organization_id", "client_id", "client_secret", "refresh_token"):
+        print(f"  {name + ':':17}{info[name]}")
+    print(f"  rate limit:      {simulator.requests_per_minute:,} requests/minute")
     print(f"  data:            {len(org.contacts)} contacts, {len(org.invoices)} invoices")
     uvicorn.run(simulator.app, host=host, port=port, log_level="warning")

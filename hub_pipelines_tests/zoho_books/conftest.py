@@ -11,8 +11,7 @@ import psycopg
 import pytest
 
 from hub_pipelines.connectors.loopback import LoopbackServer
-from hub_pipelines.imports.assets import customers, invoices
-from hub_pipelines.partitions import partition_key
+from hub_pipelines.imports.assets import import_asset, op_name
 from hub_pipelines.resources import VaultResource, WarehouseResource
 from hub_pipelines.tenants.registry import TenantRegistry
 from hub_pipelines.vault import Vault
@@ -20,6 +19,9 @@ from hub_pipelines.zoho_books.connector import ZohoBooksResource
 from hub_pipelines.zoho_books.simulator import ZohoBooksSimulator
 
 TENANT = "acme"
+SYSTEM = "zoho_books"
+customers = import_asset(SYSTEM, "customers")
+invoices = import_asset(SYSTEM, "invoices")
 FAST = 100_000  # requests/minute on both sides for bulk tests
 _org_ids = itertools.count(60012340000)
 
@@ -36,9 +38,7 @@ class ZohoTenant:
     registry: TenantRegistry
     resources: dict = field(default_factory=dict)
 
-    @property
-    def partition(self) -> dg.MultiPartitionKey:
-        return partition_key(TENANT, "zoho_books")
+    partition = TENANT  # a partition key is the tenant; the asset key names the system
 
     def register(self, requests_per_minute: int = FAST, sync_config=None, **overrides) -> None:
         self.registry.add(
@@ -63,7 +63,7 @@ class ZohoTenant:
         selected = list(assets) or [customers, invoices]
         run_config = {
             "ops": {
-                a.key.to_python_identifier(): {"config": {"full_refresh": full_refresh}}
+                op_name(SYSTEM, a.key.path[-1]): {"config": {"full_refresh": full_refresh}}
                 for a in selected
             }
         }
@@ -87,14 +87,14 @@ class ZohoTenant:
 
 def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
     for event in result.get_asset_materialization_events():
-        if event.asset_key.to_user_string() == asset:
+        if event.asset_key.path[-1] == asset:  # the entity: zoho_books/invoices → invoices
             return {k: v.value for k, v in event.materialization.metadata.items()}
     raise AssertionError(f"{asset} was not materialized")
 
 
 def checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
     return {
-        f"{e.asset_key.to_user_string()}.{e.check_name}": e
+        f"{e.asset_key.path[-1]}.{e.check_name}": e
         for e in result.get_asset_check_evaluations()
     }
 
@@ -108,7 +108,7 @@ def zoho(warehouse, encryption_key, monkeypatch) -> Iterator[ZohoTenant]:
     org_id = str(next(_org_ids))  # rate-limit buckets are per organisation and per process
     simulator.add_organisation(org_id)
     with LoopbackServer(simulator.app) as server, dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("tenants", [TENANT])
+        instance.add_dynamic_partitions("zoho_books_tenants", [TENANT])
         tenant = ZohoTenant(
             simulator,
             server,

@@ -23,15 +23,16 @@ def test_gst_summary_adds_up_to_the_invoices_by_fiscal_year(zoho):
     result = _refresh(zoho)
     assert result.success
     summary = zoho.query(
-        "SELECT sum(invoices), sum(total), sum(cgst), sum(sgst), sum(igst) "
-        "FROM accounting.gst_sales_summary WHERE tenant_id = %s",
+        "SELECT currency, sum(invoices), sum(total), sum(cgst), sum(sgst), sum(igst) "
+        "FROM accounting.gst_sales_summary WHERE tenant_id = %s GROUP BY 1 ORDER BY 1",
         (TENANT,),
-    )[0]
+    )
     source = zoho.query(
-        "SELECT count(*), sum(total), sum(cgst), sum(sgst), sum(igst) FROM accounting.invoices "
-        "WHERE tenant_id = %s AND status <> 'void' AND deleted_at IS NULL",
+        "SELECT currency, count(*), sum(total), sum(cgst), sum(sgst), sum(igst) "
+        "FROM accounting.invoices "
+        "WHERE tenant_id = %s AND status <> 'void' AND deleted_at IS NULL GROUP BY 1 ORDER BY 1",
         (TENANT,),
-    )[0]
+    )
     assert summary == source
     pairs = zoho.query(
         "SELECT DISTINCT fiscal_year, month FROM accounting.gst_sales_summary ORDER BY month"
@@ -56,17 +57,137 @@ def test_customer_directory_matches_the_same_gstin_across_systems(zoho):
     name, gstin = zoho.query(
         "SELECT name, gstin FROM accounting.customers WHERE gstin IS NOT NULL LIMIT 1"
     )[0]
+    zoho_balance = zoho.scalar(
+        "SELECT coalesce(outstanding_balance, 0) FROM accounting.customers "
+        "WHERE tenant_id = %s AND system = 'zoho_books' AND gstin = %s",
+        (TENANT, gstin),
+    )
     zoho.query(  # the same customer, as another system of the tenant holds it
         "INSERT INTO accounting.customers (tenant_id, system, external_id, name, gstin, raw, "
-        "outstanding_balance) VALUES (%s, 'tally', 'L-1', %s, %s, '{}', 100.50) RETURNING 1",
+        "currency, outstanding_balance) "
+        "VALUES (%s, 'tally', 'L-1', %s, %s, '{}', 'INR', 100.50) RETURNING 1",
         (TENANT, name.upper(), gstin),
     )
     assert _refresh(zoho).success
     systems, records, outstanding = zoho.query(
-        "SELECT systems, source_records, outstanding_balance FROM accounting.customer_directory "
-        "WHERE tenant_id = %s AND customer_key = %s",
+        "SELECT systems, source_records, outstanding_balance_by_currency "
+        "FROM accounting.customer_directory WHERE tenant_id = %s AND customer_key = %s",
         (TENANT, gstin),
     )[0]
     assert systems == ["tally", "zoho_books"] and records == 2
-    assert outstanding >= Decimal("100.50")
+    assert Decimal(str(outstanding["INR"])) == zoho_balance + Decimal("100.50")
+    assert list(outstanding) == ["INR"]
     assert zoho.scalar("SELECT count(*) FROM accounting.customer_directory") == 10
+
+
+CURRENCIES = {"INR", "USD", "EUR", "GBP", "SGD", "AED"}
+AMOUNTS = ("taxable_amount", "cgst", "sgst", "igst", "cess", "tax_total", "total")
+
+
+def _supply_type(cgst: Decimal, sgst: Decimal, igst: Decimal) -> str:
+    if igst:
+        return "inter_state"
+    return "intra_state" if cgst or sgst else "no_gst"
+
+
+def test_summaries_keep_each_currency_apart(zoho):
+    # Seed 42 with 60 customers: INR plus overseas customers billed in USD, EUR, GBP, SGD and
+    # AED (no GST, no place of supply), and void invoices in foreign currencies too.
+    zoho.simulator.seed_generated(zoho.org_id, customers=60, invoices=200, seed=42)
+    assert zoho.materialize().success
+    deleted = zoho.scalar(  # a foreign-currency invoice that then vanishes from Zoho
+        "SELECT external_id FROM accounting.invoices WHERE tenant_id = %s AND currency = 'USD' "
+        "AND status <> 'void' ORDER BY external_id LIMIT 1",
+        (TENANT,),
+    )
+    zoho.simulator.delete_invoice(zoho.org_id, deleted)
+    assert zoho.materialize(full_refresh=True).success
+    assert zoho.scalar(
+        "SELECT deleted_at IS NOT NULL FROM accounting.invoices WHERE external_id = %s", (deleted,)
+    )
+    assert zoho.scalar(
+        "SELECT count(*) FROM accounting.invoices WHERE tenant_id = %s AND status = 'void' "
+        "AND currency <> 'INR'",
+        (TENANT,),
+    )
+    assert _refresh(zoho).success
+
+    # Per currency, the summary adds up to the invoices table (not void, not deleted).
+    sums = ", ".join(f"sum({a})" for a in AMOUNTS)
+    summary = zoho.query(
+        f"SELECT currency, sum(invoices), {sums} FROM accounting.gst_sales_summary "
+        "WHERE tenant_id = %s GROUP BY 1",
+        (TENANT,),
+    )
+    source = zoho.query(
+        f"SELECT currency, count(*), {sums} FROM accounting.invoices WHERE tenant_id = %s "
+        "AND status <> 'void' AND deleted_at IS NULL GROUP BY 1",
+        (TENANT,),
+    )
+    assert {row[0] for row in summary} == CURRENCIES
+    assert {row[0]: row[1:] for row in summary} == {row[0]: row[1:] for row in source}
+
+    # No row mixes currencies: every row is exactly the invoices of its key and one currency,
+    # grouped here in Python from the invoices themselves.
+    expected: dict[tuple, list] = {}
+    invoices = zoho.query(
+        f"SELECT date_trunc('month', issue_date)::date, coalesce(place_of_supply, '--'), "
+        f"currency, cgst, sgst, igst, {', '.join(AMOUNTS)} FROM accounting.invoices "
+        "WHERE tenant_id = %s AND status <> 'void' AND deleted_at IS NULL",
+        (TENANT,),
+    )
+    for month, place, currency, cgst, sgst, igst, *amounts in invoices:
+        key = (month, place, _supply_type(cgst, sgst, igst), currency)
+        totals = expected.setdefault(key, [0] + [Decimal("0.00")] * len(AMOUNTS))
+        expected[key] = [totals[0] + 1, *(t + a for t, a in zip(totals[1:], amounts, strict=True))]
+    rows = zoho.query(
+        f"SELECT month, place_of_supply, supply_type, currency, invoices, {', '.join(AMOUNTS)} "
+        "FROM accounting.gst_sales_summary WHERE tenant_id = %s AND system = 'zoho_books'",
+        (TENANT,),
+    )
+    assert {tuple(row[:4]): list(row[4:]) for row in rows} == expected
+    assert len(rows) == len(expected)
+
+    # The customer directory's outstanding balances, per currency, add up to the customers'.
+    directory = zoho.query(
+        "SELECT b.key, sum(b.value::numeric) FROM accounting.customer_directory d, "
+        "jsonb_each_text(d.outstanding_balance_by_currency) b WHERE d.tenant_id = %s GROUP BY 1",
+        (TENANT,),
+    )
+    customers = zoho.query(
+        "SELECT currency, sum(coalesce(outstanding_balance, 0)) FROM accounting.customers "
+        "WHERE tenant_id = %s AND deleted_at IS NULL GROUP BY 1",
+        (TENANT,),
+    )
+    assert dict(directory) == dict(customers)
+    assert len(dict(customers)) > 1
+
+
+def test_demo_summaries_print_totals_per_currency(zoho, capsys, monkeypatch):
+    from hub_pipelines import demo
+
+    zoho.simulator.seed_generated(zoho.org_id, customers=60, invoices=200, seed=42)
+    result = zoho.materialize()
+    assert result.success and _refresh(zoho).success
+    monkeypatch.setattr(demo, "DEMO_TENANT", TENANT)
+    capsys.readouterr()
+    demo.print_summary(zoho.warehouse_url, result)
+    demo.print_gst_summary(zoho.warehouse_url)
+    out = capsys.readouterr().out
+    assert "₹" not in out
+    totals = zoho.query(
+        "SELECT currency, sum(total) FROM accounting.invoices "
+        "WHERE status <> 'void' AND deleted_at IS NULL GROUP BY 1 ORDER BY count(*) DESC, 1"
+    )
+    assert {currency for currency, _ in totals} == CURRENCIES
+    line = "; ".join(f"{currency} {total:,}" for currency, total in totals)
+    assert f"total {line} (per currency, not converted)" in out
+    assert "amounts in the row's currency, not converted" in out
+    fiscal = zoho.query(
+        "SELECT fiscal_year, currency, sum(taxable_amount) FROM accounting.gst_sales_summary "
+        "GROUP BY 1, 2"
+    )
+    table = [line.split() for line in out.splitlines()]
+    for fiscal_year, currency, taxable in fiscal:  # one row per fiscal year and currency
+        assert [fiscal_year, currency, f"{taxable:,}"] in [row[:2] + row[3:4] for row in table]
+    print(out)

@@ -8,11 +8,10 @@ import dagster as dg
 
 from hub_pipelines import cli
 from hub_pipelines.definitions import defs
-from hub_pipelines.imports.assets import customers, invoices
 from hub_pipelines.imports.schedules import import_schedules
 from hub_pipelines.imports.sensors import import_failure_sensor, import_retry_sensor
 from hub_pipelines.resources import WarehouseResource
-from hub_pipelines_tests.zoho_books.conftest import TENANT, checks
+from hub_pipelines_tests.zoho_books.conftest import TENANT, checks, customers, invoices
 
 
 def test_corrupted_invoice_fails_the_arithmetic_and_gst_checks_naming_it(zoho):
@@ -79,10 +78,10 @@ def test_schedules_request_one_run_per_enabled_config_and_entity(zoho):
     daily = _schedule_requests(zoho, "imports_daily", midnight)
     six_hourly = _schedule_requests(zoho, "imports_every_6_hours", midnight)
     assert [(r.partition_key, r.asset_selection) for r in daily] == [
-        (zoho.partition, [dg.AssetKey("customers")])
+        (TENANT, [dg.AssetKey(["zoho_books", "customers"])])
     ]
     assert [(r.partition_key, r.asset_selection) for r in six_hourly] == [
-        (zoho.partition, [dg.AssetKey("invoices")])
+        (TENANT, [dg.AssetKey(["zoho_books", "invoices"])])
     ]
     again = _schedule_requests(zoho, "imports_daily", midnight)
     assert [r.run_key for r in again] == [
@@ -122,7 +121,7 @@ def test_failure_sensor_records_the_run_and_counts_failures_then_retry_sensor_re
         "FROM hub.accounting_sync_errors WHERE dagster_run_id = %s",
         (run.run_id,),
     )[0]
-    assert (category, retryable, partition) == ("SERVER", True, f"zoho_books|{TENANT}")
+    assert (category, retryable, partition) == ("SERVER", True, TENANT)
     assert next_retry is not None
     assert zoho.scalar("SELECT consecutive_failures FROM hub.accounting_configs") == 1
 
@@ -138,8 +137,8 @@ def test_failure_sensor_records_the_run_and_counts_failures_then_retry_sensor_re
     with dg.partition_loading_context(dynamic_partitions_store=zoho.instance):
         (request,) = import_retry_sensor.evaluate_tick(sensor_context).run_requests
     assert request.run_key.startswith(f"retry:{error_id}:")
-    assert request.partition_key == str(zoho.partition)
-    assert request.asset_selection == [dg.AssetKey("customers")]
+    assert request.partition_key == TENANT
+    assert request.asset_selection == [dg.AssetKey(["zoho_books", "customers"])]
     assert request.tags["hub/retry_count"] == "1"
 
     retried = zoho.materialize(customers, tags=request.tags)
@@ -160,7 +159,7 @@ def test_errors_commands_list_show_resolve_and_retry(zoho, capsys):
     import_failure_sensor(context)
     error_id = zoho.scalar("SELECT id FROM hub.accounting_sync_errors")
     assert cli.main(["errors", "list"]) == 0
-    assert f"zoho_books|{TENANT}" in capsys.readouterr().out
+    assert f"zoho_books|{TENANT}" in capsys.readouterr().out  # hub errors shows system|tenant
     assert cli.main(["errors", "show", str(error_id)]) == 0
     assert '"category": "SERVER"' in capsys.readouterr().out
     assert cli.main(["errors", "resolve", str(error_id), "--note", "source was down"]) == 0

@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-from hub_pipelines.imports.assets import customers, invoices
 from hub_pipelines.zoho_books.connector import ZohoBooksResource
 from hub_pipelines_tests.zoho_books.conftest import TENANT, checks, metadata
 from hub_pipelines_tests.zoho_books.test_import import warehouse_equals_source
@@ -62,7 +61,7 @@ def test_a_malformed_record_lands_in_the_errors_table_and_the_rest_load(zoho):
     assert category == "MAPPING"
     assert "rate" in message and "1,2O0.OO" in message
     assert payload["invoice_id"] == broken and payload["line_items"]
-    assert fix and partition == f"zoho_books|{TENANT}"
+    assert fix and partition == TENANT
     status = zoho.scalar(
         "SELECT status FROM hub.accounting_sync_logs WHERE dagster_run_id = %s "
         "AND entity_type = 'invoices'",
@@ -108,16 +107,15 @@ def test_past_the_error_threshold_the_run_fails_but_good_rows_stay(zoho):
 
 CRASHING_RUN = """
 import dagster as dg
-from hub_pipelines.imports.assets import customers, invoices
-from hub_pipelines.partitions import partition_key
+from hub_pipelines.imports.assets import import_asset
 from hub_pipelines.resources import VaultResource, WarehouseResource
 from hub_pipelines.zoho_books.connector import ZohoBooksResource
 import os
 with dg.instance_for_test() as instance:
-    instance.add_dynamic_partitions("tenants", ["acme"])
+    instance.add_dynamic_partitions("zoho_books_tenants", ["acme"])
     dg.materialize(
-        [customers, invoices],
-        partition_key=partition_key("acme", "zoho_books"),
+        [import_asset("zoho_books", "customers"), import_asset("zoho_books", "invoices")],
+        partition_key="acme",
         instance=instance,
         resources={
             "warehouse": WarehouseResource(database_url=os.environ["HUB_DATABASE_URL"]),

@@ -2,8 +2,7 @@
 
 from decimal import Decimal
 
-from hub_pipelines.imports.assets import invoices
-from hub_pipelines_tests.zoho_books.conftest import TENANT, checks, metadata
+from hub_pipelines_tests.zoho_books.conftest import TENANT, checks, invoices, metadata
 
 
 def warehouse_equals_source(zoho) -> None:

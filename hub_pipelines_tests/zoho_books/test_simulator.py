@@ -510,6 +510,33 @@ def test_daily_quota(sim, api):
     assert get(api, "/contacts").headers["X-Rate-Limit-Remaining"] == "0"
 
 
+def test_every_api_answer_carries_the_daily_quota_headers_zoho_sends(sim, api, server):
+    recorded = json.loads((FIXTURES / "nango_get-contact.test.json").read_text())
+    (answer,) = recorded["api"]["get"].values()
+    zoho_names = {name for name in answer["headers"] if name.startswith("x-rate-limit-")}
+    assert zoho_names == {"x-rate-limit-limit", "x-rate-limit-remaining", "x-rate-limit-reset"}
+    sim.daily_limit = 1000  # Zoho's free plan, as in the recording
+    contact, invoice = sim.contact_ids(ORG)[0], sim.invoice_ids(ORG)[0]
+    answers = [
+        get(api, "/organizations"),
+        get(api, "/contacts", per_page=5),
+        get(api, f"/contacts/{contact}"),
+        get(api, "/invoices", per_page=5),
+        get(api, f"/invoices/{invoice}"),
+        get(api, "/settings/taxes"),
+        get(api, "/invoices/1"),  # an error answer counts against the quota too
+    ]
+    assert [a.status_code for a in answers] == [200] * 6 + [404]
+    for answer in answers:
+        assert zoho_names <= set(answer.headers.keys())  # httpx lower-cases the names
+        assert answer.headers["x-rate-limit-limit"] == "1000"
+        assert 0 < int(answer.headers["x-rate-limit-reset"]) <= 86400  # seconds, not a date
+    remaining = [int(a.headers["x-rate-limit-remaining"]) for a in answers]
+    assert remaining == list(range(999, 992, -1))
+    token = token_request(server, sim)  # the accounts host is not the Books API
+    assert token.status_code == 200 and not zoho_names & set(token.headers.keys())
+
+
 def test_rate_limit_is_per_organisation(sim, api):
     sim.seed_generated("60009999999", customers=2, invoices=2)
     sim.requests_per_minute = 2

@@ -1,0 +1,86 @@
+"""Imports run now, in this process, through Dagster on the local instance (`hub sync`, `hub demo`).
+
+The run is recorded on `$HUB_HOME/dagster` like any other, so the UI shows it with its metadata
+and checks; the analyst views are refreshed after it, as the automation sensor would.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from hub_pipelines.canonical import Entity
+
+# The summary printed by the caller tells the story; the full event log is in the UI.
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def import_partition(
+    instance: dg.DagsterInstance,
+    tenant: str,
+    system: str,
+    entities: list[Entity],
+    *,
+    full_refresh: bool = False,
+    tags: dict[str, str] | None = None,
+) -> dg.ExecuteInProcessResult:
+    from hub_pipelines.definitions import defs
+    from hub_pipelines.imports.assets import import_asset, op_name
+    from hub_pipelines.partitions import tenant_partitions
+
+    partitions = tenant_partitions(system)
+    if not instance.has_dynamic_partition(partitions.name, tenant):
+        instance.add_dynamic_partitions(partitions.name, [tenant])  # as the tenant sensor would
+    ops = {op_name(system, e): {"config": {"full_refresh": full_refresh}} for e in entities}
+    return dg.materialize(
+        [import_asset(system, entity) for entity in entities],
+        partition_key=tenant,
+        instance=instance,
+        resources=defs.resources,
+        run_config={**QUIET_LOGS, "ops": ops},
+        tags=tags,
+        raise_on_error=False,
+    )
+
+
+def refresh_views(instance: dg.DagsterInstance, tags: dict[str, str] | None = None):
+    from hub_pipelines.analytics.assets import customer_directory, gst_sales_summary
+    from hub_pipelines.definitions import defs
+
+    return dg.materialize(
+        [gst_sales_summary, customer_directory],
+        instance=instance,
+        resources={"warehouse": defs.resources["warehouse"]},
+        run_config=QUIET_LOGS,
+        tags=tags,
+        raise_on_error=False,
+    )
+
+
+def describe(result: dg.ExecuteInProcessResult) -> list[str]:
+    """What a run did, one line per asset and per failed check, and why it failed if it did."""
+    lines = [f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'}"]
+    for event in result.get_asset_materialization_events():
+        meta = {k: v.value for k, v in event.materialization.metadata.items()}
+        lines.append(
+            f"  {event.asset_key.to_user_string():22} fetched {meta['records_fetched']}, "
+            f"inserted {meta['records_inserted']}, updated {meta['records_updated']}, "
+            f"unchanged {meta['records_unchanged']}, failed {meta['records_failed']}, "
+            f"deleted {meta['records_deleted']}, API calls {meta['api_calls']}, "
+            f"{meta['duration_seconds']} s"
+        )
+    for event in result.all_events:
+        if event.is_step_failure:
+            data = event.step_failure_data
+            user = data.user_failure_data
+            message = (user.description if user else None) or data.error.message.strip()
+            lines.append(f"  {event.step_key} failed: {message}")
+            fix = user.metadata.get("suggested_fix") if user else None
+            if fix is not None:
+                lines.append(f"    fix: {fix.value}")
+    evaluations = result.get_asset_check_evaluations()
+    failed = [e for e in evaluations if not e.passed]
+    lines.append(f"  checks: {len(evaluations) - len(failed)} passed, {len(failed)} failed")
+    for evaluation in failed:
+        name = f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name}"
+        lines.append(f"    {name} ({evaluation.severity.value}): {evaluation.description}")
+    return lines
