@@ -551,11 +551,12 @@ def build_parser() -> argparse.ArgumentParser:
     dev = groups.add_parser(
         "dev",
         help="the Dagster UI and daemon (dg dev) on $HUB_HOME/dagster, from any folder",
-        description="Runs `dg dev` (`dagster dev` without dagster-dg-cli) in $DAGSTER_HOME "
-        "(default $HUB_HOME/dagster) on the code location hub_pipelines, after starting the "
-        "embedded database and applying pending migrations. Every other option is passed "
-        "through, e.g. `hub dev -p 3001 --host 0.0.0.0` or `hub dev -- --log-level debug`; "
-        "relative paths in them are read from $DAGSTER_HOME.",
+        description="Runs `dg dev` (`dagster dev` when dagster-dg-cli is not installed) in "
+        "$DAGSTER_HOME (default $HUB_HOME/dagster) on the code location hub_pipelines, after "
+        "starting the embedded database (unless another is configured) and applying pending "
+        "migrations. Every other option is passed through (`dagster dev --help` lists them), "
+        "e.g. `hub dev -p 3001 --host 0.0.0.0` or `hub dev -- --log-level debug`; relative "
+        "paths in them are read from $DAGSTER_HOME.",
         usage="hub dev [--help] [DAGSTER_DEV_OPTION ...]",
         add_help=False,  # -h is dagster dev's --host
         allow_abbrev=False,
@@ -582,14 +583,21 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    settings.load_local_env()
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; options `hub` does not know are `hub dev`'s, for `dg dev`, and an
+    error (exit code 2) for every other command."""
     parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)  # unknown options are only `hub dev`'s to pass
-    if unknown and args.func is not cmd_dev:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args, unknown = parser.parse_known_args(argv)
     if args.func is cmd_dev:
         args.dagster_args = unknown
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings.load_local_env()
+    args = parse_args(argv)
     try:
         return args.func(args) or 0
     except _expected_errors() as exc:

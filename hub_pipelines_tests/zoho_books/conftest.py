@@ -94,8 +94,7 @@ def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 
 def checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
     return {
-        f"{e.asset_key.path[-1]}.{e.check_name}": e
-        for e in result.get_asset_check_evaluations()
+        f"{e.asset_key.path[-1]}.{e.check_name}": e for e in result.get_asset_check_evaluations()
     }
 
 

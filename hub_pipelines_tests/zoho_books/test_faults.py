@@ -9,7 +9,7 @@ import time
 import pytest
 
 from hub_pipelines.zoho_books.connector import ZohoBooksResource
-from hub_pipelines_tests.zoho_books.conftest import TENANT, checks, metadata
+from hub_pipelines_tests.zoho_books.conftest import TENANT, checks, customers, invoices, metadata
 from hub_pipelines_tests.zoho_books.test_import import warehouse_equals_source
 
 

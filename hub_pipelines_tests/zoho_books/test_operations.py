@@ -1,0 +1,241 @@
+"""What an operator relies on between imports, through Dagster against a simulated tenant:
+checks run on their own, freshness judged without a run, failures before an import keep their
+cause, a failed backfill's retry covers what it left undone, `hub sync`, and the analyst views
+requested after a scheduled import."""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pytest
+
+from hub_pipelines import cli
+from hub_pipelines.definitions import defs
+from hub_pipelines.imports.freshness import freshness_sensor, staleness
+from hub_pipelines.imports.schedules import import_schedules
+from hub_pipelines.imports.sensors import import_failure_sensor, import_retry_sensor
+from hub_pipelines.resources import WarehouseResource
+from hub_pipelines.vault import generate_key
+from hub_pipelines_tests.zoho_books.conftest import TENANT, customers, invoices, metadata
+
+INVOICES = dg.AssetKey(["zoho_books", "invoices"])
+
+
+def _check_job(*names: str):
+    """What the UI runs when a person executes checks alone: a job selecting only them."""
+    selection = dg.AssetSelection.checks(*(dg.AssetCheckKey(INVOICES, n) for n in names))
+    return dg.define_asset_job("checks_only", selection=selection)
+
+
+def _run_checks(zoho, *names: str) -> dg.ExecuteInProcessResult:
+    job_defs = dg.Definitions(
+        assets=[customers, invoices], jobs=[_check_job(*names)], resources=zoho.resources
+    )
+    return job_defs.resolve_job_def("checks_only").execute_in_process(
+        instance=zoho.instance, tags={"dagster/partition": TENANT}, raise_on_error=False
+    )
+
+
+def test_checks_run_on_their_own_for_one_tenant_without_importing(zoho):
+    zoho.simulator.seed_generated(zoho.org_id, customers=5, invoices=20)
+    assert zoho.materialize().success
+    number = zoho.scalar("SELECT invoice_number FROM accounting.invoices ORDER BY 1 LIMIT 1")
+    zoho.query(
+        "UPDATE accounting.invoices SET total = total + 7 WHERE invoice_number = %s RETURNING 1",
+        (number,),
+    )
+    logs_before = zoho.scalar("SELECT count(*) FROM hub.accounting_sync_logs")
+
+    result = _run_checks(zoho, "invoice_totals_add_up", "matches_source")
+    assert result.success
+    found = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(found) == {"invoice_totals_add_up", "matches_source"}  # only those selected
+    assert all(e.partition == TENANT for e in found.values())
+    assert (
+        not found["invoice_totals_add_up"].passed
+        and number in found["invoice_totals_add_up"].description
+    )
+    assert not found["matches_source"].passed  # the sum of totals drifted from the source's
+    assert "sum of totals" in found["matches_source"].description
+    assert result.get_asset_materialization_events() == []
+    assert zoho.scalar("SELECT count(*) FROM hub.accounting_sync_logs") == logs_before
+
+
+def test_staleness_is_twice_the_interval_from_the_last_success_or_registration():
+    now = datetime(2026, 11, 26, 12, tzinfo=UTC)
+    assert staleness(now - timedelta(hours=47), now, "daily", now) is None
+    assert "over 2 × daily" in staleness(now - timedelta(hours=49), now, "daily", now)
+    assert staleness(None, now - timedelta(hours=1), "every_6_hours", now) is None
+    assert "never imported" in staleness(None, now - timedelta(hours=13), "every_6_hours", now)
+    assert staleness(None, now - timedelta(days=30), "manual", now) is None  # no schedule
+
+
+def _freshness_tick(zoho, cursor=None):
+    context = dg.build_sensor_context(
+        instance=zoho.instance,
+        cursor=cursor,
+        resources={"warehouse": WarehouseResource(database_url=zoho.warehouse_url)},
+    )
+    return freshness_sensor(context)
+
+
+def test_a_partition_whose_imports_stopped_turns_stale_without_a_run(zoho):
+    zoho.simulator.seed_generated(zoho.org_id, customers=3, invoices=3)
+    assert zoho.materialize().success
+    assert isinstance(_freshness_tick(zoho), dg.SkipReason)  # fresh: nothing to record
+
+    zoho.query(  # the last imports were three days ago, and none ran since
+        "UPDATE hub.accounting_sync_logs SET completed_at = now() - interval '3 days' RETURNING 1"
+    )
+    result = _freshness_tick(zoho)
+    stale = {e.asset_key.path[-1]: e for e in result.asset_events}
+    assert set(stale) == {"customers", "invoices"}
+    assert all(not e.passed and e.partition == TENANT for e in stale.values())
+    assert "over 2 × daily" in stale["customers"].description
+    assert isinstance(_freshness_tick(zoho, result.cursor), dg.SkipReason)  # no repeat
+
+    assert zoho.materialize(invoices).success
+    recovered = _freshness_tick(zoho, result.cursor)
+    assert [(e.asset_key.path[-1], e.passed) for e in recovered.asset_events] == [
+        ("invoices", True)
+    ]
+
+    zoho.registry.set_enabled(TENANT, "zoho_books", False)  # paused configs are not judged
+    assert isinstance(_freshness_tick(zoho, recovered.cursor), dg.SkipReason)
+
+
+def _record_failure(zoho, result) -> None:
+    context = dg.build_run_status_sensor_context(
+        sensor_name="import_failure_sensor",
+        dagster_instance=zoho.instance,
+        dagster_run=zoho.instance.get_run_by_id(result.run_id),
+        dagster_event=result.get_run_failure_event(),
+        resources={"warehouse": WarehouseResource(database_url=zoho.warehouse_url)},
+    ).for_run_failure()
+    import_failure_sensor(context)
+
+
+def _run_error(zoho, run_id: str) -> tuple:
+    return zoho.query(
+        "SELECT category, error_message, suggested_fix, retryable, system, tenant_id "
+        "FROM hub.accounting_sync_errors WHERE dagster_run_id = %s AND scope = 'run'",
+        (run_id,),
+    )[0]
+
+
+def test_a_failure_before_the_import_keeps_its_cause_and_fix(zoho):
+    zoho.registry.remove(TENANT, "zoho_books")
+    result = zoho.materialize(customers)
+    assert not result.success
+    _record_failure(zoho, result)
+    category, message, fix, retryable, system, tenant = _run_error(zoho, result.run_id)
+    assert (category, retryable, system, tenant) == ("CONFIG", False, "zoho_books", TENANT)
+    assert "no config for tenant 'acme'" in message and "Execution of run" not in message
+    assert fix == "Register it: `hub tenants add acme zoho_books --config FILE`"
+
+
+def test_credentials_that_the_key_cannot_open_are_reported_with_the_fix(zoho):
+    wrong_key = generate_key()
+    result = zoho.materialize(
+        customers, vault=type(zoho.resources["vault"])(encryption_key=wrong_key)
+    )
+    assert not result.success
+    _record_failure(zoho, result)
+    category, message, fix, *_ = _run_error(zoho, result.run_id)
+    assert category == "CONFIG" and "credentials cannot be opened" in message
+    assert "CREDENTIAL_ENCRYPTION_KEY" in fix
+    assert wrong_key not in message + fix
+
+
+def test_a_failed_backfill_run_is_retried_as_a_full_refresh_of_everything_it_left(zoho):
+    zoho.simulator.seed_generated(zoho.org_id, customers=4, invoices=6)
+    zoho.simulator.faults.fail_next(100, status=500, path="/books/v3/contacts")
+    failed = zoho.materialize(tags={"dagster/backfill": "bkfl0001"})  # how a backfill runs
+    assert not failed.success
+    zoho.simulator.faults.clear()
+    _record_failure(zoho, failed)
+    zoho.query("UPDATE hub.accounting_sync_errors SET next_retry_at = now() RETURNING 1")
+    context = dg.build_sensor_context(
+        instance=zoho.instance,
+        resources={"warehouse": WarehouseResource(database_url=zoho.warehouse_url)},
+        repository_def=defs.get_repository_def(),
+    )
+    with dg.partition_loading_context(dynamic_partitions_store=zoho.instance):
+        (request,) = import_retry_sensor.evaluate_tick(context).run_requests
+    assert [k.path[-1] for k in request.asset_selection] == ["customers", "invoices"]
+    assert request.tags["hub/retry_of_backfill"] == "bkfl0001"
+
+    retried = dg.materialize(
+        [customers, invoices],
+        selection=request.asset_selection,
+        partition_key=request.partition_key,
+        instance=zoho.instance,
+        resources=zoho.resources,
+        run_config=request.run_config,
+        tags=request.tags,
+    )
+    assert retried.success
+    assert metadata(retried, "customers")["sync_type"] == "full"
+    assert metadata(retried, "invoices")["sync_type"] == "full"
+    assert zoho.scalar("SELECT count(*) FROM accounting.invoices") == 6
+
+
+@pytest.fixture
+def local_instance(zoho, tmp_path, monkeypatch):
+    """`hub sync` runs on the local instance of $HUB_HOME/dagster."""
+    monkeypatch.setenv("HUB_HOME", str(tmp_path))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    return tmp_path / "dagster"
+
+
+def test_hub_sync_imports_through_dagster_and_exits_nonzero_on_failure(
+    zoho, local_instance, capsys
+):
+    zoho.simulator.seed_generated(zoho.org_id, customers=3, invoices=5)
+    assert cli.main(["sync", TENANT, "zoho_books"]) == 0
+    out = capsys.readouterr().out
+    assert "zoho_books/invoices" in out and "inserted 5" in out and "checks:" in out
+    with dg.DagsterInstance.from_config(str(local_instance)) as instance:
+        # In the UI's run history (the import, then the refresh of the views), with its checks.
+        (run,) = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": TENANT}))
+        assert run.tags["hub/trigger"] == "hub sync"
+        assert instance.get_latest_materialization_event(dg.AssetKey(["zoho_books", "invoices"]))
+    assert zoho.scalar("SELECT count(*) FROM accounting.gst_sales_summary") > 0  # views too
+
+    assert cli.main(["sync", TENANT, "zoho_books", "--entity", "invoices", "--full-refresh"]) == 0
+    assert "zoho_books/customers" not in capsys.readouterr().out
+
+    zoho.simulator.faults.fail_next(100, status=500)
+    assert cli.main(["sync", TENANT, "zoho_books"]) == 1
+    assert "FAILED" in capsys.readouterr().out
+    assert cli.main(["sync", "nobody", "zoho_books"]) == 2
+    assert "hub tenants add nobody zoho_books" in capsys.readouterr().err
+
+
+def test_the_views_are_requested_after_a_scheduled_import(zoho):
+    zoho.simulator.seed_generated(zoho.org_id, customers=3, invoices=5)
+    schedule = next(s for s in import_schedules if s.name == "imports_every_6_hours")
+    context = dg.build_schedule_context(
+        instance=zoho.instance,
+        scheduled_execution_time=datetime(2026, 11, 26, 6, tzinfo=UTC),
+        resources={"warehouse": WarehouseResource(database_url=zoho.warehouse_url)},
+        repository_def=defs.get_repository_def(),
+    )
+    (request,) = schedule.evaluate_tick(context).run_requests
+    graph = dg.Definitions(assets=defs.assets, resources=zoho.resources)
+    first = dg.evaluate_automation_conditions(defs=graph, instance=zoho.instance)
+    assert zoho.materialize(customers).success
+    assert dg.materialize(
+        [customers, invoices],
+        selection=request.asset_selection,
+        partition_key=request.partition_key,
+        instance=zoho.instance,
+        resources=zoho.resources,
+        tags=request.tags,
+    ).success
+    after = dg.evaluate_automation_conditions(
+        defs=graph, instance=zoho.instance, cursor=first.cursor
+    )
+    assert after.get_num_requested(dg.AssetKey("gst_sales_summary")) == 1
+    assert after.get_num_requested(dg.AssetKey("customer_directory")) == 1
+    sensor = next(s for s in defs.sensors if s.name == "analytics_automation_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING  # nobody switches it on

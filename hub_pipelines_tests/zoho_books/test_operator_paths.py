@@ -1,0 +1,286 @@
+"""The hub as an operator meets it: the README's commands in the order "demo, simulate, demo
+again", then the Dagster UI (a real `dagster dev`, driven through its GraphQL API) with only
+the defaults running: backfills, runs launched with nothing but a partition key, checks run on
+their own, the failure sensor, and the analyst views refreshed after imports."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import dagster as dg
+import httpx
+import psycopg
+import pytest
+
+from hub_pipelines import cli
+from hub_pipelines.definitions import defs
+from hub_pipelines.imports.sensors import import_retry_sensor
+from hub_pipelines.resources import WarehouseResource
+from hub_pipelines.zoho_books.simulator import SIMULATOR_INFO_PATH
+from hub_pipelines_tests.dagster_webserver import (
+    DagsterDev,
+    backfill_status,
+    free_port,
+    launch_backfill,
+    launch_run,
+    wait_for,
+)
+
+DEMO = "demo-traders"
+BROKEN = "broken-books"  # a configured zoho_books pair whose source cannot be reached
+ZOHO_ASSETS = [["zoho_books", "customers"], ["zoho_books", "invoices"]]
+DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+
+
+def _empty(url: str) -> None:
+    with psycopg.connect(url) as conn:
+        tables = conn.execute(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
+            "WHERE schemaname IN ('hub', 'accounting') AND tablename <> 'schema_migrations'"
+        ).fetchall()
+        conn.execute(f"TRUNCATE {', '.join(t for (t,) in tables)} RESTART IDENTITY CASCADE")
+
+
+def _serve_simulator(port: int, env: dict, log: Path) -> subprocess.Popen:
+    """`hub simulate zoho_books --port P`, as a person runs it in another terminal."""
+    hub = Path(sys.executable).with_name("hub")
+    process = subprocess.Popen(  # noqa: S603
+        [str(hub), "simulate", "zoho_books", "--port", str(port)],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+    def answers() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}{SIMULATOR_INFO_PATH}").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(answers, 60, "hub simulate to serve", every=0.3)
+    return process
+
+
+@pytest.fixture(scope="module")
+def hub(warehouse_url, tmp_path_factory):
+    """A hub set up the README's way, in the order: demo, simulate, demo again; then the UI."""
+    from hub_pipelines.demo import run_demo
+
+    _empty(warehouse_url)
+    home = tmp_path_factory.mktemp("operator-hub")
+    port = free_port()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HUB_HOME", str(home))
+        patch.delenv("CREDENTIAL_ENCRYPTION_KEY", raising=False)  # the demo makes one
+        patch.delenv("DAGSTER_HOME", raising=False)
+        run_demo(port=port)  # its own simulator, gone when the demo ends
+        env = {**os.environ, "RETRY_MAX_ATTEMPTS": "2", "RETRY_INITIAL_DELAY": "10"}
+        env.pop("CREDENTIAL_ENCRYPTION_KEY")  # the code location must find it in hub.env
+        simulator = _serve_simulator(port, env, home / "simulate.log")
+        try:
+            run_demo(port=port)  # again, while `hub simulate` holds the port
+            busy = home / "busy.json"  # a pair of another system: no zoho_books partition
+            busy.write_text('{"username": "u", "password": "p", "company_code": "Comp0001"}')
+            add = ["tenants", "add", "globex", "busy", "--no-test", "--config", str(busy)]
+            assert cli.main(add) == 0
+            _add_broken_tenant(port)
+            with DagsterDev(env, cwd=home, log=home / "dagster-dev.log") as dev:
+                instance = dg.DagsterInstance.from_config(str(home / "dagster"))
+                yield SimpleNamespace(
+                    dev=dev, instance=instance, port=port, home=home, url=warehouse_url
+                )
+                instance.dispose()
+        finally:
+            simulator.terminate()
+            simulator.wait(timeout=30)
+
+
+def _add_broken_tenant(port: int, reachable: bool = False) -> None:
+    from hub_pipelines.tenants.registry import TenantRegistry
+    from hub_pipelines.vault import Vault
+
+    info = httpx.get(f"http://127.0.0.1:{port}{SIMULATOR_INFO_PATH}").json()
+    base = f"http://127.0.0.1:{port if reachable else free_port()}"
+    TenantRegistry(Vault.from_env()).add(
+        BROKEN,
+        "zoho_books",
+        {
+            "organization_id": info["organization_id"],
+            "client_id": info["client_id"],
+            "client_secret": info["client_secret"],
+            "refresh_token": info["refresh_token"],
+            "api_base_url": base,
+            "accounts_url": base,
+            "requests_per_minute": info["requests_per_minute"],
+        },
+    )
+
+
+def _run(hub, run_id: str) -> dg.DagsterRun:
+    return hub.instance.get_run_by_id(run_id)
+
+
+def _finished(hub, run_id: str):
+    run = _run(hub, run_id)
+    return run if run and run.is_finished else None
+
+
+def _query(hub, sql: str, params: tuple = ()) -> list[tuple]:
+    with psycopg.connect(hub.url) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def test_the_demo_tenant_points_at_the_simulator_port_and_its_pace(hub):
+    config = cli._registry().get(DEMO, "zoho_books").connection
+    assert str(config.api_base_url).rstrip("/") == f"http://127.0.0.1:{hub.port}"
+    assert config.requests_per_minute == 30_000  # what `hub simulate` serves by default
+
+
+def test_a_backfill_of_all_partitions_touches_only_configured_pairs_and_its_failure_is_retried_whole(
+    hub,
+):
+    partitions = "zoho_books_tenants"
+    wait_for(  # the tenant sensor, running by default, made the partitions
+        lambda: sorted(hub.instance.get_dynamic_partitions(partitions)) == [BROKEN, DEMO],
+        90,
+        "the tenant registry sensor",
+    )
+    backfill = launch_backfill(hub.dev, ZOHO_ASSETS, allPartitions=True)
+    status = wait_for(
+        lambda: (s := backfill_status(hub.dev, backfill)) in DONE and s, 240, "the backfill"
+    )
+    runs = hub.instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill}))
+    assert sorted(r.tags["dagster/partition"] for r in runs) == [BROKEN, DEMO]  # no phantoms
+    outcome = {r.tags["dagster/partition"]: r.status for r in runs}
+    assert outcome == {DEMO: dg.DagsterRunStatus.SUCCESS, BROKEN: dg.DagsterRunStatus.FAILURE}
+    assert status in {"COMPLETED_FAILED", "FAILED"}
+    demo_run = next(r for r in runs if r.tags["dagster/partition"] == DEMO)
+    sync_types = _query(
+        hub,
+        "SELECT entity_type, sync_type FROM hub.accounting_sync_logs WHERE dagster_run_id = %s "
+        "ORDER BY 1",
+        (demo_run.run_id,),
+    )
+    assert sync_types == [("customers", "full"), ("invoices", "full")]  # backfills re-read all
+
+    # The failure sensor (running by default) recorded what the retry must cover.
+    broken_run = next(r for r in runs if r.tags["dagster/partition"] == BROKEN)
+    (plan, category, system, tenant) = wait_for(
+        lambda: _query(
+            hub,
+            "SELECT retry_plan, category, system, tenant_id FROM hub.accounting_sync_errors "
+            "WHERE dagster_run_id = %s AND scope = 'run'",
+            (broken_run.run_id,),
+        ),
+        120,
+        "the failure sensor to record the failed backfill run",
+    )[0]
+    assert (category, system, tenant) == ("NETWORK", "zoho_books", BROKEN)
+    assert plan == {
+        "assets": ["zoho_books/customers", "zoho_books/invoices"],  # failed + skipped
+        "full_refresh": True,
+        "backfill_id": backfill,
+    }
+
+    # The source is back: the retry sensor's request covers both assets, as a full refresh.
+    _add_broken_tenant(hub.port, reachable=True)
+    _query(hub, "UPDATE hub.accounting_sync_errors SET next_retry_at = now() RETURNING 1")
+    context = dg.build_sensor_context(
+        instance=hub.instance,
+        resources={"warehouse": WarehouseResource(database_url=hub.url)},
+        repository_def=defs.get_repository_def(),
+    )
+    with dg.partition_loading_context(dynamic_partitions_store=hub.instance):
+        (request,) = import_retry_sensor.evaluate_tick(context).run_requests
+    assert request.partition_key == BROKEN
+    assert sorted(k.to_user_string() for k in request.asset_selection) == [
+        "zoho_books/customers",
+        "zoho_books/invoices",
+    ]
+    assert request.tags["hub/retry_of_backfill"] == backfill
+    ops = request.run_config["ops"]
+    assert {op: c["config"]["full_refresh"] for op, c in ops.items()} == {
+        "zoho_books__customers": True,
+        "zoho_books__invoices": True,
+    }
+
+
+def test_a_run_launched_with_only_a_partition_key_waits_for_its_systems_pool(hub):
+    hub.instance.event_log_storage.set_concurrency_slots("zoho_books", 0)
+    try:
+        run_id = launch_run(
+            hub.dev, {"dagster/partition": DEMO}, assets=[["zoho_books", "customers"]]
+        )
+        wait_for(lambda: _run(hub, run_id), 10, "the run to be created")
+        assert _run(hub, run_id).status == dg.DagsterRunStatus.QUEUED
+        assert set(_run(hub, run_id).tags) >= {"dagster/partition"}
+        time.sleep(8)  # several passes of the run queue: no slot in the pool, no start
+        assert _run(hub, run_id).status == dg.DagsterRunStatus.QUEUED
+    finally:
+        hub.instance.event_log_storage.set_concurrency_slots("zoho_books", 1)
+    run = wait_for(lambda: _finished(hub, run_id), 120, "the run to finish once a slot exists")
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    (tenant, system) = _query(
+        hub,
+        "SELECT tenant_id, system FROM hub.accounting_sync_logs WHERE dagster_run_id = %s",
+        (run_id,),
+    )[0]
+    assert (tenant, system) == (DEMO, "zoho_books")  # derived from the key and the asset
+
+
+def test_a_check_runs_on_its_own_from_the_ui(hub):
+    check = (["zoho_books", "invoices"], "invoice_totals_add_up")
+    run_id = launch_run(hub.dev, {"dagster/partition": DEMO}, checks=[check])
+    run = wait_for(lambda: _finished(hub, run_id), 120, "the check-only run")
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    key = dg.AssetCheckKey(dg.AssetKey(check[0]), check[1])
+    (record,) = hub.instance.event_log_storage.get_asset_check_execution_history(key, limit=1)
+    assert record.run_id == run_id
+    assert record.event.dagster_event.event_specific_data.partition == DEMO
+    assert record.event.dagster_event.event_specific_data.passed
+    imports = _query(
+        hub, "SELECT count(*) FROM hub.accounting_sync_logs WHERE dagster_run_id = %s", (run_id,)
+    )
+    assert imports == [(0,)]  # checked the warehouse, imported nothing
+
+
+def test_the_analyst_views_refresh_after_imports_with_only_the_defaults_running(hub):
+    run_id = launch_run(hub.dev, {"dagster/partition": DEMO}, assets=[["zoho_books", "invoices"]])
+    imported = wait_for(lambda: _finished(hub, run_id), 120, "the import")
+    assert imported.status == dg.DagsterRunStatus.SUCCESS
+    import_end = hub.instance.get_run_record_by_id(run_id).end_time
+
+    def refreshed_after_the_import() -> list:
+        return [
+            record
+            for record in _view_run_records(hub)
+            if record.start_time and record.start_time >= import_end and record.end_time
+        ]
+
+    refreshes = wait_for(
+        refreshed_after_the_import, 150, "the automation sensor to refresh the views", every=2
+    )
+    assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in refreshes)
+    summary = dg.AssetKey("gst_sales_summary")
+    assert any(summary in r.dagster_run.asset_selection for r in refreshes)
+    rows = _query(
+        hub, "SELECT count(*) FROM accounting.gst_sales_summary WHERE tenant_id = %s", (DEMO,)
+    )
+    assert rows[0][0] > 0
+
+
+def _view_run_records(hub) -> list:
+    """Runs that refreshed the views and that no person or command launched."""
+    views = {dg.AssetKey("gst_sales_summary"), dg.AssetKey("customer_directory")}
+    return [
+        record
+        for record in hub.instance.get_run_records(limit=200)
+        if (run := record.dagster_run).asset_selection
+        and run.asset_selection <= views
+        and "hub/trigger" not in run.tags
+    ]
