@@ -4,7 +4,7 @@ import dagster as dg
 
 from hub_pipelines import settings
 from hub_pipelines.analytics.assets import (
-    analytics_automation_sensor,
+    analytics_refresh_sensor,
     customer_directory,
     gst_sales_summary,
 )
@@ -28,7 +28,7 @@ defs = dg.Definitions(
         import_failure_sensor,
         import_retry_sensor,
         freshness_sensor,
-        analytics_automation_sensor,
+        analytics_refresh_sensor,
     ],
     resources={
         "warehouse": WarehouseResource(),

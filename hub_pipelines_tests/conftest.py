@@ -87,15 +87,20 @@ def empty_database_url(pg_server_url: str) -> Iterator[str]:
         drop_database(pg_server_url, url)
 
 
-@pytest.fixture
-def warehouse(warehouse_url: str) -> str:
-    """The session database, emptied of data (the schema stays)."""
-    with psycopg.connect(warehouse_url) as conn:
+def empty_tables(url: str) -> None:
+    """Delete every row of the hub's tables; the schema and the migrations record stay."""
+    with psycopg.connect(url) as conn:
         tables = conn.execute(
             "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
             "WHERE schemaname IN ('hub', 'accounting') AND tablename <> 'schema_migrations'"
         ).fetchall()
         conn.execute(f"TRUNCATE {', '.join(t for (t,) in tables)} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture
+def warehouse(warehouse_url: str) -> str:
+    """The session database, emptied of data (the schema stays)."""
+    empty_tables(warehouse_url)
     return warehouse_url
 
 

@@ -123,3 +123,17 @@ def zoho(warehouse, encryption_key, monkeypatch) -> Iterator[ZohoTenant]:
         )
         tenant.register()
         yield tenant
+
+
+def record_failure(zoho: ZohoTenant, result: dg.ExecuteInProcessResult) -> None:
+    """What the daemon does with a failed run: evaluate the failure sensor on it."""
+    from hub_pipelines.imports.sensors import import_failure_sensor
+
+    context = dg.build_run_status_sensor_context(
+        sensor_name="import_failure_sensor",
+        dagster_instance=zoho.instance,
+        dagster_run=zoho.instance.get_run_by_id(result.run_id),
+        dagster_event=result.get_run_failure_event(),
+        resources={"warehouse": WarehouseResource(database_url=zoho.warehouse_url)},
+    ).for_run_failure()
+    import_failure_sensor(context)

@@ -11,7 +11,13 @@ from hub_pipelines.definitions import defs
 from hub_pipelines.imports.schedules import import_schedules
 from hub_pipelines.imports.sensors import import_failure_sensor, import_retry_sensor
 from hub_pipelines.resources import WarehouseResource
-from hub_pipelines_tests.zoho_books.conftest import TENANT, checks, customers, invoices
+from hub_pipelines_tests.zoho_books.conftest import (
+    TENANT,
+    checks,
+    customers,
+    invoices,
+    record_failure,
+)
 
 
 def test_corrupted_invoice_fails_the_arithmetic_and_gst_checks_naming_it(zoho):
@@ -175,24 +181,13 @@ def test_errors_commands_list_show_resolve_and_retry(zoho, capsys):
     assert "no error with id 999999" in capsys.readouterr().err
 
 
-def _record_failure(zoho, result):
-    context = dg.build_run_status_sensor_context(
-        sensor_name="import_failure_sensor",
-        dagster_instance=zoho.instance,
-        dagster_run=zoho.instance.get_run_by_id(result.run_id),
-        dagster_event=result.get_run_failure_event(),
-        resources={"warehouse": WarehouseResource(database_url=zoho.warehouse_url)},
-    ).for_run_failure()
-    import_failure_sensor(context)
-
-
 def test_daily_quota_stops_the_run_and_is_retried_after_the_reset(zoho):
     zoho.simulator.seed_generated(zoho.org_id, customers=3, invoices=5)
     zoho.simulator.daily_limit = 2  # token + one list call, then the quota is gone
     result = zoho.materialize(customers)
     assert not result.success
     assert zoho.simulator.requests_throttled == 1  # no hammering a closed quota
-    _record_failure(zoho, result)
+    record_failure(zoho, result)
     category, retryable, wait = zoho.query(
         "SELECT category, retryable, extract(epoch FROM next_retry_at - now()) "
         "FROM hub.accounting_sync_errors WHERE scope = 'run'"
@@ -208,7 +203,7 @@ def test_a_run_whose_process_died_is_closed_as_a_retryable_failure(zoho):
         "WHERE dagster_run_id = %s RETURNING 1",
         (run.run_id,),
     )
-    _record_failure(zoho, result)
+    record_failure(zoho, result)
     status, message = zoho.query(
         "SELECT status, error_message FROM hub.accounting_sync_logs WHERE dagster_run_id = %s",
         (run.run_id,),
@@ -225,7 +220,7 @@ def test_a_customers_success_leaves_a_failed_invoices_run_pending(zoho):
     zoho.simulator.faults.fail_next(100, status=500, path="/books/v3/invoices")
     result = zoho.materialize(invoices)
     zoho.simulator.faults.clear()
-    _record_failure(zoho, result)
+    record_failure(zoho, result)
     assert zoho.materialize(customers).success
     assert (
         zoho.scalar(

@@ -4,18 +4,30 @@ cause, a failed backfill's retry covers what it left undone, `hub sync`, and the
 requested after a scheduled import."""
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
 
 from hub_pipelines import cli
+from hub_pipelines.analytics.assets import (
+    analytics_refresh_sensor,
+    customer_directory,
+    gst_sales_summary,
+)
 from hub_pipelines.definitions import defs
 from hub_pipelines.imports.freshness import freshness_sensor, staleness
 from hub_pipelines.imports.schedules import import_schedules
-from hub_pipelines.imports.sensors import import_failure_sensor, import_retry_sensor
+from hub_pipelines.imports.sensors import import_retry_sensor
 from hub_pipelines.resources import WarehouseResource
 from hub_pipelines.vault import generate_key
-from hub_pipelines_tests.zoho_books.conftest import TENANT, customers, invoices, metadata
+from hub_pipelines_tests.zoho_books.conftest import (
+    TENANT,
+    customers,
+    invoices,
+    metadata,
+    record_failure,
+)
 
 INVOICES = dg.AssetKey(["zoho_books", "invoices"])
 
@@ -103,17 +115,6 @@ def test_a_partition_whose_imports_stopped_turns_stale_without_a_run(zoho):
     assert isinstance(_freshness_tick(zoho, recovered.cursor), dg.SkipReason)
 
 
-def _record_failure(zoho, result) -> None:
-    context = dg.build_run_status_sensor_context(
-        sensor_name="import_failure_sensor",
-        dagster_instance=zoho.instance,
-        dagster_run=zoho.instance.get_run_by_id(result.run_id),
-        dagster_event=result.get_run_failure_event(),
-        resources={"warehouse": WarehouseResource(database_url=zoho.warehouse_url)},
-    ).for_run_failure()
-    import_failure_sensor(context)
-
-
 def _run_error(zoho, run_id: str) -> tuple:
     return zoho.query(
         "SELECT category, error_message, suggested_fix, retryable, system, tenant_id "
@@ -126,7 +127,7 @@ def test_a_failure_before_the_import_keeps_its_cause_and_fix(zoho):
     zoho.registry.remove(TENANT, "zoho_books")
     result = zoho.materialize(customers)
     assert not result.success
-    _record_failure(zoho, result)
+    record_failure(zoho, result)
     category, message, fix, retryable, system, tenant = _run_error(zoho, result.run_id)
     assert (category, retryable, system, tenant) == ("CONFIG", False, "zoho_books", TENANT)
     assert "no config for tenant 'acme'" in message and "Execution of run" not in message
@@ -139,7 +140,7 @@ def test_credentials_that_the_key_cannot_open_are_reported_with_the_fix(zoho):
         customers, vault=type(zoho.resources["vault"])(encryption_key=wrong_key)
     )
     assert not result.success
-    _record_failure(zoho, result)
+    record_failure(zoho, result)
     category, message, fix, *_ = _run_error(zoho, result.run_id)
     assert category == "CONFIG" and "credentials cannot be opened" in message
     assert "CREDENTIAL_ENCRYPTION_KEY" in fix
@@ -152,7 +153,7 @@ def test_a_failed_backfill_run_is_retried_as_a_full_refresh_of_everything_it_lef
     failed = zoho.materialize(tags={"dagster/backfill": "bkfl0001"})  # how a backfill runs
     assert not failed.success
     zoho.simulator.faults.clear()
-    _record_failure(zoho, failed)
+    record_failure(zoho, failed)
     zoho.query("UPDATE hub.accounting_sync_errors SET next_retry_at = now() RETURNING 1")
     context = dg.build_sensor_context(
         instance=zoho.instance,
@@ -211,19 +212,22 @@ def test_hub_sync_imports_through_dagster_and_exits_nonzero_on_failure(
     assert "hub tenants add nobody zoho_books" in capsys.readouterr().err
 
 
-def test_the_views_are_requested_after_a_scheduled_import(zoho):
+def _views_tick(zoho, cursor):
+    context = dg.build_sensor_context(instance=zoho.instance, cursor=cursor)
+    return analytics_refresh_sensor(context)
+
+
+def test_the_views_are_refreshed_after_a_scheduled_import_even_one_landing_mid_refresh(zoho):
     zoho.simulator.seed_generated(zoho.org_id, customers=3, invoices=5)
-    schedule = next(s for s in import_schedules if s.name == "imports_every_6_hours")
+    assert isinstance(_views_tick(zoho, None), dg.SkipReason)  # nothing imported yet
+    schedule = next(s for s in import_schedules if s.name == "imports_daily")
     context = dg.build_schedule_context(
         instance=zoho.instance,
-        scheduled_execution_time=datetime(2026, 11, 26, 6, tzinfo=UTC),
+        scheduled_execution_time=datetime(2026, 11, 26, tzinfo=ZoneInfo("Asia/Kolkata")),
         resources={"warehouse": WarehouseResource(database_url=zoho.warehouse_url)},
         repository_def=defs.get_repository_def(),
     )
-    (request,) = schedule.evaluate_tick(context).run_requests
-    graph = dg.Definitions(assets=defs.assets, resources=zoho.resources)
-    first = dg.evaluate_automation_conditions(defs=graph, instance=zoho.instance)
-    assert zoho.materialize(customers).success
+    (request,) = schedule.evaluate_tick(context).run_requests  # customers, daily
     assert dg.materialize(
         [customers, invoices],
         selection=request.asset_selection,
@@ -232,10 +236,25 @@ def test_the_views_are_requested_after_a_scheduled_import(zoho):
         resources=zoho.resources,
         tags=request.tags,
     ).success
-    after = dg.evaluate_automation_conditions(
-        defs=graph, instance=zoho.instance, cursor=first.cursor
+    tick = _views_tick(zoho, None)
+    (refresh,) = tick.run_requests
+    assert refresh.asset_selection == [dg.AssetKey("customer_directory")]  # what customers feed
+
+    assert zoho.materialize(invoices).success  # lands while that refresh would be running
+    later = _views_tick(zoho, tick.cursor)
+    (again,) = later.run_requests
+    assert again.asset_selection == [dg.AssetKey("gst_sales_summary")]
+    assert isinstance(_views_tick(zoho, later.cursor), dg.SkipReason)  # each import once
+
+    views = dg.materialize(
+        [gst_sales_summary, customer_directory],
+        selection=again.asset_selection,
+        instance=zoho.instance,
+        resources=zoho.resources,
     )
-    assert after.get_num_requested(dg.AssetKey("gst_sales_summary")) == 1
-    assert after.get_num_requested(dg.AssetKey("customer_directory")) == 1
-    sensor = next(s for s in defs.sensors if s.name == "analytics_automation_sensor")
+    assert views.success
+    assert zoho.scalar("SELECT sum(invoices) FROM accounting.gst_sales_summary") == zoho.scalar(
+        "SELECT count(*) FROM accounting.invoices WHERE status <> 'void'"
+    )
+    sensor = next(s for s in defs.sensors if s.name == "analytics_refresh_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING  # nobody switches it on

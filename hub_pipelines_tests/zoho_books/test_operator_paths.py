@@ -22,6 +22,7 @@ from hub_pipelines.definitions import defs
 from hub_pipelines.imports.sensors import import_retry_sensor
 from hub_pipelines.resources import WarehouseResource
 from hub_pipelines.zoho_books.simulator import SIMULATOR_INFO_PATH
+from hub_pipelines_tests.conftest import empty_tables
 from hub_pipelines_tests.dagster_webserver import (
     DagsterDev,
     backfill_status,
@@ -35,15 +36,6 @@ DEMO = "demo-traders"
 BROKEN = "broken-books"  # a configured zoho_books pair whose source cannot be reached
 ZOHO_ASSETS = [["zoho_books", "customers"], ["zoho_books", "invoices"]]
 DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
-
-
-def _empty(url: str) -> None:
-    with psycopg.connect(url) as conn:
-        tables = conn.execute(
-            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
-            "WHERE schemaname IN ('hub', 'accounting') AND tablename <> 'schema_migrations'"
-        ).fetchall()
-        conn.execute(f"TRUNCATE {', '.join(t for (t,) in tables)} RESTART IDENTITY CASCADE")
 
 
 def _serve_simulator(port: int, env: dict, log: Path) -> subprocess.Popen:
@@ -71,7 +63,7 @@ def hub(warehouse_url, tmp_path_factory):
     """A hub set up the README's way, in the order: demo, simulate, demo again; then the UI."""
     from hub_pipelines.demo import run_demo
 
-    _empty(warehouse_url)
+    empty_tables(warehouse_url)
     home = tmp_path_factory.mktemp("operator-hub")
     port = free_port()
     with pytest.MonkeyPatch.context() as patch:
