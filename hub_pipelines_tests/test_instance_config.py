@@ -14,7 +14,7 @@ def test_local_instance_queues_runs_per_tenant_and_pools_per_system(tmp_path):
         config = instance.get_concurrency_config()
     assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
     # Pools (named after the systems) are enforced before a run starts, whatever launched it.
-    assert config.pool_config.pool_granularity.value == "run"
+    assert config.pool_config.pool_granularity.value == "op"  # in-process runs wait too
     assert config.pool_config.default_pool_limit == 3
     limits = config.run_queue_config.tag_concurrency_limits
     assert limits == [
@@ -34,4 +34,4 @@ def test_production_instance_config_is_valid_and_uses_dagster_postgres(tmp_path,
     postgres = config["storage"]["postgres"]["postgres_db"]
     assert postgres["scheme"] == "postgresql+psycopg2"
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
-    assert config["concurrency"]["pools"]["granularity"] == "run"
+    assert config["concurrency"]["pools"]["granularity"] == "op"

@@ -14,6 +14,13 @@ from hub_pipelines.canonical import Entity
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
+def _asset_job() -> dg.JobDefinition:
+    """The code location's own asset job (the one the UI launches), with its resources."""
+    from hub_pipelines.definitions import defs
+
+    return defs.resolve_implicit_global_asset_job_def()
+
+
 def import_partition(
     instance: dg.DagsterInstance,
     tenant: str,
@@ -23,7 +30,6 @@ def import_partition(
     full_refresh: bool = False,
     tags: dict[str, str] | None = None,
 ) -> dg.ExecuteInProcessResult:
-    from hub_pipelines.definitions import defs
     from hub_pipelines.imports.assets import import_asset, op_name
     from hub_pipelines.partitions import tenant_partitions
 
@@ -31,11 +37,10 @@ def import_partition(
     if not instance.has_dynamic_partition(partitions.name, tenant):
         instance.add_dynamic_partitions(partitions.name, [tenant])  # as the tenant sensor would
     ops = {op_name(system, e): {"config": {"full_refresh": full_refresh}} for e in entities}
-    return dg.materialize(
-        [import_asset(system, entity) for entity in entities],
-        partition_key=tenant,
+    return _asset_job().execute_in_process(
         instance=instance,
-        resources=defs.resources,
+        partition_key=tenant,
+        asset_selection=[import_asset(system, entity).key for entity in entities],
         run_config={**QUIET_LOGS, "ops": ops},
         tags=tags,
         raise_on_error=False,
@@ -43,13 +48,11 @@ def import_partition(
 
 
 def refresh_views(instance: dg.DagsterInstance, tags: dict[str, str] | None = None):
-    from hub_pipelines.analytics.assets import customer_directory, gst_sales_summary
-    from hub_pipelines.definitions import defs
+    from hub_pipelines.analytics.assets import VIEWS
 
-    return dg.materialize(
-        [gst_sales_summary, customer_directory],
+    return _asset_job().execute_in_process(
         instance=instance,
-        resources={"warehouse": defs.resources["warehouse"]},
+        asset_selection=[dg.AssetKey(view) for view in VIEWS],
         run_config=QUIET_LOGS,
         tags=tags,
         raise_on_error=False,

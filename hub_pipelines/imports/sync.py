@@ -131,6 +131,7 @@ def run_sync(
 ) -> dg.MaterializeResult:
     registry, tenant_config = _open(context, entity, tenant, system)
     with context.resources.warehouse.connect() as conn:
+        _lock_partition(conn, context.log, tenant, system, entity)
         sync = PartitionSync(context, entity, config, conn, registry, tenant_config)
         connector = _connector(context, registry, tenant_config, sync.known_versions)
         try:
@@ -140,6 +141,20 @@ def run_sync(
         finally:
             connector.close()
         return sync.succeeded(connector)
+
+
+def _lock_partition(conn, log, tenant: str, system: str, entity: str) -> None:
+    """One import per (tenant, system, entity) at a time, however its run was launched: the run
+    queue's partition limit does not cover runs started outside it (`hub sync`, `dagster asset
+    materialize`), and two imports must never advance one cursor. The session lock lasts as long
+    as this connection, which a crashed run loses with its process."""
+    key = f"{tenant}|{system}|{entity}"
+    sql = "SELECT pg_try_advisory_lock(hashtext('hub.import'), hashtext(%s))"
+    (locked,) = conn.execute(sql, (key,)).fetchone()
+    if not locked:
+        log.info(f"waiting for the other import of {system} {tenant} {entity} to finish")
+        conn.execute("SELECT pg_advisory_lock(hashtext('hub.import'), hashtext(%s))", (key,))
+    conn.commit()
 
 
 def run_checks_only(

@@ -3,10 +3,13 @@ checks run on their own, freshness judged without a run, failures before an impo
 cause, a failed backfill's retry covers what it left undone, `hub sync`, and the analyst views
 requested after a scheduled import."""
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import psycopg
 import pytest
 
 from hub_pipelines import cli
@@ -258,3 +261,24 @@ def test_the_views_are_refreshed_after_a_scheduled_import_even_one_landing_mid_r
     )
     sensor = next(s for s in defs.sensors if s.name == "analytics_refresh_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING  # nobody switches it on
+
+
+def test_two_imports_of_one_partition_never_run_together_however_launched(zoho):
+    """`hub sync` or `dagster asset materialize` run outside the run queue: the import's own
+    lock keeps a second import of the same partition and entity waiting until the first ends."""
+    zoho.simulator.seed_generated(zoho.org_id, customers=3, invoices=0)
+    holder = psycopg.connect(zoho.warehouse_url, autocommit=True)
+    holder.execute(
+        "SELECT pg_advisory_lock(hashtext('hub.import'), hashtext(%s))",
+        (f"{TENANT}|zoho_books|customers",),
+    )
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.update(r=zoho.materialize(customers)))
+    worker.start()
+    time.sleep(3)
+    assert worker.is_alive()  # waiting for the other import
+    assert zoho.scalar("SELECT count(*) FROM hub.accounting_sync_logs") == 0  # nothing started
+    holder.close()  # the other import ends
+    worker.join(60)
+    assert outcome["r"].success
+    assert zoho.scalar("SELECT count(*) FROM accounting.customers") == 3
