@@ -177,9 +177,12 @@ LIMIT 100
 """
 
 
-def _retry_request(rows: list[tuple]) -> dg.RunRequest:
-    """One run for the due errors of one failed run: the union of what they must cover."""
+def _retry_request(rows: list[tuple]) -> dg.RunRequest | None:
+    """One run for the due errors of one failed run: what it left undone. None when it left no
+    import undone (a check-only run): re-running checks is a person's call, not an import."""
     error_id, system, tenant, entity, retry_count, due_at, plan, run_id = rows[0]
+    if plan is not None and not plan["assets"]:
+        return None
     plan = plan or {"assets": [f"{system}/{entity}"] if entity else [], "full_refresh": False}
     keys = [dg.AssetKey.from_user_string(key) for key in plan["assets"]]
     keys = [key for key in keys if system_of(key) == system] or None
@@ -216,12 +219,15 @@ def import_retry_sensor(context: dg.SensorEvaluationContext, warehouse: Warehous
             by_run[row[-1] or f"error:{row[0]}"].append(row)
         for rows in by_run.values():
             request = _retry_request(rows)
-            yield request
-            attempt = request.tags[RETRY_COUNT_TAG]
+            if request is None:
+                note = "not retried: a check-only run imports nothing; run the check again"
+            else:
+                yield request
+                note = f"re-run requested (attempt {request.tags[RETRY_COUNT_TAG]})"
             conn.execute(
                 "UPDATE hub.accounting_sync_errors SET resolved = true, resolved_at = now(), "
                 "resolution_note = %s, updated_at = now() WHERE id = ANY(%s)",
-                (f"re-run requested (attempt {attempt})", [row[0] for row in rows]),
+                (note, [row[0] for row in rows]),
             )
     if not due:
         yield dg.SkipReason("no retryable failure is due")

@@ -282,3 +282,27 @@ def test_two_imports_of_one_partition_never_run_together_however_launched(zoho):
     worker.join(60)
     assert outcome["r"].success
     assert zoho.scalar("SELECT count(*) FROM accounting.customers") == 3
+
+
+def test_a_failed_check_only_run_is_recorded_but_never_retried_as_an_import(zoho):
+    zoho.simulator.seed_generated(zoho.org_id, customers=2, invoices=2)
+    assert zoho.materialize().success
+    zoho.simulator.faults.fail_next(100, status=503)
+    failed = _run_checks(zoho, "matches_source")  # lists the source, which is down
+    zoho.simulator.faults.clear()
+    assert not failed.success
+    record_failure(zoho, failed)
+    (plan,) = zoho.query(
+        "SELECT retry_plan FROM hub.accounting_sync_errors WHERE dagster_run_id = %s",
+        (failed.run_id,),
+    )[0]
+    assert plan["assets"] == []  # it planned no import
+    zoho.query("UPDATE hub.accounting_sync_errors SET next_retry_at = now() RETURNING 1")
+    context = dg.build_sensor_context(
+        instance=zoho.instance,
+        resources={"warehouse": WarehouseResource(database_url=zoho.warehouse_url)},
+        repository_def=defs.get_repository_def(),
+    )
+    assert import_retry_sensor.evaluate_tick(context).run_requests == []
+    note = zoho.scalar("SELECT resolution_note FROM hub.accounting_sync_errors")
+    assert note.startswith("not retried: a check-only run")
