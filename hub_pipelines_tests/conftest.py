@@ -22,6 +22,18 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 REAL_FIXTURES = SHARED / "fixtures" / "real"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `real_fixtures` read third-party payloads from ../shared, which this repository
+    does not redistribute (their licences do not allow it). CI has ../shared beside the clone and
+    runs them; a clone without it skips them, saying why, and passes the rest."""
+    if REAL_FIXTURES.is_dir():
+        return
+    skip = pytest.mark.skip(reason=f"needs the real payloads in {REAL_FIXTURES} (../shared)")
+    for item in items:
+        if "real_fixtures" in item.keywords:
+            item.add_marker(skip)
+
+
 def _database_url(server_url: str, name: str) -> str:
     return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 

@@ -34,6 +34,7 @@ def example(name: str) -> dict:
     return json.loads((ZOHO / name).read_text())
 
 
+@pytest.mark.real_fixtures
 def test_recorded_paid_usd_invoice_maps_exactly():
     (body,) = recorded("nango_get-invoice.test.json")
     invoice = map_invoice(body["invoice"], heads={})
@@ -70,6 +71,7 @@ def test_recorded_paid_usd_invoice_maps_exactly():
     assert invoice.raw is body["invoice"]  # the source record as received
 
 
+@pytest.mark.real_fixtures
 def test_every_recorded_list_status_has_a_canonical_status():
     (body,) = recorded("nango_invoices.test.json")
     statuses = {row["status"] for row in body["invoices"]}
@@ -77,6 +79,7 @@ def test_every_recorded_list_status_has_a_canonical_status():
     assert {INVOICE_STATUSES[s] for s in statuses} == {"paid", "draft", "void", "open"}
 
 
+@pytest.mark.real_fixtures
 def test_openapi_india_contact_maps_gst_fields_and_numeric_ids():
     contact = map_contact(example("zoho_books_openapi_get_contact_200_example.json")["contact"])
     assert contact.external_id == "460000000026049"  # the spec's numeric id, stored as text
@@ -91,6 +94,7 @@ def test_openapi_india_contact_maps_gst_fields_and_numeric_ids():
     assert "check" in gst.gstin_problem(contact.gstin)
 
 
+@pytest.mark.real_fixtures
 def test_recorded_contact_list_rows_map_without_detail_fields():
     (body,) = recorded("nango_contacts.test.json")
     mapped = [map_contact(row) for row in body["contacts"]]
@@ -100,12 +104,14 @@ def test_recorded_contact_list_rows_map_without_detail_fields():
     assert all(c.source_updated_at.tzinfo is not None for c in mapped)
 
 
+@pytest.mark.real_fixtures
 def test_openapi_invoice_with_a_vat_tax_is_refused_naming_the_tax():
     invoice = example("zoho_books_openapi_get_invoice_200_example.json")["invoice"]
     with pytest.raises(MappingError, match="'VAT'"):
         map_invoice(invoice, heads={})
 
 
+@pytest.mark.real_fixtures
 def test_page_context_as_array_in_the_openapi_example_is_read():
     body = example("zoho_books_openapi_list_invoices_200_example.json")
     assert isinstance(body["page_context"], list)
@@ -145,6 +151,7 @@ def test_intra_state_invoice_splits_lines_into_equal_cgst_and_sgst():
     )
 
 
+@pytest.mark.real_fixtures
 def test_recorded_payloads_import_end_to_end(zoho):
     zoho.simulator.seed_from_files(
         zoho.org_id,
@@ -167,6 +174,7 @@ def test_recorded_payloads_import_end_to_end(zoho):
     assert checks(result)["invoices.invoice_customers_known"].passed
 
 
+@pytest.mark.real_fixtures
 def test_the_gstin_check_warns_about_the_documented_example(zoho):
     zoho.simulator.seed_from_files(
         zoho.org_id, contacts_path=ZOHO / "zoho_books_openapi_get_contact_200_example.json"

@@ -510,6 +510,7 @@ def test_daily_quota(sim, api):
     assert get(api, "/contacts").headers["X-Rate-Limit-Remaining"] == "0"
 
 
+@pytest.mark.real_fixtures
 def test_every_api_answer_carries_the_daily_quota_headers_zoho_sends(sim, api, server):
     recorded = json.loads((FIXTURES / "nango_get-contact.test.json").read_text())
     (answer,) = recorded["api"]["get"].values()
@@ -618,6 +619,7 @@ def test_truncated_json_page(sim, api):
 # --- seeding from the real recorded fixtures -----------------------------------------------------
 
 
+@pytest.mark.real_fixtures
 def test_seed_from_real_fixtures(server, api):
     sim = ZohoBooksSimulator()
     sim.seed_from_files(
@@ -669,6 +671,7 @@ def test_seed_from_real_fixtures(server, api):
     )
 
 
+@pytest.mark.real_fixtures
 def test_seed_from_plain_openapi_bodies():
     sim = ZohoBooksSimulator()
     org = sim.seed_from_files(
