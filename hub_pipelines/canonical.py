@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 ZERO = Decimal("0.00")
 
 Entity = Literal["customers", "invoices"]
+ENTITIES: tuple[Entity, ...] = get_args(Entity)  # customers first: invoices depend on them
 
 
 @dataclass(slots=True)

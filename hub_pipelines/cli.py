@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hub_pipelines import settings
+from hub_pipelines.zoho_books.demo_organisation import DEMO_SIMULATOR
 
 EXIT_BAD_INPUT = 2
 
@@ -277,9 +278,7 @@ def cmd_errors_retry(args: argparse.Namespace) -> None:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """An import now, through Dagster on the local instance: it shows in the UI's run history."""
-    import dagster as dg
-
-    from hub_pipelines.imports.local import describe, import_partition, refresh_views
+    from hub_pipelines.imports.local import describe, import_now
     from hub_pipelines.systems import AVAILABLE
     from hub_pipelines.tenants.registry import validate_system, validate_tenant_slug
 
@@ -287,26 +286,18 @@ def cmd_sync(args: argparse.Namespace) -> int:
     validate_system(args.system)
     if args.system not in AVAILABLE:
         raise CliError(f"{args.system}: no connector is available for this system yet")
-    row = next(
-        (r for r in _registry().list() if (r.tenant_id, r.system) == (args.tenant, args.system)),
-        None,
-    )
-    if row is None:
-        raise CliError(
-            f"no config for tenant {args.tenant!r} and system {args.system!r}; "
-            f"register one with `hub tenants add {args.tenant} {args.system} --config FILE`"
-        )
+    row = _registry().row(args.tenant, args.system)  # a missing config names `hub tenants add`
     entities = [args.entity] if args.entity else list(row.sync_config.entities)
-    settings.ensure_dagster_home()
-    with dg.DagsterInstance.get() as instance:
-        tags = {"hub/trigger": "hub sync"}
-        result = import_partition(
-            instance, args.tenant, args.system, entities, full_refresh=args.full_refresh, tags=tags
-        )
-        print("\n".join(describe(result)))
-        if result.success:
-            views = refresh_views(instance, tags)
-            print(f"analyst views refreshed: {'yes' if views.success else 'FAILED'}")
+    result, views = import_now(
+        args.tenant,
+        args.system,
+        entities,
+        full_refresh=args.full_refresh,
+        tags={"hub/trigger": "hub sync"},
+    )
+    print("\n".join(describe(result)))
+    if views is not None:
+        print(f"analyst views refreshed: {'yes' if views.success else 'FAILED'}")
     return 0 if result.success else 1
 
 
@@ -334,12 +325,6 @@ def cmd_simulate(args: argparse.Namespace) -> None:
         daily_limit=args.requests_per_day,
         latency=args.latency,
     )
-
-
-def _demo_simulator() -> dict:
-    from hub_pipelines.zoho_books.simulator import DEMO_SIMULATOR
-
-    return DEMO_SIMULATOR
 
 
 # --- local development ------------------------------------------------------------------------
@@ -514,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo-traders) on the demo's port and at the demo's pace; --requests-per-minute 100 is "
         "Zoho's real per-organisation limit.",
     )
-    demo = _demo_simulator()
+    demo = DEMO_SIMULATOR
     simulate.add_argument("system", help="the system to simulate, e.g. zoho_books")
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=demo["port"])

@@ -20,12 +20,13 @@ import dagster as dg
 import httpx
 
 from hub_pipelines import settings
+from hub_pipelines.canonical import ENTITIES
 from hub_pipelines.connectors.loopback import LoopbackServer
-from hub_pipelines.imports.local import describe, import_partition, refresh_views
+from hub_pipelines.imports.local import describe, import_now
 from hub_pipelines.tenants.registry import TenantRegistry
 from hub_pipelines.vault import KEY_VARIABLE, Vault, generate_key
 from hub_pipelines.warehouse import db, migrations
-from hub_pipelines.zoho_books.simulator import DEMO_SIMULATOR, SIMULATOR_INFO_PATH
+from hub_pipelines.zoho_books.demo_organisation import DEMO_SIMULATOR, SIMULATOR_INFO_PATH
 
 DEMO_TENANT = "demo-traders"
 DEMO_PORT = DEMO_SIMULATOR["port"]
@@ -82,15 +83,9 @@ def register_demo_tenant(registry: TenantRegistry, base_url: str, info: dict) ->
     )
 
 
-def _import(url: str, port: int, info: dict) -> tuple:
+def _import(port: int, info: dict) -> tuple:
     register_demo_tenant(TenantRegistry(Vault.from_env()), f"http://127.0.0.1:{port}", info)
-    with dg.DagsterInstance.get() as instance:
-        tags = {"hub/trigger": "demo"}
-        result = import_partition(
-            instance, DEMO_TENANT, "zoho_books", ["customers", "invoices"], tags=tags
-        )
-        analytics = refresh_views(instance, tags) if result.success else None
-    return result, analytics
+    return import_now(DEMO_TENANT, "zoho_books", list(ENTITIES), tags={"hub/trigger": "demo"})
 
 
 def run_demo(port: int = DEMO_PORT) -> None:
@@ -99,19 +94,18 @@ def run_demo(port: int = DEMO_PORT) -> None:
     ensure_demo_key()
     url = db.database_url()
     migrations.upgrade(url)
-    settings.ensure_dagster_home()
     info = running_simulator(port)
     if info is not None:
         print(
             f"importing from the Zoho Books simulator already serving port {port} "
             f"({info['requests_per_minute']:,} requests/minute)"
         )
-        result, analytics = _import(url, port, info)
+        result, analytics = _import(port, info)
     else:
         simulator = build_simulator(**DEMO_SIMULATOR["data"], **DEMO_SIMULATOR["limits"])
         with LoopbackServer(simulator.app, port=port) as server:
             print(f"Zoho Books simulator on {server.url}")
-            result, analytics = _import(url, port, simulator_info(simulator))
+            result, analytics = _import(port, simulator_info(simulator))
     print_summary(url, result)
     if analytics is not None:
         print_gst_summary(url)

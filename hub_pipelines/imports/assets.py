@@ -10,13 +10,12 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from hub_pipelines.canonical import Entity
+from hub_pipelines.canonical import ENTITIES, Entity
 from hub_pipelines.imports.checks import check_specs
 from hub_pipelines.imports.sync import ImportConfig, run_checks_only, run_sync
 from hub_pipelines.partitions import asset_key, tenant_partitions
 from hub_pipelines.systems import AVAILABLE
 
-ENTITIES: tuple[Entity, ...] = ("customers", "invoices")
 DESCRIPTIONS = {
     "customers": "Customers of each {label} tenant (accounting.customers).",
     "invoices": "Sales invoices of each {label} tenant, with lines and GST heads "

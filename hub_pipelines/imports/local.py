@@ -1,13 +1,14 @@
 """Imports run now, in this process, through Dagster on the local instance (`hub sync`, `hub demo`).
 
 The run is recorded on `$HUB_HOME/dagster` like any other, so the UI shows it with its metadata
-and checks; the analyst views are refreshed after it, as the automation sensor would.
+and checks; the analyst views are refreshed after it, as `analytics_refresh_sensor` would.
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
+from hub_pipelines import settings
 from hub_pipelines.canonical import Entity
 
 # The summary printed by the caller tells the story; the full event log is in the UI.
@@ -57,6 +58,25 @@ def refresh_views(instance: dg.DagsterInstance, tags: dict[str, str] | None = No
         tags=tags,
         raise_on_error=False,
     )
+
+
+def import_now(
+    tenant: str,
+    system: str,
+    entities: list[Entity],
+    *,
+    full_refresh: bool = False,
+    tags: dict[str, str] | None = None,
+) -> tuple[dg.ExecuteInProcessResult, dg.ExecuteInProcessResult | None]:
+    """Import on the local instance ($HUB_HOME/dagster), then refresh the analyst views when the
+    import succeeded (None otherwise)."""
+    settings.ensure_dagster_home()
+    with dg.DagsterInstance.get() as instance:
+        result = import_partition(
+            instance, tenant, system, entities, full_refresh=full_refresh, tags=tags
+        )
+        views = refresh_views(instance, tags) if result.success else None
+    return result, views
 
 
 def describe(result: dg.ExecuteInProcessResult) -> list[str]:

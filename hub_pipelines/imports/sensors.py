@@ -13,6 +13,7 @@ from collections import defaultdict
 import dagster as dg
 from psycopg.types.json import Jsonb
 
+from hub_pipelines.canonical import ENTITIES
 from hub_pipelines.connectors.errors import Category, SyncError
 from hub_pipelines.imports import audit
 from hub_pipelines.imports.assets import import_selection, op_name
@@ -192,7 +193,7 @@ def _retry_request(rows: list[tuple]) -> dg.RunRequest | None:
         tags[RETRY_OF_RUN_TAG] = run_id
     if plan.get("backfill_id"):
         tags[RETRY_OF_BACKFILL_TAG] = plan["backfill_id"]
-    ops = [key.path[1] for key in keys] if keys else ["customers", "invoices"]
+    ops = [key.path[1] for key in keys] if keys else list(ENTITIES)
     return dg.RunRequest(
         # Unique per scheduling: `hub errors retry` on the same error must launch again.
         run_key=f"retry:{error_id}:{due_at.timestamp():.0f}",

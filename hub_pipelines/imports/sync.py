@@ -54,11 +54,19 @@ def is_full_refresh(context: dg.AssetExecutionContext, config: ImportConfig) -> 
     return config.full_refresh or "dagster/backfill" in context.run.tags
 
 
+def _failure(error: SyncError) -> dg.Failure:
+    """A classified step failure: the failure sensor reads its category and fix back into the
+    error table."""
+    return dg.Failure(
+        description=str(error),
+        metadata={"category": str(error.category), "suggested_fix": error.suggested_fix},
+    )
+
+
 def _config_failure(tenant: str, system: str, message: str, fix: str) -> dg.Failure:
     """A failure before the import starts, classified so the error table keeps its cause."""
-    return dg.Failure(
-        description=f"CONFIG: {system} tenant {tenant}: {message}",
-        metadata={"category": "CONFIG", "suggested_fix": fix},
+    return _failure(
+        SyncError(Category.CONFIG, f"{system} tenant {tenant}: {message}", suggested_fix=fix)
     )
 
 
@@ -149,11 +157,11 @@ def _lock_partition(conn, log, tenant: str, system: str, entity: str) -> None:
     materialize`), and two imports must never advance one cursor. The session lock lasts as long
     as this connection, which a crashed run loses with its process."""
     key = f"{tenant}|{system}|{entity}"
-    sql = "SELECT pg_try_advisory_lock(hashtext('hub.import'), hashtext(%s))"
-    (locked,) = conn.execute(sql, (key,)).fetchone()
+    lock = "SELECT {}(hashtext('hub.import'), hashtext(%s))"
+    (locked,) = conn.execute(lock.format("pg_try_advisory_lock"), (key,)).fetchone()
     if not locked:
         log.info(f"waiting for the other import of {system} {tenant} {entity} to finish")
-        conn.execute("SELECT pg_advisory_lock(hashtext('hub.import'), hashtext(%s))", (key,))
+        conn.execute(lock.format("pg_advisory_lock"), (key,))
     conn.commit()
 
 
@@ -170,18 +178,13 @@ def run_checks_only(
         try:
             census.take(connector.listing(entity))
         except Exception as exc:
-            error = classify(exc)
-            raise dg.Failure(
-                description=f"{error.category}: {error.message}",
-                metadata={"category": str(error.category), "suggested_fix": error.suggested_fix},
-            ) from None
+            raise _failure(classify(exc)) from None
         finally:
             connector.close()
     with context.resources.warehouse.connect() as conn:
-        results = checks.evaluate(
-            conn, entity, tenant_config, census.count, census.total, context.run.run_id
+        yield from checks.evaluate(
+            conn, entity, tenant_config, census.count, census.total, context.run.run_id, names
         )
-    yield from (result for result in results if result.check_name in names)
 
 
 class PartitionSync:
@@ -243,10 +246,7 @@ class PartitionSync:
         error = classify(exc)
         self._finish("failed", connector, error)
         self.context.log.error(f"{self.entity} import failed: {error} — fix: {error.suggested_fix}")
-        return dg.Failure(
-            description=f"{error.category}: {error.message}",
-            metadata={"category": str(error.category), "suggested_fix": error.suggested_fix},
-        )
+        return _failure(error)
 
     def succeeded(self, connector: Connector) -> dg.MaterializeResult:
         status = "partial" if self.counts.failed else "success"
@@ -268,16 +268,15 @@ class PartitionSync:
         )
 
     def _check_results(self) -> list[dg.AssetCheckResult]:
-        results = checks.evaluate(
+        return checks.evaluate(
             self.conn,
             self.entity,
             self.tenant_config,
             self.census.count,
             self.census.total,
             self.context.run.run_id,
+            {key.name for key in self.context.selected_asset_check_keys},
         )
-        selected = {key.name for key in self.context.selected_asset_check_keys}
-        return [result for result in results if result.check_name in selected]
 
     def _metadata(self, connector: Connector) -> dict:
         counts = self.counts

@@ -158,7 +158,8 @@ class TenantRegistry:
         if record is None:
             raise TenantConfigError(
                 f"no config for tenant {tenant_id!r} and system {system!r}; "
-                "see `hub tenants list` or register one with `hub tenants add`"
+                "see `hub tenants list` or register one with "
+                f"`hub tenants add {tenant_id} {system} --config FILE`"
             )
         return _row(record)
 
@@ -170,6 +171,11 @@ class TenantRegistry:
                 f"WHERE deleted_at IS NULL {condition} ORDER BY tenant_id, system"
             ).fetchall()
         return [_row(record) for record in records]
+
+    def row(self, tenant_id: str, system: str) -> ConfigRow:
+        """One config without its secrets (nothing is decrypted)."""
+        with self._connect() as conn:
+            return self._fetch_row(conn, tenant_id, system)
 
     def get(self, tenant_id: str, system: str) -> TenantConfig:
         """The config with its connection decrypted (for connectors; never print it whole)."""

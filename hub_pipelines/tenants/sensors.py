@@ -11,6 +11,7 @@ import json
 
 import dagster as dg
 
+from hub_pipelines.canonical import ENTITIES
 from hub_pipelines.partitions import TENANT_PARTITIONS, asset_key
 from hub_pipelines.resources import WarehouseResource
 from hub_pipelines.systems import AVAILABLE
@@ -29,6 +30,12 @@ def _partition_requests(instance: dg.DagsterInstance, pairs) -> list:
     return requests
 
 
+def _state_metadata(tenant: str, system: str, is_paused: bool) -> dict[str, str]:
+    if is_paused:
+        return {"config_state": "paused", "resume_with": f"hub tenants enable {tenant} {system}"}
+    return {"config_state": "enabled", "pause_with": f"hub tenants disable {tenant} {system}"}
+
+
 def _state_observations(paused: set, before: set, pairs) -> list[dg.AssetObservation]:
     """An observation per import asset of each pair whose paused state changed."""
     changed = sorted((paused ^ before) & set(pairs))
@@ -36,17 +43,11 @@ def _state_observations(paused: set, before: set, pairs) -> list[dg.AssetObserva
         dg.AssetObservation(
             asset_key=asset_key(system, entity),
             partition=tenant,
-            metadata={
-                "config_state": "paused" if (tenant, system) in paused else "enabled",
-                "resume_with" if (tenant, system) in paused else "pause_with": (
-                    f"hub tenants {'enable' if (tenant, system) in paused else 'disable'} "
-                    f"{tenant} {system}"
-                ),
-            },
+            metadata=_state_metadata(tenant, system, (tenant, system) in paused),
         )
         for tenant, system in changed
         if system in AVAILABLE
-        for entity in ("customers", "invoices")
+        for entity in ENTITIES
     ]
 
 

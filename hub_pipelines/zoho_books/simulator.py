@@ -50,6 +50,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from hub_pipelines import gst
+from hub_pipelines.zoho_books.demo_organisation import DEMO_SIMULATOR, SIMULATOR_INFO_PATH
 
 IST = timezone(timedelta(hours=5, minutes=30))
 
@@ -59,18 +60,6 @@ DEFAULT_CLIENT_ID = "1000.SIMULATORZOHOBOOKSCLIENT01"
 DEFAULT_CLIENT_SECRET = "simulator0secret0zoho0books0000000000000"  # noqa: S105
 DEFAULT_REFRESH_TOKEN = "1000.simulatorrefreshtoken0000000000.simulator0000000000000000"  # noqa: S105
 
-# The demo's organisation, served by `hub demo` and, by default, by `hub simulate zoho_books`, so
-# the demo tenant works with either in any order. Real Zoho allows 100 requests/minute; the demo
-# raises the limit on both sides to finish in seconds (`--requests-per-minute 100` for the real
-# pace). The connector's token bucket and the simulator's limiter still apply.
-DEMO_SIMULATOR = {
-    "port": 8091,
-    "data": {"customers": 200, "invoices": 1000, "lines_per_invoice": 3, "seed": 42},
-    "limits": {"requests_per_minute": 30_000, "daily_limit": 10**7},
-}
-# Not a Zoho URL: the simulator's own description (its organisation, credentials and rate), so
-# `hub demo` can register a tenant that reaches an already running simulator.
-SIMULATOR_INFO_PATH = "/__simulator__"
 
 MAX_PER_PAGE = 200
 TOO_MANY_REQUESTS = (

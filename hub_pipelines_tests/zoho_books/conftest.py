@@ -137,3 +137,30 @@ def record_failure(zoho: ZohoTenant, result: dg.ExecuteInProcessResult) -> None:
         resources={"warehouse": WarehouseResource(database_url=zoho.warehouse_url)},
     ).for_run_failure()
     import_failure_sensor(context)
+
+
+def retry_requests(instance: dg.DagsterInstance, warehouse_url: str) -> list[dg.RunRequest]:
+    """One tick of the retry sensor, as the daemon evaluates it."""
+    from hub_pipelines.definitions import defs
+    from hub_pipelines.imports.sensors import import_retry_sensor
+
+    context = dg.build_sensor_context(
+        instance=instance,
+        resources={"warehouse": WarehouseResource(database_url=warehouse_url)},
+        repository_def=defs.get_repository_def(),
+    )
+    with dg.partition_loading_context(dynamic_partitions_store=instance):
+        return import_retry_sensor.evaluate_tick(context).run_requests
+
+
+def run_request(zoho: ZohoTenant, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    """Execute what a schedule or sensor requested: its selection, partition, config and tags."""
+    return dg.materialize(
+        [customers, invoices],
+        selection=request.asset_selection,
+        partition_key=request.partition_key,
+        instance=zoho.instance,
+        resources=zoho.resources,
+        run_config=request.run_config,
+        tags=request.tags,
+    )

@@ -9,7 +9,7 @@ import dagster as dg
 from hub_pipelines import cli
 from hub_pipelines.definitions import defs
 from hub_pipelines.imports.schedules import import_schedules
-from hub_pipelines.imports.sensors import import_failure_sensor, import_retry_sensor
+from hub_pipelines.imports.sensors import import_failure_sensor
 from hub_pipelines.resources import WarehouseResource
 from hub_pipelines_tests.zoho_books.conftest import (
     TENANT,
@@ -17,6 +17,7 @@ from hub_pipelines_tests.zoho_books.conftest import (
     customers,
     invoices,
     record_failure,
+    retry_requests,
 )
 
 
@@ -131,17 +132,11 @@ def test_failure_sensor_records_the_run_and_counts_failures_then_retry_sensor_re
     assert next_retry is not None
     assert zoho.scalar("SELECT consecutive_failures FROM hub.accounting_configs") == 1
 
-    sensor_context = dg.build_sensor_context(
-        instance=zoho.instance,
-        resources={"warehouse": warehouse},
-        repository_def=defs.get_repository_def(),
-    )
-    assert import_retry_sensor.evaluate_tick(sensor_context).run_requests == []  # not due yet
+    assert retry_requests(zoho.instance, zoho.warehouse_url) == []  # not due yet
     zoho.query(
         "UPDATE hub.accounting_sync_errors SET next_retry_at = now() - interval '1 second' RETURNING 1"
     )
-    with dg.partition_loading_context(dynamic_partitions_store=zoho.instance):
-        (request,) = import_retry_sensor.evaluate_tick(sensor_context).run_requests
+    (request,) = retry_requests(zoho.instance, zoho.warehouse_url)
     assert request.run_key.startswith(f"retry:{error_id}:")
     assert request.partition_key == TENANT
     assert request.asset_selection == [dg.AssetKey(["zoho_books", "customers"])]

@@ -21,7 +21,6 @@ from hub_pipelines.analytics.assets import (
 from hub_pipelines.definitions import defs
 from hub_pipelines.imports.freshness import freshness_sensor, staleness
 from hub_pipelines.imports.schedules import import_schedules
-from hub_pipelines.imports.sensors import import_retry_sensor
 from hub_pipelines.resources import WarehouseResource
 from hub_pipelines.vault import generate_key
 from hub_pipelines_tests.zoho_books.conftest import (
@@ -30,6 +29,8 @@ from hub_pipelines_tests.zoho_books.conftest import (
     invoices,
     metadata,
     record_failure,
+    retry_requests,
+    run_request,
 )
 
 INVOICES = dg.AssetKey(["zoho_books", "invoices"])
@@ -158,25 +159,11 @@ def test_a_failed_backfill_run_is_retried_as_a_full_refresh_of_everything_it_lef
     zoho.simulator.faults.clear()
     record_failure(zoho, failed)
     zoho.query("UPDATE hub.accounting_sync_errors SET next_retry_at = now() RETURNING 1")
-    context = dg.build_sensor_context(
-        instance=zoho.instance,
-        resources={"warehouse": WarehouseResource(database_url=zoho.warehouse_url)},
-        repository_def=defs.get_repository_def(),
-    )
-    with dg.partition_loading_context(dynamic_partitions_store=zoho.instance):
-        (request,) = import_retry_sensor.evaluate_tick(context).run_requests
+    (request,) = retry_requests(zoho.instance, zoho.warehouse_url)
     assert [k.path[-1] for k in request.asset_selection] == ["customers", "invoices"]
     assert request.tags["hub/retry_of_backfill"] == "bkfl0001"
 
-    retried = dg.materialize(
-        [customers, invoices],
-        selection=request.asset_selection,
-        partition_key=request.partition_key,
-        instance=zoho.instance,
-        resources=zoho.resources,
-        run_config=request.run_config,
-        tags=request.tags,
-    )
+    retried = run_request(zoho, request)
     assert retried.success
     assert metadata(retried, "customers")["sync_type"] == "full"
     assert metadata(retried, "invoices")["sync_type"] == "full"
@@ -231,14 +218,7 @@ def test_the_views_are_refreshed_after_a_scheduled_import_even_one_landing_mid_r
         repository_def=defs.get_repository_def(),
     )
     (request,) = schedule.evaluate_tick(context).run_requests  # customers, daily
-    assert dg.materialize(
-        [customers, invoices],
-        selection=request.asset_selection,
-        partition_key=request.partition_key,
-        instance=zoho.instance,
-        resources=zoho.resources,
-        tags=request.tags,
-    ).success
+    assert run_request(zoho, request).success
     tick = _views_tick(zoho, None)
     (refresh,) = tick.run_requests
     assert refresh.asset_selection == [dg.AssetKey("customer_directory")]  # what customers feed
@@ -298,11 +278,6 @@ def test_a_failed_check_only_run_is_recorded_but_never_retried_as_an_import(zoho
     )[0]
     assert plan["assets"] == []  # it planned no import
     zoho.query("UPDATE hub.accounting_sync_errors SET next_retry_at = now() RETURNING 1")
-    context = dg.build_sensor_context(
-        instance=zoho.instance,
-        resources={"warehouse": WarehouseResource(database_url=zoho.warehouse_url)},
-        repository_def=defs.get_repository_def(),
-    )
-    assert import_retry_sensor.evaluate_tick(context).run_requests == []
+    assert retry_requests(zoho.instance, zoho.warehouse_url) == []
     note = zoho.scalar("SELECT resolution_note FROM hub.accounting_sync_errors")
     assert note.startswith("not retried: a check-only run")

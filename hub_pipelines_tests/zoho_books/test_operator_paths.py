@@ -18,10 +18,7 @@ import psycopg
 import pytest
 
 from hub_pipelines import cli
-from hub_pipelines.definitions import defs
-from hub_pipelines.imports.sensors import import_retry_sensor
-from hub_pipelines.resources import WarehouseResource
-from hub_pipelines.zoho_books.simulator import SIMULATOR_INFO_PATH
+from hub_pipelines.zoho_books.demo_organisation import SIMULATOR_INFO_PATH
 from hub_pipelines_tests.conftest import empty_tables
 from hub_pipelines_tests.dagster_webserver import (
     DagsterDev,
@@ -31,6 +28,7 @@ from hub_pipelines_tests.dagster_webserver import (
     launch_run,
     wait_for,
 )
+from hub_pipelines_tests.zoho_books.conftest import retry_requests
 
 DEMO = "demo-traders"
 BROKEN = "broken-books"  # a configured zoho_books pair whose source cannot be reached
@@ -182,13 +180,7 @@ def test_a_backfill_of_all_partitions_touches_only_configured_pairs_and_its_fail
     # The source is back: the retry sensor's request covers both assets, as a full refresh.
     _add_broken_tenant(hub.port, reachable=True)
     _query(hub, "UPDATE hub.accounting_sync_errors SET next_retry_at = now() RETURNING 1")
-    context = dg.build_sensor_context(
-        instance=hub.instance,
-        resources={"warehouse": WarehouseResource(database_url=hub.url)},
-        repository_def=defs.get_repository_def(),
-    )
-    with dg.partition_loading_context(dynamic_partitions_store=hub.instance):
-        (request,) = import_retry_sensor.evaluate_tick(context).run_requests
+    (request,) = retry_requests(hub.instance, hub.url)
     assert request.partition_key == BROKEN
     assert sorted(k.to_user_string() for k in request.asset_selection) == [
         "zoho_books/customers",
