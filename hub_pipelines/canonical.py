@@ -8,6 +8,7 @@ Money is `Decimal`, never float. `raw` is the source record exactly as received.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
@@ -100,6 +101,86 @@ class Invoice:
 def column_names(record_type: type) -> list[str]:
     """The table columns a record type fills (everything but nested lines)."""
     return [f.name for f in fields(record_type) if f.name != "lines"]
+
+
+# Digits before the point that each numeric column holds (sql/0002_accounting.sql): money is
+# numeric(18,2); the others are named. A value beyond them would refuse the whole page.
+INTEGER_DIGITS = {"quantity": 14, "rate": 14, "tax_rate": 5, "exchange_rate": 12}
+MONEY_INTEGER_DIGITS = 16
+CURRENCY_CODE = re.compile(r"[A-Z]{3}")
+# PostgreSQL stores neither NUL (in text or jsonb) nor lone UTF-16 surrogates (not UTF-8).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storage_problem(record: Customer | Invoice) -> str | None:
+    """Why the warehouse cannot store this record as it is (naming the field), or None.
+
+    Checked before the COPY so one bad record becomes a record error instead of failing its page.
+    """
+    for name, value in _fields_of(record):
+        problem = _value_problem(name, value)
+        if problem:
+            return problem
+    raws = [("raw", record.raw)] + [
+        (f"lines[{line.line_number}].raw", line.raw) for line in getattr(record, "lines", ())
+    ]
+    for path, raw in raws:
+        found = _unstorable_path(raw, path)
+        if found:
+            return f"{found} holds a character PostgreSQL cannot store (NUL or a lone surrogate)"
+    return None
+
+
+def _fields_of(record) -> Iterator[tuple[str, Any]]:
+    for name in column_names(type(record)):
+        if name != "raw":
+            yield name, getattr(record, name)
+    for line in getattr(record, "lines", ()):
+        for name in column_names(InvoiceLine):
+            if name != "raw":
+                yield f"lines[{line.line_number}].{name}", getattr(line, name)
+
+
+def _value_problem(name: str, value: Any) -> str | None:
+    column = name.rsplit(".", 1)[-1]
+    if isinstance(value, str) and UNSTORABLE.search(value):
+        return f"{name} holds a character PostgreSQL cannot store (NUL or a lone surrogate)"
+    if isinstance(value, Decimal):
+        digits = INTEGER_DIGITS.get(column, MONEY_INTEGER_DIGITS)
+        if value.adjusted() >= digits:
+            return f"{name} = {value:.6E} is beyond the warehouse's range (under 10^{digits})"
+    if column == "currency" and value is not None and not CURRENCY_CODE.fullmatch(str(value)):
+        return f"currency: expected a three-letter ISO 4217 code such as INR, got {value!r}"
+    return None
+
+
+def _unstorable_path(value: Any, path: str) -> str | None:
+    """The path of the first string (or key) in a JSON value that PostgreSQL cannot store."""
+    if isinstance(value, str):
+        return path if UNSTORABLE.search(value) else None
+    if isinstance(value, dict):
+        children = [(f"{path}.{key}", str(key), item) for key, item in value.items()]
+    elif isinstance(value, list):
+        children = [(f"{path}[{index}]", "", item) for index, item in enumerate(value)]
+    else:
+        return None
+    for step, key, item in children:
+        found = step if UNSTORABLE.search(key) else _unstorable_path(item, step)
+        if found:
+            return found
+    return None
+
+
+def storable_json(value: Any) -> Any:
+    """`value` with every character PostgreSQL cannot store replaced by U+FFFD, so a record
+    error keeps all of its raw payload that can be kept."""
+    if isinstance(value, str):
+        return UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {storable_json(key): storable_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable_json(item) for item in value]
+    return value
 
 
 @dataclass(slots=True)

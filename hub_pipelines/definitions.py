@@ -10,6 +10,7 @@ from hub_pipelines.analytics.assets import (
 )
 from hub_pipelines.imports.assets import IMPORT_JOBS, all_import_assets
 from hub_pipelines.imports.freshness import freshness_sensor
+from hub_pipelines.imports.run_health import run_health_sensor
 from hub_pipelines.imports.schedules import import_schedules
 from hub_pipelines.imports.sensors import import_failure_sensor, import_retry_sensor
 from hub_pipelines.resources import VaultResource, WarehouseResource
@@ -27,6 +28,7 @@ defs = dg.Definitions(
         tenant_registry_sensor,
         import_failure_sensor,
         import_retry_sensor,
+        run_health_sensor,
         freshness_sensor,
         analytics_refresh_sensor,
     ],

@@ -199,7 +199,10 @@ def to_decimal(value: Any, places: int | None = 2) -> Decimal | None:
         raise ValueError(f"not a finite number: {value!r}")
     if places is None:
         return number
-    return number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    try:
+        return number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    except InvalidOperation:  # more digits than Decimal's 28 of precision: no real amount
+        raise ValueError(f"out of range: {value!r}") from None
 
 
 def parse_timestamp(value: str | None, default_tz: tzinfo | None = None) -> datetime | None:

@@ -96,14 +96,14 @@ def finish_sync_log(
             api_calls,
             cursor_after,
             error.message if error else None,
-            Jsonb(_error_metadata(error) | (metadata or {})),
+            Jsonb(error_metadata(error) | (metadata or {})),
             log_id,
         ),
     )
     conn.commit()
 
 
-def _error_metadata(error: SyncError | None) -> dict[str, Any]:
+def error_metadata(error: SyncError | None) -> dict[str, Any]:
     if error is None:
         return {}
     return {

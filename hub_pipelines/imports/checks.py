@@ -70,6 +70,25 @@ INVOICE_CHECKS = [
             WHERE invoice_number IS NOT NULL
             GROUP BY invoice_number, fy HAVING count(*) > 1""",
     ),
+    # Loaded and flagged rather than refused: the rest of the invoice is sound and analysts
+    # should see it; the check names it so it is corrected in the source.
+    Check(
+        "invoice_numbers_present",
+        WARN,
+        "every live, non-draft invoice has an invoice number (GST requires one)",
+        f"""SELECT external_id, format('%%s invoice of %%s without a number', status, issue_date)
+            FROM accounting.invoices WHERE {PARTITION}
+              AND status <> 'draft' AND coalesce(invoice_number, '') = ''""",
+    ),
+    Check(
+        "invoice_amounts_not_negative",
+        WARN,
+        "no invoice has a negative total or taxable value (credits are credit notes, not invoices)",
+        f"""SELECT coalesce(invoice_number, external_id),
+                   format('total %%s, taxable %%s', total, taxable_amount)
+            FROM accounting.invoices WHERE {PARTITION}
+              AND (total < 0 OR taxable_amount < 0)""",
+    ),
     Check(
         "invoice_customers_known",
         WARN,

@@ -17,6 +17,7 @@ from hub_pipelines.canonical import ENTITIES
 from hub_pipelines.connectors.errors import Category, SyncError
 from hub_pipelines.imports import audit
 from hub_pipelines.imports.assets import import_selection, op_name
+from hub_pipelines.imports.run_health import WORKER_LOST_TAG
 from hub_pipelines.partitions import run_partition, system_of
 from hub_pipelines.resources import WarehouseResource
 
@@ -30,29 +31,36 @@ DIED_MESSAGE = (
     "the run ended before this import finished (its process was killed, ran out of memory, "
     "or the machine restarted)"
 )
+DIED_FIX = (
+    "Nothing was half-written (every page commits atomically); the retry sensor re-runs the "
+    "partition. If it repeats, check the run worker's memory and logs."
+)
 
 
-def _close_abandoned_logs(conn, run_id: str) -> None:
-    """A run whose process died leaves its sync log 'running': close it as a retryable failure.
-    Each committed page is whole, so re-running the partition is all the recovery needed."""
-    metadata = {
-        "category": "SERVER",
-        "severity": "error",
-        "retryable": True,
-        "suggested_fix": "Nothing was half-written (every page commits atomically); the retry "
-        "sensor re-runs the partition. If it repeats, check the run worker's memory and logs.",
-    }
-    conn.execute(
-        "UPDATE hub.accounting_sync_logs SET status = 'failed', completed_at = now(), "
-        "error_message = %s, metadata = metadata || %s "
+def _died() -> SyncError:
+    return SyncError(Category.SERVER, DIED_MESSAGE, retryable=True, suggested_fix=DIED_FIX)
+
+
+def _close_abandoned_logs(conn, run_id: str, causes: dict[str | None, SyncError]) -> None:
+    """Sync logs a failed run left 'running': its process died, or the step failed while the
+    warehouse was away and could not write them. Close each with its step's classified failure
+    when there is one, else as a retryable death."""
+    running = conn.execute(
+        "SELECT id, entity_type FROM hub.accounting_sync_logs "
         "WHERE dagster_run_id = %s AND status = 'running'",
-        (DIED_MESSAGE, Jsonb(metadata), run_id),
-    )
+        (run_id,),
+    ).fetchall()
+    for log_id, entity in running:
+        error = causes.get(entity) or _died()
+        conn.execute(
+            "UPDATE hub.accounting_sync_logs SET status = 'failed', completed_at = now(), "
+            "error_message = %s, metadata = metadata || %s WHERE id = %s",
+            (error.message, Jsonb(audit.error_metadata(error)), log_id),
+        )
 
 
 def _failure_from_logs(conn, run_id: str) -> list[tuple[str, SyncError]]:
     """The classified failures the import assets wrote into their sync logs."""
-    _close_abandoned_logs(conn, run_id)
     rows = conn.execute(
         "SELECT entity_type, error_message, metadata FROM hub.accounting_sync_logs "
         "WHERE dagster_run_id = %s AND status = 'failed'",
@@ -106,8 +114,11 @@ def _step_failures(context: dg.RunFailureSensorContext) -> list[tuple[str | None
 
 
 def _unclassified(context: dg.RunFailureSensorContext) -> SyncError:
-    """A run that failed without a failed step (e.g. it could not start)."""
+    """A run that failed without a failed step: its worker was lost (retried), or it could not
+    start (a deployment problem, not retried)."""
     message = context.failure_event.message or "the run failed"
+    if context.dagster_run.tags.get(WORKER_LOST_TAG):
+        return SyncError(Category.SERVER, message, retryable=True, suggested_fix=DIED_FIX)
     return SyncError(
         Category.CONFIG, message, severity="critical", retryable=False, suggested_fix=GENERIC_FIX
     )
@@ -134,6 +145,8 @@ def retry_plan(instance: dg.DagsterInstance, run: dg.DagsterRun, assets: list) -
     # Every job of this code location: imports launched from the asset graph or a backfill run
     # as Dagster's implicit asset job. Runs that are not a single import partition are skipped.
     name="import_failure_sensor",
+    # Also runs without a code location origin (`dagster asset materialize`, `hub sync`).
+    monitor_all_code_locations=True,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Records failed import runs in hub.accounting_sync_errors (with the cause and "
     "what a retry must cover) and counts consecutive failures per config.",
@@ -147,11 +160,9 @@ def import_failure_sensor(context: dg.RunFailureSensorContext, warehouse: Wareho
     plan = retry_plan(context.instance, run, assets)
     retry_count = int(run.tags.get(RETRY_COUNT_TAG, "0"))
     with warehouse.connect() as conn:
-        failures = (
-            _failure_from_logs(conn, run.run_id)
-            or _step_failures(context)
-            or [(None, _unclassified(context))]
-        )
+        steps = _step_failures(context)
+        _close_abandoned_logs(conn, run.run_id, dict(steps))
+        failures = _failure_from_logs(conn, run.run_id) or steps or [(None, _unclassified(context))]
         for entity, error in failures:
             audit.record_run_failure(
                 conn,

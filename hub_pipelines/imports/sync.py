@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import dagster as dg
+import psycopg
 
 from hub_pipelines.canonical import Connector, Entity
 from hub_pipelines.connectors.errors import Category, SyncError, classify
 from hub_pipelines.imports import audit, checks
 from hub_pipelines.imports.progress import ImportProgress
+from hub_pipelines.imports.run_health import session_name
 from hub_pipelines.tenants.models import TenantConfigError
 from hub_pipelines.tenants.registry import TenantConfig, TenantRegistry
 from hub_pipelines.tenants.token_store import ConfigTokenStore
@@ -48,6 +50,10 @@ class SourceCensus:
     def take(self, listing: Iterable) -> None:
         for _ in self.ids(listing):
             pass
+
+
+# Waits before closing a sync log on a fresh connection after the warehouse went away.
+FRESH_CONNECTION_DELAYS = (1, 4, 10)
 
 
 def is_full_refresh(context: dg.AssetExecutionContext, config: ImportConfig) -> bool:
@@ -138,17 +144,21 @@ def run_sync(
     system: str,
 ) -> dg.MaterializeResult:
     registry, tenant_config = _open(context, entity, tenant, system)
-    with context.resources.warehouse.connect() as conn:
-        _lock_partition(conn, context.log, tenant, system, entity)
-        sync = PartitionSync(context, entity, config, conn, registry, tenant_config)
-        connector = _connector(context, registry, tenant_config, sync.known_versions)
-        try:
-            sync.run(connector)
-        except Exception as exc:
-            raise sync.failed(exc, connector) from None
-        finally:
-            connector.close()
-        return sync.succeeded(connector)
+    try:
+        with _session(context) as conn:
+            _lock_partition(conn, context.log, tenant, system, entity)
+            sync = PartitionSync(context, entity, config, conn, registry, tenant_config)
+            return sync.run_to_end()
+    except dg.Failure:
+        raise
+    except Exception as exc:  # before the sync log exists, e.g. the warehouse is away
+        raise _failure(classify(exc)) from None
+
+
+def _session(context: dg.AssetExecutionContext):
+    """The step's warehouse connection, named after its run: while it is open the run has a
+    worker (see imports/run_health.py)."""
+    return context.resources.warehouse.connect(application_name=session_name(context.run.run_id))
 
 
 def _lock_partition(conn, log, tenant: str, system: str, entity: str) -> None:
@@ -173,15 +183,16 @@ def run_checks_only(
     registry, tenant_config = _open(context, entity, tenant, system)
     census = SourceCensus()
     names = {key.name for key in context.selected_asset_check_keys}
-    if checks.RECONCILIATION.name in names:
-        connector = _connector(context, registry, tenant_config, lambda _entity, _ids: {})
-        try:
-            census.take(connector.listing(entity))
-        except Exception as exc:
-            raise _failure(classify(exc)) from None
-        finally:
-            connector.close()
-    with context.resources.warehouse.connect() as conn:
+    with _session(context) as conn:
+        if checks.RECONCILIATION.name in names:
+            try:
+                connector = _connector(context, registry, tenant_config, lambda _e, _ids: {})
+                try:
+                    census.take(connector.listing(entity))
+                finally:
+                    connector.close()
+            except Exception as exc:
+                raise _failure(classify(exc)) from None
         yield from checks.evaluate(
             conn, entity, tenant_config, census.count, census.total, context.run.run_id, names
         )
@@ -192,7 +203,7 @@ class PartitionSync:
 
     def __init__(self, context, entity, config, conn, registry, tenant_config: TenantConfig):
         self.context, self.entity, self.config, self.conn = context, entity, config, conn
-        self.tenant_config = tenant_config
+        self.registry, self.tenant_config = registry, tenant_config
         self.tenant, self.system = tenant_config.row.tenant_id, tenant_config.row.system
         self.full = is_full_refresh(context, config)
         self.started = time.monotonic()
@@ -219,6 +230,23 @@ class PartitionSync:
             cursor_before=self.cursor_before,
         )
 
+    def run_to_end(self) -> dg.MaterializeResult:
+        """Build the connector, import, and close the books either way: a failure, however
+        early (a bad RETRY_* setting while building the connector), leaves a classified,
+        finished sync log."""
+        connector = None
+        try:
+            connector = _connector(
+                self.context, self.registry, self.tenant_config, self.known_versions
+            )
+            self.run(connector)
+        except Exception as exc:
+            raise self.failed(exc, connector) from None
+        finally:
+            if connector is not None:
+                connector.close()
+        return self.succeeded(connector)
+
     def known_versions(self, _entity: Entity, ids: list[str]) -> dict:
         """What the warehouse holds, so the connector skips unchanged records; a full refresh
         re-reads everything (e.g. after a mapping fix)."""
@@ -242,11 +270,29 @@ class PartitionSync:
             self.census.take(listing)
         _enforce_error_threshold(self.counts, self.tenant_config.row.sync_config.error_threshold)
 
-    def failed(self, exc: Exception, connector: Connector) -> dg.Failure:
+    def failed(self, exc: Exception, connector: Connector | None) -> dg.Failure:
         error = classify(exc)
-        self._finish("failed", connector, error)
         self.context.log.error(f"{self.entity} import failed: {error} — fix: {error.suggested_fix}")
+        try:
+            self._finish("failed", connector, error)
+        except psycopg.OperationalError:
+            self._finish_on_fresh_connection(connector, error)
         return _failure(error)
+
+    def _finish_on_fresh_connection(self, connector: Connector | None, error) -> None:
+        """The warehouse went away with the import: close the sync log on a new connection once
+        it is back. Should it stay away, the failure sensor closes the log with this step's
+        classified failure later."""
+        for delay in FRESH_CONNECTION_DELAYS:
+            time.sleep(delay)
+            try:
+                with self.context.resources.warehouse.connect() as conn:
+                    self.conn = conn
+                    self._finish("failed", connector, error)
+                    return
+            except psycopg.OperationalError:
+                continue
+        self.context.log.warning("the warehouse is still away: the failure sensor closes the log")
 
     def succeeded(self, connector: Connector) -> dg.MaterializeResult:
         status = "partial" if self.counts.failed else "success"
@@ -256,13 +302,13 @@ class PartitionSync:
             metadata=self._metadata(connector), check_results=self._check_results()
         )
 
-    def _finish(self, status: str, connector: Connector, error=None) -> None:
+    def _finish(self, status: str, connector: Connector | None, error=None) -> None:
         audit.finish_sync_log(
             self.conn,
             self.loader.sync_log_id,
             status=status,
             counts=self.counts,
-            api_calls=connector.api_calls,
+            api_calls=connector.api_calls if connector else 0,
             cursor_after=self.cursor_after,
             error=error,
         )

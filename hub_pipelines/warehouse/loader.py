@@ -23,6 +23,8 @@ from hub_pipelines.canonical import (
     Page,
     RecordFailure,
     column_names,
+    storable_json,
+    storage_problem,
 )
 from hub_pipelines.connectors.errors import SyncError
 
@@ -128,23 +130,62 @@ class PartitionLoader:
     # --- writing ----------------------------------------------------------------------------
 
     def load_page(self, page: Page) -> LoadCounts:
-        records = list({r.external_id: r for r in page.records}.values())  # last one wins
+        """One transaction for the page. A record the warehouse cannot store becomes a record
+        error (checked first, with a message naming the field); should the database still refuse
+        the page, it is loaded again record by record, so one bad record never stops the rest."""
+        records, failures = self._storable(page)
         counts = LoadCounts(fetched=len(page.records) + len(page.failures))
-        with self.conn.transaction():
-            changed = self._merge(records, counts)
-            if self.entity == "invoices" and changed:
-                self._replace_lines([r for r in records if r.external_id in changed])
-            self.record_failures(page.failures)
-            counts.failed = len(page.failures)
-            if page.cursor is not None:
-                self._save_cursor(page.cursor)
+        try:
+            with self.conn.transaction():
+                self._write(records, counts)
+                self._finish_page(failures, page.cursor, counts)
+        except (psycopg.DataError, psycopg.IntegrityError):
+            counts = LoadCounts(fetched=counts.fetched)
+            with self.conn.transaction():
+                for record in records:
+                    self._write_alone(record, counts, failures)
+                self._finish_page(failures, page.cursor, counts)
         return counts
+
+    def _storable(self, page: Page) -> tuple[list, list[RecordFailure]]:
+        records, failures = [], list(page.failures)
+        for record in {r.external_id: r for r in page.records}.values():  # last one wins
+            problem = storage_problem(record)
+            if problem is None:
+                records.append(record)
+            else:
+                failures.append(_refused(record, f"{self.entity} {record.external_id}: {problem}"))
+        return records, failures
+
+    def _write(self, records: list, counts: LoadCounts) -> None:
+        changed = self._merge(records, counts)
+        if self.entity == "invoices" and changed:
+            self._replace_lines([r for r in records if r.external_id in changed])
+
+    def _write_alone(self, record, counts: LoadCounts, failures: list[RecordFailure]) -> None:
+        alone = LoadCounts()
+        try:
+            with self.conn.transaction():  # a savepoint: a refusal undoes this record only
+                self._write([record], alone)
+        except (psycopg.DataError, psycopg.IntegrityError) as exc:
+            reason = exc.diag.message_primary or str(exc)
+            message = f"{self.entity} {record.external_id}: the warehouse refused it: {reason}"
+            failures.append(_refused(record, message))
+            return
+        counts.add(alone)
+
+    def _finish_page(self, failures: list[RecordFailure], cursor, counts: LoadCounts) -> None:
+        self.record_failures(failures)
+        counts.failed = len(failures)
+        if cursor is not None:
+            self._save_cursor(cursor)
 
     def _stage(self, name: str, table: str, columns: list[str], rows: Iterable[tuple]) -> str:
         self.conn.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {name} (LIKE {table} INCLUDING DEFAULTS) "
             "ON COMMIT DELETE ROWS"
         )
+        self.conn.execute(f"DELETE FROM {name}")  # a record-by-record reload stages one at a time
         with self.conn.cursor().copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([_copy_value(v) for v in row])
@@ -209,7 +250,7 @@ class PartitionLoader:
                 "message": error.message,
                 "severity": error.severity,
                 "fix": error.suggested_fix,
-                "raw": Jsonb(failure.raw),
+                "raw": Jsonb(storable_json(failure.raw)),
                 "run_id": self.run_id,
                 "partition": self.partition_key,
                 "log_id": self.sync_log_id,
@@ -258,6 +299,18 @@ class PartitionLoader:
             (self.tenant_id, self.system),
         ).fetchone()
         return missing
+
+
+def _refused(record, message: str) -> RecordFailure:
+    return RecordFailure(
+        record.external_id,
+        "MAPPING",
+        message,
+        record.raw,
+        suggested_fix="Correct the field named in the message in the source system; the raw "
+        "payload (`hub errors show ID`) has every character PostgreSQL cannot store replaced "
+        "by U+FFFD.",
+    )
 
 
 _RECORD_FAILURE_SQL = """

@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -354,12 +354,13 @@ class ZohoBooksConnector:
         return self._changed_pages(INVOICES, cursor)
 
     def listing(self, entity: Entity) -> Iterator[ListedRecord]:
-        """Every record the source has now (list calls only)."""
+        """Every record the source has now (list calls only). A total that is not a number
+        counts as unknown: the record's own error is written by the walk, not here."""
         stream = STREAMS[entity]
         for page in self._list(stream, stream.base_params).pages(self._get):
             for row in page.records:
                 if isinstance(row, dict) and row.get(stream.id_field) not in (None, ""):
-                    total = to_decimal(row.get("total")) if stream.has_totals else None
+                    total = _listed_total(row) if stream.has_totals else None
                     yield ListedRecord(str(row[stream.id_field]), total)
 
     def all_ids(self, entity: Entity) -> Iterator[str]:
@@ -373,39 +374,42 @@ class ZohoBooksConnector:
         The cursor is only given with the last page: the list order is not the modification
         order, so a cursor taken mid-walk could skip rows of later pages after a crash. It never
         passes the walk's start, so a record edited on an already-read page during a long walk
-        is read next time. Rows that failed hold it back too, so they are fetched until they load.
+        is read next time. Rows that failed hold it back too (to their own modification time,
+        or, for a row without one, to where this walk started), so they are read until they load.
         """
-        walk_started = datetime.now(UTC)
-        newest = parse_timestamp(cursor) if cursor else None
-        since = newest - self.overlap if newest else None
-        oldest_failed: datetime | None = None
+        walk = _Walk(datetime.now(UTC), parse_timestamp(cursor) if cursor else None)
+        since = walk.newest - self.overlap if walk.newest else None
         for source_page in self._list(stream, stream.params_since(since)).pages(self._get):
             rows, failures = _valid_rows(source_page.records, stream.id_field)
-            stamps = {str(r[stream.id_field]): _row_time(r) for r in rows}
+            for failure in failures:
+                walk.hold(_row_time(failure.raw) if isinstance(failure.raw, dict) else None)
+            listed = {str(r[stream.id_field]): r for r in rows}
+            stamps = {external_id: _row_time(row) for external_id, row in listed.items()}
             known = self.versions(stream.entity, list(stamps))
             records = []
             for external_id, stamp in stamps.items():
                 if stamp is not None and known.get(external_id) == stamp:
                     continue  # the warehouse already holds this version
-                outcome = self._fetch_and_map(stream, external_id)
+                outcome = self._fetch_and_map(stream, listed[external_id], walk)
                 if isinstance(outcome, RecordFailure):
                     failures.append(outcome)
-                    oldest_failed = _earliest(oldest_failed, stamp)
+                    walk.hold(stamp)
                 elif outcome is not None:
                     records.append(outcome)
-            newest = max([t for t in [newest, *stamps.values()] if t is not None], default=None)
+            walk.saw(stamps.values())
             yield Page(records, failures)
-        final = _earliest(newest, oldest_failed, walk_started) if newest else None
-        yield Page([], [], cursor=final.isoformat() if final else None)
+        yield Page([], [], cursor=walk.cursor())
 
-    def _fetch_and_map(self, stream: ZohoStream, external_id: str) -> Any:
+    def _fetch_and_map(self, stream: ZohoStream, row: dict[str, Any], walk: _Walk) -> Any:
+        external_id = str(row[stream.id_field])
         path = f"{stream.path}/{external_id}"
         try:
             body = self._get(path)
         except SyncError as error:
             if error.category == Category.SOURCE_DATA and error.code in ("404", *NOT_FOUND_CODES):
                 return None  # deleted between the list call and now
-            raise
+            return walk.detail_failed(error, external_id, path, row)
+        walk.detail_read()
         record = body.get(stream.record_key) if isinstance(body, dict) else None
         if not isinstance(record, dict):
             message = f"GET {path} has no '{stream.record_key}'"
@@ -447,7 +451,7 @@ def map_contact(contact: dict[str, Any]) -> Customer:
     person = _primary_contact_person(contact)
     gstin = _text(contact.get("gst_no"))
     gstin = gstin.upper() if gstin else None
-    state = gst.state_code_from_zoho(_text(contact.get("place_of_contact")))
+    state = _state(contact, "place_of_contact")
     return Customer(
         external_id=_required_text(contact, "contact_id"),
         name=_required_text(contact, "contact_name"),
@@ -481,10 +485,11 @@ def map_invoice(invoice: dict[str, Any], heads: dict[str, str]) -> Invoice:
     """A Zoho invoice (detail JSON) as a canonical invoice with lines; `heads` maps tax ids and
     names to GST heads (see `ZohoBooksConnector.tax_heads`)."""
     intra = _is_intra_state(invoice, heads)
-    lines = [
-        _map_line(item, index, heads, intra)
-        for index, item in enumerate(invoice.get("line_items") or [], start=1)
-    ]
+    items = invoice.get("line_items")
+    if not isinstance(items, list) or not items:
+        # Zoho cannot save an invoice without items: an answer without them is incomplete.
+        raise MappingError(f"line_items: expected at least one line, got {items!r}")
+    lines = [_map_line(item, index, heads, intra) for index, item in enumerate(items, start=1)]
     taxes = _invoice_taxes(invoice, heads, lines)
     subtotal = _money(invoice, "sub_total")
     entity_discount = (
@@ -501,7 +506,7 @@ def map_invoice(invoice: dict[str, Any], heads: dict[str, str]) -> Invoice:
         raw=invoice,
         status=INVOICE_STATUSES[status],
         invoice_number=_text(invoice.get("invoice_number")),
-        customer_external_id=_text(invoice.get("customer_id")),
+        customer_external_id=_required_text(invoice, "customer_id"),
         customer_name=_text(invoice.get("customer_name")),
         issue_date=_date(invoice, "date"),
         due_date=_date(invoice, "due_date"),
@@ -515,7 +520,7 @@ def map_invoice(invoice: dict[str, Any], heads: dict[str, str]) -> Invoice:
         round_off=_money(invoice, "adjustment", required=False) or ZERO,
         total=_money(invoice, "total"),
         balance_due=_money(invoice, "balance", required=False) or ZERO,
-        place_of_supply=gst.state_code_from_zoho(_text(invoice.get("place_of_supply"))),
+        place_of_supply=_state(invoice, "place_of_supply"),
         gst_treatment=_gst_treatment(invoice.get("gst_treatment")),
         irn=_text(invoice.get("irn")) or _text((invoice.get("einvoice_details") or {}).get("irn")),
         source_updated_at=_timestamp(invoice, "last_modified_time"),
@@ -541,6 +546,66 @@ def _valid_rows(rows: list[Any], id_field: str) -> tuple[list[dict], list[Record
         else:
             failures.append(RecordFailure(None, "SOURCE_DATA", f"list row without {id_field}", row))
     return valid, failures
+
+
+# Detail answers that fail in a row before the walk gives up: one broken record is a record
+# error, but a source that fails every detail call is down, and the run should say so.
+MAX_DETAIL_FAILURES_IN_A_ROW = 5
+
+
+class _Walk:
+    """Where a changed-records walk stands: the newest version seen, the oldest that must be read
+    again, and how many detail calls failed in a row."""
+
+    def __init__(self, started: datetime, newest: datetime | None) -> None:
+        self.started, self.start, self.newest = started, newest, newest
+        self.oldest_failed: datetime | None = None
+        self.held_at_start = False
+        self.failures_in_a_row = 0
+
+    def saw(self, stamps: Iterable[datetime | None]) -> None:
+        self.newest = max([t for t in [self.newest, *stamps] if t is not None], default=None)
+
+    def hold(self, stamp: datetime | None) -> None:
+        """Keep the cursor at or before a failed row (at the walk's start when it has no time)."""
+        if stamp is None:
+            self.held_at_start = True
+        else:
+            self.oldest_failed = _earliest(self.oldest_failed, stamp)
+
+    def detail_read(self) -> None:
+        self.failures_in_a_row = 0
+
+    def detail_failed(
+        self, error: SyncError, external_id: str, path: str, listed: dict[str, Any]
+    ) -> RecordFailure:
+        """A detail call that failed after its retries: a record error, unless the source is
+        failing as a whole (auth, throttling, network, or many details in a row)."""
+        self.failures_in_a_row += 1
+        record_level = error.category in (Category.SERVER, Category.SOURCE_DATA)
+        if not record_level or self.failures_in_a_row >= MAX_DETAIL_FAILURES_IN_A_ROW:
+            raise error
+        return RecordFailure(
+            external_id,
+            str(error.category),
+            f"GET {path}: {error.message}",
+            listed,  # the list row: all the hub could read of the record
+            suggested_fix="The detail of this record could not be read; the next run reads it "
+            "again. If it repeats, open the record in the source system and report it.",
+        )
+
+    def cursor(self) -> str | None:
+        if self.held_at_start or self.newest is None:
+            return self.start.isoformat() if self.start else None
+        final = _earliest(self.newest, self.oldest_failed, self.started)
+        return final.isoformat() if final else None
+
+
+def _listed_total(row: dict[str, Any]) -> Decimal | None:
+    try:
+        return to_decimal(row.get("total"))
+    except ValueError:
+        return None
 
 
 def _row_time(row: dict[str, Any]) -> datetime | None:
@@ -594,6 +659,16 @@ def _timestamp(record: dict[str, Any], field: str) -> datetime | None:
         return parse_timestamp(_text(record.get(field)))
     except ValueError:
         raise MappingError(f"{field}: not a timestamp: {record.get(field)!r}") from None
+
+
+def _state(record: dict[str, Any], field: str) -> str | None:
+    """A Zoho state code as the GST state code; empty for exports, an error when unknown (a
+    wrong place of supply would put the invoice's tax under the wrong state)."""
+    code = _text(record.get(field))
+    state = gst.state_code_from_zoho(code)
+    if code and state is None:
+        raise MappingError(f"{field}: {code!r} is not an Indian state or union territory code")
+    return state
 
 
 def _gst_treatment(value: Any) -> str:

@@ -121,6 +121,7 @@ def test_page_context_as_array_in_the_openapi_example_is_read():
 def test_intra_state_invoice_splits_lines_into_equal_cgst_and_sgst():
     invoice = {
         "invoice_id": "1",
+        "customer_id": "c1",
         "status": "sent",
         "sub_total": 2000.0,
         "tax_total": 360.0,
@@ -200,6 +201,7 @@ def test_repeated_item_order_still_gives_unique_line_numbers():
     line = {"item_total": 100, "tax_percentage": 0, "item_order": 1}
     invoice = {
         "invoice_id": "9",
+        "customer_id": "c9",
         "status": "paid",
         "sub_total": 200,
         "total": 200,
