@@ -268,7 +268,11 @@ class PartitionSync:
             )
         else:
             self.census.take(listing)
-        _enforce_error_threshold(self.counts, self.tenant_config.row.sync_config.error_threshold)
+        _enforce_error_threshold(
+            self.counts,
+            self.tenant_config.row.sync_config.error_threshold,
+            _row_count(self.conn, self.entity, self.tenant, self.system),
+        )
 
     def failed(self, exc: Exception, connector: Connector | None) -> dg.Failure:
         error = classify(exc)
@@ -362,12 +366,16 @@ def _load_pages(context, connector, loader, entity, cursor, progress: ImportProg
     return cursor_after
 
 
-def _enforce_error_threshold(counts: LoadCounts, threshold: float) -> None:
-    if counts.fetched and counts.failed / counts.fetched > threshold:
+def _enforce_error_threshold(counts: LoadCounts, threshold: float, live_rows: int) -> None:
+    """Fail the run when too large a share of the partition failed. The share is of the
+    partition (its live rows plus the failures), not of this run's reads: an incremental run
+    re-reads the few records that keep failing, and one bad record must not fail every run."""
+    records = max(counts.fetched, live_rows + counts.failed)
+    if records and counts.failed / records > threshold:
         raise SyncError(
             Category.MAPPING,
-            f"{counts.failed} of {counts.fetched} records failed "
-            f"({counts.failed / counts.fetched:.1%}), over the error threshold of {threshold:.0%}",
+            f"{counts.failed} of {records} records failed "
+            f"({counts.failed / records:.1%}), over the error threshold of {threshold:.0%}",
             suggested_fix="See hub.accounting_sync_errors (hub errors list) for each record's "
             "problem and raw payload; raise sync_config.error_threshold only if they are expected.",
         )

@@ -275,7 +275,13 @@ class ZohoBooksConnector:
             )
         self.http.redactor.register(*config.secrets())
         self.auth = BearerAuth(
-            OAuthTokenManager(token_store, self._refresh, redactor=self.http.redactor),
+            OAuthTokenManager(
+                token_store,
+                self._refresh,
+                redactor=self.http.redactor,
+                # Zoho keeps the refresh token: a refresh whose answer was lost may be repeated.
+                rotating_refresh_tokens=False,
+            ),
             scheme="Zoho-oauthtoken",
         )
         self._tax_heads: dict[str, str] | None = None
