@@ -172,8 +172,34 @@ def zoho_code_from_state_code(code: str) -> str | None:
 # --- GSTIN ---------------------------------------------------------------------------------------
 
 _GSTIN_CHARSET = string.digits + string.ascii_uppercase
-_GSTIN_FORMAT = re.compile(r"^[0-9]{2}[A-Z]{5}[0-9]{4}[A-Z][1-9A-Z]Z[0-9A-Z]$")
 _PAN_FORMAT = re.compile(r"^[A-Z]{5}[0-9]{4}[A-Z]$")
+# The shapes of a GSTIN or UIN, after the GST developer portal's patterns (those of GSTR-1):
+# * PAN-based: regular, composition, casual, SEZ (14th character Z, or 1-9/A-J), e-commerce
+#   operators collecting TCS (C) and tax deductors (D); the 13th counts registrations per state;
+# * TAN-based tax deductors (TDS under section 51): a TAN (4 letters, 5 digits, 1 letter), then D;
+# * year, ISO country code and serial: non-resident taxable persons (NR), UN bodies and embassies
+#   (UN), other notified persons (ON), and OIDAR providers (OS), always under state code 99.
+# Every kind ends with the same mod-36 check character.
+_GSTIN_KINDS = (
+    re.compile(r"[0-9]{2}(?P<pan>[A-Z]{5}[0-9]{4}[A-Z])[1-9A-Z][1-9A-JZ][0-9A-Z]"),
+    re.compile(r"[0-9]{2}[A-Z]{4}[0-9]{5}[A-Z][1-9A-Z]D[0-9A-Z]"),
+    re.compile(r"[0-9]{4}[A-Z]{3}[0-9]{5}(?:NR|UN|ON)[0-9A-Z]"),
+    re.compile(r"(?P<centre>99)[0-9]{2}[A-Z]{3}[0-9]{5}OS[0-9A-Z]"),
+)
+# 4th PAN character: the holder's status, as the Income Tax Department assigns it.
+PAN_HOLDER_TYPES = {
+    "A": "association of persons",
+    "B": "body of individuals",
+    "C": "company",
+    "F": "firm or LLP",
+    "G": "government",
+    "H": "Hindu undivided family",
+    "J": "artificial juridical person",
+    "K": "krish (trust)",
+    "L": "local authority",
+    "P": "person",
+    "T": "trust",
+}
 
 
 def gstin_checksum_char(first14: str) -> str:
@@ -188,19 +214,35 @@ def gstin_checksum_char(first14: str) -> str:
 
 
 def gstin_problem(gstin: str | None) -> str | None:
-    """What is wrong with a GSTIN, in words for a person; None when it is valid."""
+    """What is wrong with a GSTIN (or UIN), in words for a person; None when it is valid.
+
+    A wrong check character is reported before a PAN problem: it usually means a typo."""
     if not gstin:
         return "GSTIN is empty"
-    if not _GSTIN_FORMAT.match(gstin):
+    match = next((m for kind in _GSTIN_KINDS if (m := kind.fullmatch(gstin))), None)
+    if match is None:
         return (
-            f"GSTIN {gstin!r} does not have the 15-character format "
-            "state(2 digits) + PAN(10) + entity(1) + 'Z' + checksum(1)"
+            f"GSTIN {gstin!r} does not have the 15-character format state(2 digits) + PAN(10) "
+            "+ entity(1) + 'Z' + checksum(1), nor that of a TDS, non-resident, OIDAR or UIN "
+            "registration"
         )
-    if gstin[:2] not in STATE_CODES:
+    parts = match.groupdict()
+    if not parts.get("centre") and gstin[:2] not in STATE_CODES:  # OIDAR: 99, the Centre
         return f"GSTIN {gstin} starts with unknown state code {gstin[:2]}"
     expected = gstin_checksum_char(gstin[:14])
     if gstin[14] != expected:
         return f"GSTIN {gstin} has checksum character {gstin[14]!r}, expected {expected!r}"
+    return _pan_problem(parts["pan"]) if parts.get("pan") else None
+
+
+def _pan_problem(pan: str) -> str | None:
+    if pan[3] not in PAN_HOLDER_TYPES:
+        return (
+            f"the PAN {pan} inside the GSTIN has holder type {pan[3]!r} (4th character); "
+            f"PANs use {', '.join(PAN_HOLDER_TYPES)}"
+        )
+    if pan[5:9] == "0000":
+        return f"the PAN {pan} inside the GSTIN has serial number 0000; serials start at 0001"
     return None
 
 
@@ -228,10 +270,6 @@ def make_gstin(state_code: str, pan: str, entity_number: int = 1) -> str:
     return first14 + gstin_checksum_char(first14)
 
 
-# 4th PAN character: the holder's status.
-PAN_HOLDER_TYPES = {"C": "company", "P": "person", "F": "firm"}
-
-
 def make_pan(rng: random.Random, holder_type: str = "C", name: str | None = None) -> str:
     """A syntactically valid PAN; the 5th letter is the name's initial, as the ITD assigns it."""
     if holder_type not in PAN_HOLDER_TYPES:
@@ -239,7 +277,8 @@ def make_pan(rng: random.Random, holder_type: str = "C", name: str | None = None
     letters = string.ascii_uppercase
     initial = name[0].upper() if name and name[0].isalpha() else rng.choice(letters)
     prefix = "".join(rng.choice(letters) for _ in range(3))
-    return f"{prefix}{holder_type}{initial}{rng.randrange(10000):04d}{rng.choice(letters)}"
+    serial = rng.randrange(10000) or 1  # serials start at 0001 (same draws as before: same data)
+    return f"{prefix}{holder_type}{initial}{serial:04d}{rng.choice(letters)}"
 
 
 # --- Tax arithmetic ------------------------------------------------------------------------------

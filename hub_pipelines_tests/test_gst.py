@@ -26,6 +26,31 @@ def test_documentation_examples_do_not_pass_the_checksum():
     assert "expected '7'" in gst.gstin_problem("33ABCDE1234F1Z5")
 
 
+# Every kind of registration the GST portal issues; all carry the mod-36 check character.
+# The first two are real registrations; the others are built to each kind's rules.
+@pytest.mark.parametrize(
+    "gstin",
+    [
+        "9917IRL29003OSG",  # non-resident OIDAR provider: year, country, serial, OS; state 99
+        "27PNEA06819B1DE",  # tax deductor registered on its TAN (4 letters, 5 digits, 1 letter)
+        "29AAGCB7383J1DD",  # tax deductor registered on its PAN
+        "07AAACF1234A1CS",  # e-commerce operator collecting TCS
+        "0718USA00001NR8",  # non-resident taxable person
+        "0717AUS12345UNN",  # UN body or embassy (UIN)
+        "0722USA00057ON9",  # other notified person (UIN)
+        "27AAPFU0939F12Q",  # a 14th character other than Z, which the portal's pattern allows
+        "38AAPFU0939F1ZS",  # Ladakh
+        "97AAPFU0939F1ZO",  # Other Territory
+        "07AAAGM0289C1ZL",  # PAN holder type G (government)
+        "27AAAHA1234B1Z8",  # PAN holder type H (Hindu undivided family)
+        "06AABTS1234Q1Z9",  # PAN holder type T (trust)
+    ],
+)
+def test_valid_registrations_of_every_kind_are_accepted(gstin):
+    assert gst.gstin_problem(gstin) is None
+    assert gst.is_valid_gstin(gstin)
+
+
 @pytest.mark.parametrize(
     ("gstin", "words"),
     [
@@ -33,8 +58,18 @@ def test_documentation_examples_do_not_pass_the_checksum():
         ("27aapfu0939f1zv", "format"),
         ("27AAPFU0939F1Z", "format"),
         ("27AAPFU0939F0ZV", "format"),  # entity number 0 is not issued
+        ("27AAPFU0939F1KP", "format"),  # 14th character K: no kind uses it
+        ("27PNEA06819B1Z5", "format"),  # TAN-based registrations are tax deductors' (D) only
+        ("0717IRL29003OST", "format"),  # OIDAR registrations are under state code 99 only
         ("00AAPFU0939F1ZV", "unknown state code 00"),
+        ("99AAPFU0939F1ZK", "unknown state code 99"),  # 99 is OIDAR's, not a state
+        ("0017USA12345NR2", "unknown state code 00"),
         ("27AAPFU0939F1ZW", "expected 'V'"),
+        ("9917IRL29003OSH", "expected 'G'"),
+        ("27PNEA06819B1DF", "expected 'E'"),
+        ("27AADXU0939F1Z6", "holder type 'X'"),  # checksum right, PAN holder type wrong
+        ("33ABCDE1234F1Z7", "holder type 'D'"),  # the Zoho fact sheet's example, checksum fixed
+        ("27AAPFU0000F1ZJ", "serial number 0000"),  # PAN serials run 0001-9999
     ],
 )
 def test_gstin_problem_names_what_is_wrong(gstin, words):
@@ -68,6 +103,15 @@ def test_make_pan_is_syntactically_valid(holder):
         assert re.fullmatch(r"[A-Z]{5}[0-9]{4}[A-Z]", pan)
         assert pan[3] == holder and pan[4] == "S"
     assert len(pans) > 45
+
+
+def test_make_pan_never_issues_serial_0000():
+    class ZeroSerial(random.Random):
+        def randrange(self, *args):
+            return 0
+
+    pan = gst.make_pan(ZeroSerial(1), "C", "Acme")
+    assert pan[5:9] == "0001" and gst.is_valid_gstin(gst.make_gstin("29", pan))
 
 
 def test_state_table():

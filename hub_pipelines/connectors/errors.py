@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from hub_pipelines.connectors.redact import default_redactor
+
 
 class Category(StrEnum):
     AUTH = "AUTH"
@@ -83,7 +85,10 @@ def is_retryable(category: Category | str) -> bool:
 
 
 class SyncError(Exception):
-    """An import failure classified for the error table and the run log."""
+    """An import failure classified for the error table and the run log.
+
+    The message is redacted here, whoever built it: it goes to the sync log, the errors table and
+    Dagster's event log, and may quote a source's body (a token endpoint's answer included)."""
 
     def __init__(
         self,
@@ -98,7 +103,7 @@ class SyncError(Exception):
     ) -> None:
         self.category = Category(category)
         default_severity, default_retryable, default_fix = _DEFAULTS[self.category]
-        self.message = message
+        self.message = message = default_redactor().redact(message)
         self.severity = severity or default_severity
         self.retryable = default_retryable if retryable is None else retryable
         self.suggested_fix = suggested_fix or default_fix
@@ -117,6 +122,15 @@ def classify(exc: BaseException) -> SyncError:
         return SyncError(Category.NETWORK, f"{type(exc).__name__}: {exc}")
     import psycopg
 
+    from hub_pipelines.connectors.settings import SettingsError
+
+    if isinstance(exc, SettingsError):  # the run worker's environment, not the tenant's config
+        return SyncError(
+            Category.CONFIG,
+            str(exc),
+            suggested_fix="Correct the variable in the environment of the Dagster code location "
+            "and run workers (docs/operations.md, configuration reference), then re-run.",
+        )
     if isinstance(exc, psycopg.OperationalError):
         return SyncError(
             Category.NETWORK,

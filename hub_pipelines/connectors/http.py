@@ -5,6 +5,11 @@ organisation's token bucket; it retries transport errors, 429 and 5xx with expon
 full jitter (or the server's `Retry-After`), re-authenticates once on a 401, and finally raises a
 classified `SyncError` whose text is redacted.
 
+A request that is not idempotent (POST, PATCH: a token refresh) is repeated only when the source
+certainly did not act on it: no connection was made, or it answered 429. After a timeout, a dropped
+connection or a 5xx the source may have acted, so the client raises `OutcomeUnknown` at once and
+leaves the decision to the caller, who can look at what happened first.
+
 Systems adapt it with a response check: a function that looks at any response and returns a
 `Failure` when it is one (Zoho's token endpoint answers 200 with `{"error": …}`) or a custom retry
 delay (Zoho's `X-Rate-Limit-Reset`), and `None` to fall back to the status-code rules.
@@ -34,6 +39,10 @@ from hub_pipelines.connectors.redact import Redactor, default_redactor
 from hub_pipelines.connectors.settings import HttpSettings
 
 BODY_EXCERPT_CHARS = 300
+# RFC 9110 section 9.2.2: sending these twice has the effect of sending them once.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+# Transport errors raised before the request left: repeating cannot make the source act twice.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # Header values that are credentials: registered with the redactor whenever they are sent.
 _SECRET_HEADERS = frozenset({"authorization", "pwd", "password", "x-api-key", "api-key"})
 
@@ -48,10 +57,24 @@ class Failure:
     retry_after: float | None = None  # seconds the source asked us to wait
     code: str | None = None
     suggested_fix: str | None = None
+    unprocessed: bool = False  # certainly not acted on (no connection): safe to send again
 
     @property
     def should_retry(self) -> bool:
         return is_retryable(self.category) if self.retryable is None else self.retryable
+
+    @property
+    def repeatable(self) -> bool:
+        """Whether sending a non-idempotent request again cannot make the source act twice: it
+        was never received, or refused by a rate limit before any work."""
+        return self.unprocessed or self.category is Category.RATE_LIMIT
+
+
+class OutcomeUnknown(SyncError):
+    """A request that is not safe to repeat failed after the source may have acted on it (a read
+    timeout, a dropped connection, a 5xx, an unreadable answer). The client does not repeat it;
+    the caller checks what happened before deciding (`oauth.OAuthTokenManager` re-reads the
+    stored tokens). Category and retryability are the failure's, for a re-run of the import."""
 
 
 ResponseCheck = Callable[[httpx.Response], Failure | None]
@@ -175,13 +198,18 @@ class HttpClient:
         rate_key: str | None = None,
         auth: Authenticator | None = None,
         check: ResponseCheck | None = None,
+        idempotent: bool | None = None,
     ) -> httpx.Response:
         """Send with retries; returns the successful response or raises a classified SyncError.
 
         `rate_key` names the organisation's token bucket (e.g. "zoho_books:<org id>"); requests
-        without one (token endpoints on another host) are not throttled.
+        without one (token endpoints on another host) are not throttled. `idempotent`: whether
+        sending the request twice is harmless (default: by method, `IDEMPOTENT_METHODS`); when it
+        is not, a failure after which the source may have acted raises `OutcomeUnknown` at once.
         """
         check = check or self._check
+        if idempotent is None:
+            idempotent = method.upper() in IDEMPOTENT_METHODS
         sent = failures = 0  # failures: attempts used from the RETRY_MAX_ATTEMPTS budget
         reauthenticated = False
         while True:
@@ -199,14 +227,26 @@ class HttpClient:
                 self._note_retry(request, response, "; retrying once with a fresh access token")
                 continue
             failures += 1
-            if not failure.should_retry or failures >= self.settings.retry_max_attempts:
-                raise self._error(request, response, failure, sent)
+            final = self._final_error_type(failure, failures, idempotent)
+            if final is not None:
+                raise self._error(request, response, failure, sent, final)
             delay = self._delay(failures, failure.retry_after)
             attempts = f"attempt {failures} of {self.settings.retry_max_attempts}"
             self._note_retry(
                 request, response, f" ({attempts}): {failure.message}; retrying in {delay:.2f}s"
             )
             self._sleep(delay)
+
+    def _final_error_type(
+        self, failure: Failure, failures: int, idempotent: bool
+    ) -> type[SyncError] | None:
+        """None to try again, else the error to raise: `OutcomeUnknown` when trying again could
+        make the source act twice (a refresh POST that was received rotates the token)."""
+        if not failure.should_retry:
+            return SyncError
+        if not (idempotent or failure.repeatable):
+            return OutcomeUnknown
+        return SyncError if failures >= self.settings.retry_max_attempts else None
 
     def get_json(self, url: str, **kwargs: Any) -> Any:
         """GET and decode JSON; a body that is not JSON is a (retryable) SERVER error."""
@@ -265,8 +305,9 @@ class HttpClient:
         except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
             return None, Failure(Category.CONFIG, self.redactor.describe(exc), retryable=False)
         except httpx.TransportError as exc:
-            code = type(exc).__name__
-            return None, Failure(Category.NETWORK, self.redactor.describe(exc), code=code)
+            code, unsent = type(exc).__name__, isinstance(exc, _NOT_SENT)
+            message = self.redactor.describe(exc)
+            return None, Failure(Category.NETWORK, message, code=code, unprocessed=unsent)
         self._note_quota(response)
         failure = (check(response) if check else None) or status_failure(response)
         return response, failure
@@ -311,11 +352,14 @@ class HttpClient:
         response: httpx.Response | None,
         failure: Failure,
         attempts: int,
+        error_type: type[SyncError] = SyncError,
     ) -> SyncError:
         message = f"{request.method} {request.url} {_describe_outcome(response)}"
         message += f" after {attempts} attempt{'s' if attempts > 1 else ''}: {failure.message}"
+        if error_type is OutcomeUnknown:
+            message += "; not repeated: the source may have acted on it"
         code = failure.code or (str(response.status_code) if response is not None else None)
-        return SyncError(
+        return error_type(
             failure.category,
             self.redactor.redact(message),
             suggested_fix=failure.suggested_fix,

@@ -5,6 +5,19 @@ cache and share access tokens. QuickBooks may rotate and Xero always rotates the
 every refresh: the new one must be persisted **before** it is used, or a crash between "used" and
 "saved" leaves a dead token that only a person can replace by re-consenting. Two processes
 refreshing the same token set also kill it, hence "one refresh at a time per tenant config".
+
+A refresh is a POST, and its answer can be lost after the provider acted on it (a read timeout, a
+dropped connection, a 5xx, a truncated body). The HTTP client does not repeat it (`OutcomeUnknown`);
+the manager re-reads the stored tokens and then decides, sending at most one more request:
+* usable tokens are stored now (another process refreshed meanwhile): use them, no request;
+* a refresh token other than the one sent is stored (rotated or re-consented elsewhere): it is
+  unspent, refresh with it;
+* nothing changed and the system does not rotate refresh tokens (Zoho): repeat the refresh once;
+* nothing changed and it may rotate (QuickBooks, Xero, the default): do not repeat now. The refresh
+  token sent may already be spent, and a provider that detects reuse of a spent refresh token
+  revokes the whole grant. The run fails with a retryable error; its re-run reads the store again
+  and refreshes with what it finds (a provider that keeps the previous refresh token valid for a
+  grace period accepts it; otherwise the answer is `invalid_grant`: re-authorise).
 """
 
 from __future__ import annotations
@@ -19,12 +32,19 @@ from typing import Any, Protocol
 import httpx
 
 from hub_pipelines.connectors.errors import REAUTHORISE_STEPS, Category, SyncError
-from hub_pipelines.connectors.http import Failure, HttpClient, body_excerpt
+from hub_pipelines.connectors.http import Failure, HttpClient, OutcomeUnknown, body_excerpt
 from hub_pipelines.connectors.redact import Redactor, default_redactor
 
 REAUTHORISE = (
     "Re-authorise the connection: the refresh token was rejected (revoked, expired, or a "
     "rotated token was lost). " + REAUTHORISE_STEPS
+)
+LOST_REFRESH = (
+    "The token endpoint's answer to a refresh was lost, and the refresh token may have been "
+    "rotated by it, so the refresh was not repeated in this run (repeating a spent refresh token "
+    "can revoke the grant). The retry sensor re-runs the import, which refreshes again with the "
+    "stored token; if the provider then refuses it (invalid_grant), re-authorise the connection: "
+    + REAUTHORISE_STEPS
 )
 
 
@@ -103,8 +123,12 @@ class OAuthTokenManager:
         skew_seconds: float = 300,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         redactor: Redactor | None = None,
+        rotating_refresh_tokens: bool = True,
     ) -> None:
-        """`refresh(refresh_token)` calls the token endpoint and returns the new TokenSet."""
+        """`refresh(refresh_token)` calls the token endpoint and returns the new TokenSet.
+        `rotating_refresh_tokens=False` (Zoho) lets a refresh whose answer was lost be repeated
+        once in the same run (module docstring)."""
+        self._rotating = rotating_refresh_tokens
         self._store = store
         self._refresh = refresh
         self._skew = timedelta(seconds=skew_seconds)
@@ -144,7 +168,32 @@ class OAuthTokenManager:
     def _refresh_and_save(self, current: TokenSet | None) -> TokenSet:
         if current is None or not current.refresh_token:
             raise SyncError(Category.AUTH, "no OAuth refresh token is stored for this connection")
-        fresh = self._refresh(current.refresh_token)
+        try:
+            return self._save(current, self._refresh(current.refresh_token))
+        except OutcomeUnknown as lost:
+            return self._after_lost_answer(current, lost)
+
+    def _after_lost_answer(self, sent: TokenSet, lost: OutcomeUnknown) -> TokenSet:
+        """The provider may have refreshed without us seeing the answer: look at the store, then
+        decide (module docstring). Still under the store's lock."""
+        stored = self._store.load()
+        if (usable := self._usable(stored)) is not None:
+            return usable
+        if stored and stored.refresh_token and stored.refresh_token != sent.refresh_token:
+            again = stored  # a refresh token we did not send is unspent
+        elif not self._rotating:
+            again = sent
+        else:
+            raise SyncError(
+                lost.category,
+                lost.message,
+                suggested_fix=LOST_REFRESH,
+                retryable=True,
+                code=lost.code,
+            ) from lost
+        return self._save(again, self._refresh(again.refresh_token or ""))
+
+    def _save(self, current: TokenSet, fresh: TokenSet) -> TokenSet:
         if not fresh.refresh_token:  # Zoho does not rotate: the old refresh token stays valid
             fresh = replace(fresh, refresh_token=current.refresh_token)
         self._redactor.register(fresh.access_token, fresh.refresh_token)
@@ -217,13 +266,20 @@ def request_tokens(
     check: Callable[[httpx.Response], Failure | None] = token_response_check,
 ) -> TokenSet:
     """POST a refresh (or code exchange) to a token endpoint and parse the answer. `check` lets a
-    system tell its own refusals apart (e.g. Zoho's temporary token-creation block)."""
+    system tell its own refusals apart (e.g. Zoho's temporary token-creation block).
+
+    An answer that cannot be read (not a JSON object, e.g. truncated) raises `OutcomeUnknown`: the
+    endpoint may have issued tokens. Its text, which can hold those tokens, is redacted."""
     response = client.request("POST", url, params=params, data=data, headers=headers, check=check)
     try:
         body = response.json()
     except ValueError:
-        raise SyncError(
+        body = None
+    if not isinstance(body, Mapping):
+        message = "the token endpoint answered a body that is not a JSON object: "
+        raise OutcomeUnknown(
             Category.SERVER,
-            f"the token endpoint answered a body that is not JSON: {body_excerpt(response)}",
-        ) from None
+            client.redactor.redact(message + body_excerpt(response)),
+            code="invalid_json",
+        )
     return TokenSet.from_token_response(body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections import Counter
@@ -16,7 +17,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from hub_pipelines.connectors.errors import Category, SyncError
-from hub_pipelines.connectors.http import Failure, HttpClient, parse_retry_after
+from hub_pipelines.connectors.http import Failure, HttpClient, OutcomeUnknown, parse_retry_after
 from hub_pipelines.connectors.loopback import LoopbackServer
 from hub_pipelines.connectors.settings import HttpSettings
 from hub_pipelines_tests.connectors.conftest import DroppedResponse, RecordingSleep, hit_counter
@@ -61,12 +62,21 @@ async def not_json(request: Request) -> Response:
     return PlainTextResponse("<html>proxy error</html>")
 
 
+async def slow(request: Request) -> Response:
+    """Acts on the request at once, answers after `delay` seconds (past a short client timeout)."""
+    hit_counter(request, HITS)
+    await asyncio.sleep(float(request.query_params.get("delay", "0.6")))
+    return JSONResponse({"ok": True})
+
+
+ANY_METHOD = ["GET", "POST", "PUT", "PATCH"]
 ROUTES = [
-    Route("/flaky", flaky),
-    Route("/drop", drop),
-    Route("/always/{status}", always),
+    Route("/flaky", flaky, methods=ANY_METHOD),
+    Route("/drop", drop, methods=ANY_METHOD),
+    Route("/always/{status}", always, methods=ANY_METHOD),
     Route("/zoho", zoho_style, methods=["GET", "POST"]),
     Route("/text", not_json),
+    Route("/slow", slow, methods=ANY_METHOD),
 ]
 
 
@@ -259,3 +269,47 @@ def test_secrets_never_reach_logs_or_errors(
     for text in (caplog.text, str(raised.value), raised.value.message):
         assert client_secret not in text and password not in text
         assert "client_secret=***" in text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "idempotent", "sent", "outcome"),
+    [
+        # the source may have acted: a non-idempotent request is sent once, the caller decides
+        ("POST", "/slow", None, 1, OutcomeUnknown),
+        ("PATCH", "/slow", None, 1, OutcomeUnknown),
+        ("POST", "/always/503", None, 1, OutcomeUnknown),
+        ("POST", "/drop", None, 1, OutcomeUnknown),
+        # idempotent ones, or a POST the caller declares harmless to repeat, are retried
+        ("GET", "/slow", None, 3, SyncError),
+        ("PUT", "/always/503", None, 3, SyncError),
+        ("POST", "/always/503", True, 3, SyncError),
+        # the source certainly did not act (throttled, no connection): repeated even as a POST
+        ("POST", "/flaky", None, 2, None),  # a 429 first
+        ("POST", "http://127.0.0.1:9/nothing-listens-here", None, 3, SyncError),
+        # refused outright: nothing to repeat
+        ("POST", "/always/400", None, 1, SyncError),
+    ],
+)
+def test_a_request_that_is_not_idempotent_is_repeated_only_when_the_source_did_not_act(
+    server: LoopbackServer,
+    recording_sleep: RecordingSleep,
+    method: str,
+    path: str,
+    idempotent: bool | None,
+    sent: int,
+    outcome: type[SyncError] | None,
+) -> None:
+    settings = HttpSettings(retry_max_attempts=3, retry_initial_delay_ms=1, timeout_ms=200)
+    request_id = new_id()
+    with client_for(server, settings, sleep=recording_sleep) as client:
+        params = {"id": request_id, "fail": 1, "status": 429}  # /flaky: one 429, then 200
+        if outcome is None:
+            client.request(method, path, params=params, idempotent=idempotent)
+        else:
+            with pytest.raises(SyncError) as raised:
+                client.request(method, path, params=params, idempotent=idempotent)
+            assert type(raised.value) is outcome
+            assert ("not repeated" in raised.value.message) is (outcome is OutcomeUnknown)
+        assert client.api_calls == sent
+    if path.startswith("/slow"):
+        assert HITS[f"/slow?{request_id}"] == sent  # what the server received, not only sent

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from hub_pipelines.connectors.errors import Category, SyncError
-from hub_pipelines.connectors.http import HttpClient
+from hub_pipelines.connectors.http import HttpClient, OutcomeUnknown
 from hub_pipelines.connectors.oauth import (
     BearerAuth,
     InMemoryTokenStore,
@@ -24,6 +27,7 @@ from hub_pipelines.connectors.oauth import (
     request_tokens,
 )
 from hub_pipelines.connectors.settings import HttpSettings
+from hub_pipelines_tests.connectors.test_redact import leaked_fragments
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -149,29 +153,48 @@ class RotatingProvider:
 
     The token endpoint rotates the refresh token and rejects a superseded one with invalid_grant.
     The API records, for every request it authorises, what the store held at that moment: that is
-    how the test observes "saved before used".
+    how the test observes "saved before used". `rotate=False` behaves like Zoho instead.
+    `slow_answers` token requests are acted on at once but answered only after `delay` seconds;
+    `meanwhile` runs while the first of them is pending (another process at work).
     """
 
-    def __init__(self, store: InMemoryTokenStore) -> None:
+    def __init__(self, store: InMemoryTokenStore, *, rotate: bool = True) -> None:
         self.store = store
+        self.rotate = rotate
         self.valid_refresh = "refresh-1"
         self.valid_access = {"access-1"}
         self.revoked: set[str] = set()
         self.api_calls = 0
+        self.token_posts: list[str | None] = []  # the refresh token of each POST received
         self.store_at_use: list[tuple[str, str | None, str | None]] = []
         self.generation = 1
+        self.slow_answers = 0
+        self.delay = 0.6
+        self.meanwhile: Callable[[RotatingProvider], object] | None = None
 
     async def token(self, request: Request) -> Response:
         # Parsed by hand: Starlette's request.form() needs python-multipart, not installed here.
-        form = parse_qs((await request.body()).decode())
-        if form.get("refresh_token") != [self.valid_refresh]:
+        sent = parse_qs((await request.body()).decode()).get("refresh_token", [None])[0]
+        self.token_posts.append(sent)
+        if sent != self.valid_refresh:
             return JSONResponse({"error": "invalid_grant"}, 400)
-        self.generation += 1
-        access, refresh = f"access-{self.generation}", f"refresh-{self.generation}"
-        self.valid_refresh = refresh
-        self.valid_access.add(access)
-        body = {"access_token": access, "refresh_token": refresh, "expires_in": 1800}
+        body = self._issue()
+        if self.slow_answers:
+            self.slow_answers -= 1
+            meanwhile, self.meanwhile = self.meanwhile, None
+            if meanwhile is not None:
+                meanwhile(self)
+            await asyncio.sleep(self.delay)  # acted on; answered after the client gave up
         return JSONResponse(body)
+
+    def _issue(self) -> dict[str, object]:
+        self.generation += 1
+        access = f"access-{self.generation}"
+        self.valid_access.add(access)
+        body: dict[str, object] = {"access_token": access, "expires_in": 1800}
+        if self.rotate:
+            self.valid_refresh = body["refresh_token"] = f"refresh-{self.generation}"
+        return body
 
     async def contacts(self, request: Request) -> Response:
         self.api_calls += 1
@@ -252,3 +275,149 @@ def test_zoho_200_error_from_token_endpoint_is_an_auth_error(serve) -> None:
         assert client.api_calls == 1
     assert raised.value.category is Category.AUTH and "invalid_code" in raised.value.message
     assert "1000.abc" not in raised.value.message
+
+
+def other_process_refreshed(provider: RotatingProvider) -> None:
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    provider.store.save(TokenSet("access-theirs", "refresh-theirs", expires))
+
+
+def person_reconsented(provider: RotatingProvider) -> None:
+    provider.valid_refresh = "refresh-consented"
+    provider.store.save(TokenSet("", "refresh-consented", datetime.now(UTC)))
+
+
+@pytest.mark.parametrize(
+    ("rotate", "meanwhile", "posts", "access"),
+    [
+        # nothing changed and the refresh token may be spent: not repeated in this run
+        (True, None, ["refresh-1"], None),
+        # another process refreshed meanwhile: its tokens are used, nothing more is sent
+        (True, other_process_refreshed, ["refresh-1"], "access-theirs"),
+        # an unspent refresh token is stored now: one more refresh, with that one
+        (True, person_reconsented, ["refresh-1", "refresh-consented"], "access-3"),
+        # a provider that does not rotate (Zoho): repeating is harmless, once
+        (False, None, ["refresh-1", "refresh-1"], "access-3"),
+    ],
+)
+def test_a_refresh_whose_answer_is_lost_is_decided_after_rereading_the_store(
+    serve, rotate, meanwhile, posts, access
+) -> None:
+    store = InMemoryTokenStore(TokenSet("access-1", "refresh-1", datetime.now(UTC)))
+    provider = RotatingProvider(store, rotate=rotate)
+    provider.slow_answers, provider.meanwhile = 1, meanwhile  # answered past the 200 ms timeout
+    server = serve(provider.routes())
+    settings = HttpSettings(retry_max_attempts=3, retry_initial_delay_ms=1, timeout_ms=200)
+    with HttpClient(settings, base_url=server.url) as client:
+
+        def refresh(refresh_token: str) -> TokenSet:
+            return request_tokens(client, "/token", data={"refresh_token": refresh_token})
+
+        manager = OAuthTokenManager(store, refresh, rotating_refresh_tokens=rotate)
+        if access is None:
+            with pytest.raises(SyncError) as raised:
+                manager.access_token()
+            error = raised.value
+            assert error.category is Category.NETWORK and error.retryable
+            assert "ReadTimeout" in error.message and "not repeated" in error.suggested_fix
+            assert store.saved == []  # the stored refresh token is kept for the re-run
+        else:
+            assert manager.access_token() == access
+            assert store.load().access_token == access
+    assert provider.token_posts == posts  # one POST per decision, none from the retry loop
+
+
+def zoho_token() -> str:
+    return f"1000.{secrets.token_hex(16)}.{secrets.token_hex(16)}"
+
+
+def jwt() -> str:
+    return f"eyJhbGciOiJSUzI1NiJ9.{secrets.token_urlsafe(40)}.{secrets.token_urlsafe(30)}"
+
+
+def opaque_token() -> str:
+    return secrets.token_urlsafe(48)
+
+
+def json_cut_in_token(token: str) -> str:
+    return f'{{"access_token":"{token}","expires_in":3600}}'[: 17 + len(token) - 4]
+
+
+def json_cut_after_token(token: str) -> str:
+    return f'{{"access_token":"{token}","refresh_token":"{token[::-1]}","expi'
+
+
+def long_json_cut_by_the_excerpt(token: str) -> str:  # the excerpt's 300 characters end in it
+    return f'{{"scope":"{"ZohoBooks.fullaccess.all," * 10}","access_token":"{token}'
+
+
+def form_encoded(token: str) -> str:
+    return f"access_token={token}&expires_in=3600&token_type=Bearer"
+
+
+def html_echo(token: str) -> str:
+    return f"<html><body><p>Issued {token} to client 1000.X</p></body></html>"
+
+
+@pytest.mark.parametrize(
+    ("make_token", "body_of"),
+    [
+        (zoho_token, json_cut_in_token),
+        (jwt, json_cut_in_token),
+        (opaque_token, json_cut_in_token),
+        (opaque_token, json_cut_after_token),
+        (opaque_token, long_json_cut_by_the_excerpt),
+        (opaque_token, form_encoded),
+        (zoho_token, html_echo),
+        (jwt, html_echo),
+    ],
+)
+def test_an_unreadable_token_answer_never_shows_the_token(
+    serve, caplog: pytest.LogCaptureFixture, make_token, body_of
+) -> None:
+    token = make_token()
+    body = body_of(token)
+
+    async def token_endpoint(request: Request) -> Response:
+        return Response(body, 200, media_type="application/json")  # complete, yet not JSON
+
+    server = serve([Route("/oauth/v2/token", token_endpoint, methods=["POST"])])
+    store = InMemoryTokenStore(TokenSet("access-1", "refresh-1", datetime.now(UTC)))
+    logger = logging.getLogger("hub_pipelines_tests.oauth")
+    with HttpClient(HttpSettings(), base_url=server.url, logger=logger) as client:
+        with pytest.raises(OutcomeUnknown) as direct:
+            request_tokens(client, "/oauth/v2/token", data={"refresh_token": "refresh-1"})
+
+        def refresh(refresh_token: str) -> TokenSet:
+            return request_tokens(client, "/oauth/v2/token", data={"refresh_token": refresh_token})
+
+        manager = OAuthTokenManager(store, refresh)
+        with caplog.at_level(logging.DEBUG), pytest.raises(SyncError) as via_manager:
+            manager.access_token()
+        assert client.api_calls == 2  # one POST each: the issued tokens may be in that body
+    assert direct.value.category is Category.SERVER and via_manager.value.retryable
+    for error in (direct.value, via_manager.value):
+        for text in (error.message, str(error), caplog.text):
+            assert leaked_fragments(token, text) == set(), text
+    assert "not a JSON object" in direct.value.message
+
+
+def test_a_refresh_token_echoed_and_cut_by_the_excerpt_is_masked(serve) -> None:
+    refresh_token = opaque_token()  # no credential shape: only its registration can hide it
+
+    async def token_endpoint(request: Request) -> Response:
+        sent = parse_qs((await request.body()).decode())["refresh_token"][0]
+        page = f"<html><body>{'Bad request. ' * 19}You sent {sent}.</body></html>"
+        return Response(page, 400, media_type="text/html")  # the excerpt ends inside the token
+
+    server = serve([Route("/token", token_endpoint, methods=["POST"])])
+    store = InMemoryTokenStore(TokenSet("access-1", refresh_token, datetime.now(UTC)))
+    with HttpClient(HttpSettings(), base_url=server.url) as client:
+
+        def refresh(token: str) -> TokenSet:
+            return request_tokens(client, "/token", data={"refresh_token": token})
+
+        with pytest.raises(SyncError) as raised:
+            OAuthTokenManager(store, refresh).access_token()
+    assert raised.value.category is Category.AUTH and raised.value.message.endswith("***…")
+    assert leaked_fragments(refresh_token, raised.value.message) == set()

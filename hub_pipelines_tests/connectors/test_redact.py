@@ -74,3 +74,67 @@ def test_very_short_values_are_not_registered_because_they_would_garble_every_me
     redactor = Redactor()
     redactor.register("r", "s3", "long-enough-secret")
     assert redactor.redact("refresh with long-enough-secret") == "refresh with ***"
+
+
+def leaked_fragments(secret: str, text: str, size: int = 8) -> set[str]:
+    """Every `size`-character piece of `secret` that `text` shows: what a reader could recover."""
+    return {secret[i : i + size] for i in range(len(secret) - size + 1)} & {
+        text[i : i + size] for i in range(len(text) - size + 1)
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # names that end in a credential word, whatever comes before it
+        ("GET /1.0/x?oauth_token=tk-123&y=1", "GET /1.0/x?oauth_token=***&y=1"),
+        ("x_api_key=k-123; next", "x_api_key=***; next"),
+        ("x-api-key=k-123&apikey=k-456", "x-api-key=***&apikey=***"),
+        ("X-Api-Key: k-123, Accept: */*", "X-Api-Key: ***, Accept: */*"),
+        ("X-Auth-Token: t-123", "X-Auth-Token: ***"),
+        # quoted values: OAuth 1 headers, JSON with an escaped quote, Python reprs, escaped JSON
+        ('OAuth oauth_token="t-1,2", oauth_nonce="n"', 'OAuth oauth_token="***", oauth_nonce="n"'),
+        ('{"access_token": "abc\\"def-tail", "x": 1}', '{"access_token": "***", "x": 1}'),
+        ("{'refresh_token': 'abc\\'def-tail', 'x': 1}", "{'refresh_token': '***', 'x': 1}"),
+        (
+            '"{\\"access_token\\":\\"abc-tail\\",\\"x\\":1}"',
+            '"{\\"access_token\\":\\"***\\",\\"x\\":1}"',
+        ),
+        ('{"client_secret":"never-closed-tail', '{"client_secret":"***'),
+        ('{"x_api_key": "k-1"}', '{"x_api_key": "***"}'),
+        # token shapes without a name: a JWT, a JWE (empty key part), Zoho's 1000.<hex>.<hex>
+        ("<p>eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln</p>", "<p>***</p>"),
+        ("got eyJlbmMiOiJBMTI4Q0JDIn0..aXY.Y3Q.dGFn here", "got *** here"),
+        ("<p>1000.0123456789abcdef0123.45</p>", "<p>***</p>"),
+        # look-alikes stay readable
+        ("token: expired; grant_type=refresh_token", "token: expired; grant_type=refresh_token"),
+        ("partition_key: acme, sort_key=name", "partition_key: acme, sort_key=name"),
+        ("total 1000.0000000000000000 INR", "total 1000.0000000000000000 INR"),
+    ],
+)
+def test_credential_names_quoted_values_and_token_shapes_are_masked(
+    text: str, expected: str
+) -> None:
+    assert Redactor().redact(text) == expected
+
+
+CUT_SECRET = "s3cr3t-Value-0123456789-abcdefghij"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"body: {CUT_SECRET[:20]}…", "body: ***…"),
+        (f"body: {CUT_SECRET[:20]}... (more)", "body: ***... (more)"),
+        (f"body ends early: {CUT_SECRET[:-1]}", "body ends early: ***"),
+        (f'{{"echo": "{CUT_SECRET[:9]}', '{"echo": "***'),
+        # a short prefix, or a prefix the text goes on after, is ordinary text
+        (f"body: {CUT_SECRET[:7]}…", f"body: {CUT_SECRET[:7]}…"),
+        (f"{CUT_SECRET[:12]} and more", f"{CUT_SECRET[:12]} and more"),
+    ],
+)
+def test_a_registered_secret_cut_short_is_masked_where_the_text_is_cut(
+    text: str, expected: str
+) -> None:
+    redactor = Redactor([CUT_SECRET])
+    assert redactor.redact(text) == expected
