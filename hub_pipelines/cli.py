@@ -103,17 +103,118 @@ def _registry():
     return TenantRegistry(Vault.from_env())
 
 
-def _read_document(source: str) -> Any:
+# A guard against /dev/zero or a wrong file, not a size policy: real configs are under 10 KB and
+# the fields' own bounds name a value that is too long.
+MAX_CONFIG_BYTES = 64 * 1024 * 1024
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON readers disagree on which of two equal keys wins: refuse to guess."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def _no_constant(name: str) -> Any:
+    raise CliError(f"--config: {name} is not a JSON number; give a number or leave the field out")
+
+
+def _read_bytes(source: str) -> bytes | str:
+    """The config's raw bytes (stdin as bytes too, so its encoding is checked like a file's)."""
+    if source == "-":
+        stream = getattr(sys.stdin, "buffer", sys.stdin)  # a text stream in tests
+        return stream.read(MAX_CONFIG_BYTES + 1)
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        with open(source, "rb") as handle:
+            return handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise CliError(f"--config: cannot read {source}: {exc.strerror}") from None
+
+
+def _decode(data: bytes | str, label: str) -> str:
+    if len(data) > MAX_CONFIG_BYTES:
+        raise CliError(f"--config: {label} is larger than 64 MiB; is it the right file?")
+    if isinstance(data, str):
+        return data
     try:
-        return json.loads(text)
+        return data.decode("utf-8-sig")  # a BOM some editors add is harmless
+    except UnicodeDecodeError as exc:
+        raise CliError(
+            f"--config: {label} is not UTF-8 text (byte {data[exc.start]:#04x} at offset "
+            f"{exc.start}); save the config as UTF-8 JSON"
+        ) from None
+
+
+def _read_document(source: str) -> Any:
+    label = "stdin" if source == "-" else source
+    text = _decode(_read_bytes(source), label)
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise CliError(
             f"--config: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
+    except _DuplicateKey as exc:
+        raise CliError(
+            f"--config: duplicate key {exc.args[0]!r} in one JSON object; keep only one"
+        ) from None
+    except RecursionError:
+        raise CliError(
+            f"--config: {label} is nested too deeply to be a tenant config (an object holding "
+            "connection_config and sync_config objects)"
+        ) from None
+
+
+def _check_http_settings() -> None:
+    """Fail on a malformed RETRY_* / ACCOUNTING_* variable before anything is written or run:
+    otherwise it surfaces later as a failed connection test or a failed run."""
+    from hub_pipelines.connectors.settings import HttpSettings
+
+    HttpSettings.from_env()
+
+
+def _partition_note(tenant: str, system: str, add: bool) -> str:
+    """Add (or remove) the tenant's partition of the system's assets now, as the tenant sensor
+    would at its next tick, so `dagster asset materialize --partition TENANT` works at once.
+    The instance is the one `hub dev`, `hub sync` and `hub demo` use; when it does not exist
+    yet, nothing is created: the sensor of whatever instance runs later catches up."""
+    from hub_pipelines.partitions import tenant_partitions
+
+    home, name = settings.dagster_home(), tenant_partitions(system).name
+    done = f"{tenant}/{system}: partition {tenant!r} of {name} {'added' if add else 'removed'}"
+    if not home.is_dir():
+        return (
+            f"{tenant}/{system}: no Dagster instance at {home} (DAGSTER_HOME) to update; the "
+            "tenant_registry_sensor of the instance that runs the imports will do it"
+        )
+    try:
+        _update_partition(home, name, tenant, add)
+    except Exception as exc:  # noqa: BLE001 (the registration stands; the sensor catches up)
+        reason = (str(exc).splitlines() or [""])[0][:200]
+        return (
+            f"{tenant}/{system}: could not update {name} in the Dagster instance {home} "
+            f"({type(exc).__name__}: {reason}); the tenant_registry_sensor does it within a "
+            "minute once the instance runs"
+        )
+    return f"{done} in the Dagster instance {home}"
+
+
+def _update_partition(home: Path, name: str, tenant: str, add: bool) -> None:
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        present = instance.has_dynamic_partition(name, tenant)
+        if add and not present:
+            instance.add_dynamic_partitions(name, [tenant])
+        elif not add and present:
+            instance.delete_dynamic_partition(name, tenant)
 
 
 def cmd_tenants_add(args: argparse.Namespace) -> int:
@@ -125,10 +226,13 @@ def cmd_tenants_add(args: argparse.Namespace) -> int:
 
     validate_tenant_slug(args.tenant)
     validate_system(args.system)
+    if not args.no_test and has_connection_test(args.system):
+        _check_http_settings()
     registry = _registry()
     row = registry.add(args.tenant, args.system, _read_document(args.config))
     name = f"{row.tenant_id}/{row.system}"
     print(f"registered {name} (config id {row.id}, credentials encrypted)")
+    print(_partition_note(row.tenant_id, row.system, add=True))
     retest = f"`hub tenants test {row.tenant_id} {row.system}`"
     if not has_connection_test(row.system):
         print(f"{name}: no connection test is available yet for {row.system} (no connector)")
@@ -209,6 +313,7 @@ def cmd_tenants_show(args: argparse.Namespace) -> None:
 def cmd_tenants_test(args: argparse.Namespace) -> int:
     from hub_pipelines.tenants.connection_check import check_connection
 
+    _check_http_settings()
     result, error = check_connection(_registry(), args.tenant, args.system)
     if result.success:
         print(_connected(f"{args.tenant}/{args.system}", result))
@@ -227,6 +332,8 @@ def _set_state(verb: str) -> Callable[[argparse.Namespace], None]:
         else:
             registry.set_enabled(args.tenant, args.system, verb == "enable")
         print(f"{args.tenant}/{args.system}: {verb}d")
+        if verb == "remove":  # a paused config keeps its partition; only removal takes it away
+            print(_partition_note(args.tenant, args.system, add=False))
 
     return command
 
@@ -286,6 +393,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     validate_system(args.system)
     if args.system not in AVAILABLE:
         raise CliError(f"{args.system}: no connector is available for this system yet")
+    _check_http_settings()
     row = _registry().row(args.tenant, args.system)  # a missing config names `hub tenants add`
     entities = [args.entity] if args.entity else list(row.sync_config.entities)
     result, views = import_now(
@@ -313,6 +421,7 @@ def cmd_simulate(args: argparse.Namespace) -> None:
         raise CliError(
             f"no simulator for {args.system!r}; available: {', '.join(sorted(AVAILABLE))}"
         )
+    _check_port_free(args.host, args.port)
     module = importlib.import_module(AVAILABLE[args.system].simulator_module)
     module.serve(
         host=args.host,
@@ -325,6 +434,28 @@ def cmd_simulate(args: argparse.Namespace) -> None:
         daily_limit=args.requests_per_day,
         latency=args.latency,
     )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Bind the address once, as the server will, so a busy port or a wrong host is an error
+    naming the option instead of a server that logs and exits (or waits)."""
+    import errno
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        socket.create_server((host, port), family=family).close()
+    except socket.gaierror:
+        raise CliError(f"--host {host!r} is not a host name or address; e.g. 127.0.0.1") from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise CliError(
+                f"--port {port}: {host}:{port} is already in use (another `hub simulate` or "
+                "`hub demo`?); stop that program or choose another port with --port"
+            ) from None
+        raise CliError(
+            f"--host {host} --port {port}: cannot listen there: {exc.strerror}"
+        ) from None
 
 
 # --- local development ------------------------------------------------------------------------
@@ -358,7 +489,8 @@ def dev_program(bin_dir: str) -> str:
 def dev_command(program: str, workspace: str, options: list[str]) -> list[str]:
     """The command line `hub dev` runs: PROGRAM dev on WORKSPACE (the code location
     `hub_pipelines`, by module) unless OPTIONS name a target of their own, then OPTIONS as given.
-    A `--` before the options (`hub dev -- --log-level debug`) is dropped."""
+    The first `--` among the options (`hub dev -- -p 3001`) is dropped: it separates `hub`'s
+    arguments from Dagster's, and `dg dev` / `dagster dev` reject it."""
     passed = list(options)
     if "--" in passed:
         passed.remove("--")
@@ -387,6 +519,27 @@ def cmd_dev(args: argparse.Namespace) -> None:
 
 
 # --- parser -----------------------------------------------------------------------------------
+
+
+def whole_number(minimum: int, maximum: int) -> Callable[[str], int]:
+    """An argparse type: ASCII digits within [MINIMUM, MAXIMUM]. argparse names the option in
+    its message (`argument --limit: …`) and exits with code 2; a value PostgreSQL or the socket
+    layer would refuse later (a negative LIMIT, an id beyond bigint, port 99999) stops here."""
+
+    def parse(text: str) -> int:
+        if not (text.isascii() and text.lstrip("-").isdigit()) or not (
+            minimum <= int(text) <= maximum
+        ):
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number from {minimum} to {maximum}, got {text!r}"
+            )
+        return int(text)
+
+    return parse
+
+
+PORT = whole_number(1, 65535)
+ROW_ID = whole_number(1, 2**63 - 1)  # PostgreSQL bigint
 
 
 def _tenant_system(parser: argparse.ArgumentParser) -> None:
@@ -464,7 +617,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--tenant")
     listing.add_argument("--system", choices=settings.SYSTEMS)
     listing.add_argument("--all", action="store_true", help="include resolved errors")
-    listing.add_argument("--limit", type=int, default=50, help="at most this many rows")
+    listing.add_argument(
+        "--limit", type=whole_number(1, 100_000), default=50, help="at most this many rows"
+    )
     listing.set_defaults(func=cmd_errors_list)
     for verb, func, text in [
         ("show", cmd_errors_show, "one error with its raw payload"),
@@ -472,7 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("retry", cmd_errors_retry, "re-run the error's partition at the retry sensor's next tick"),
     ]:
         sub = errors.add_parser(verb, help=text)
-        sub.add_argument("id", type=int, help="error id (hub errors list)")
+        sub.add_argument("id", type=ROW_ID, help="error id (hub errors list)")
         if verb == "resolve":
             sub.add_argument("--note", default="resolved by hand", help="why it is resolved")
         sub.set_defaults(func=func)
@@ -502,7 +657,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = DEMO_SIMULATOR
     simulate.add_argument("system", help="the system to simulate, e.g. zoho_books")
     simulate.add_argument("--host", default="127.0.0.1")
-    simulate.add_argument("--port", type=int, default=demo["port"])
+    simulate.add_argument("--port", type=PORT, default=demo["port"], help="1 to 65535")
     simulate.add_argument("--customers", type=int, default=demo["data"]["customers"])
     simulate.add_argument("--invoices", type=int, default=demo["data"]["invoices"])
     simulate.add_argument(
@@ -530,7 +685,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="embedded database + simulators → a populated warehouse and a summary"
     )
     demo_parser.add_argument(
-        "--port", type=int, default=demo["port"], help="the simulator's port (kept in the tenant)"
+        "--port", type=PORT, default=demo["port"], help="the simulator's port (kept in the tenant)"
     )
     demo_parser.set_defaults(func=cmd_demo)
     dev = groups.add_parser(
@@ -552,6 +707,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
+    from hub_pipelines.connectors.settings import SettingsError
     from hub_pipelines.imports.error_log import ErrorNotFound
     from hub_pipelines.tenants.models import TenantConfigError
     from hub_pipelines.vault import VaultError
@@ -565,6 +721,43 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
         DatabaseConfigError,
         MigrationError,
         ErrorNotFound,
+        SettingsError,
+        settings.LocalEnvError,
+    )
+
+
+def _unreachable_errors() -> tuple[type[BaseException], ...]:
+    import psycopg
+    import sqlalchemy as sa
+
+    return (psycopg.OperationalError, sa.exc.OperationalError)
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    """Failing to connect (or losing the connection) has no SQLSTATE; a server-side error that
+    psycopg also files as operational (a statement timeout, a lock timeout) has one, and is not
+    the warehouse being unreachable."""
+    import psycopg
+
+    orig = getattr(exc, "orig", exc)  # SQLAlchemy wraps the driver's error
+    return isinstance(orig, psycopg.OperationalError) and orig.sqlstate is None
+
+
+def _unreachable(exc: BaseException) -> str:
+    """The warehouse, without its password, why it failed, and what to do."""
+    from sqlalchemy.engine import make_url
+
+    from hub_pipelines.warehouse import db
+
+    reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0]
+    configured = db.configured_url()
+    password = make_url(configured).password if configured else None
+    if password:
+        reason = reason.replace(password, "***")  # libpq does not echo it; stay sure
+    return (
+        f"cannot reach the warehouse at {db.describe_target()}: {reason}. Check that "
+        "PostgreSQL runs there and accepts connections and that the URL is right (`hub db url` "
+        "prints it); unset HUB_DATABASE_URL and DATABASE_HOST to use the embedded database"
     )
 
 
@@ -580,14 +773,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _bad_input(message: object) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
 def main(argv: list[str] | None = None) -> int:
-    settings.load_local_env()
-    args = parse_args(argv)
+    try:
+        settings.load_local_env()
+    except settings.LocalEnvError as exc:
+        return _bad_input(exc)
+    args = parse_args(argv)  # outside the handlers: `--help` must not import what they name
     try:
         return args.func(args) or 0
     except _expected_errors() as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _bad_input(exc)
+    except _unreachable_errors() as exc:
+        if not _is_connection_failure(exc):
+            raise
+        return _bad_input(_unreachable(exc))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ variables in the environment instead; a variable that is set always wins over th
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 SYSTEMS = ("tally", "busy", "zoho_books", "quickbooks", "xero")
@@ -71,24 +72,54 @@ def write_dev_workspace() -> Path:
     return path
 
 
+class LocalEnvError(ValueError):
+    """`hub.env` cannot be read; the message names the file and the fix."""
+
+
 def load_local_env() -> None:
-    """Fill unset variables from `$HUB_HOME/hub.env` (KEY=VALUE lines), if that file exists."""
+    """Fill unset variables from `$HUB_HOME/hub.env`, if that file exists.
+
+    The usual `.env` syntax, read by python-dotenv: `export K=v`, quoted values and trailing
+    `# comments` give the value without them. Values are taken literally (no `${VAR}`
+    expansion): a key or password containing `$` stays as written.
+    """
+    from dotenv import dotenv_values
+
     path = hub_home() / LOCAL_ENV_FILE
     if not path.is_file():
         return
-    for line in path.read_text().splitlines():
-        key, sep, value = line.strip().partition("=")
-        if sep and key and not key.startswith("#"):
-            os.environ.setdefault(key.strip(), value.strip())
+    try:
+        values = dotenv_values(path, interpolate=False, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise LocalEnvError(
+            f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start}); save it as UTF-8 or remove it"
+        ) from None
+    for key, value in values.items():
+        if value is not None:  # a bare `KEY` line sets nothing
+            os.environ.setdefault(key, value)
+
+
+_BARE_VALUE = re.compile(r"[A-Za-z0-9_./:+=@,%-]*")
+
+
+def _env_line(key: str, value: str) -> str:
+    """`KEY=value`, single-quoted when the value holds anything .env syntax would change."""
+    if _BARE_VALUE.fullmatch(value):
+        return f"{key}={value}"
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"{key}='{escaped}'"
 
 
 def write_local_env(key: str, value: str) -> Path:
-    """Add or replace one variable in `$HUB_HOME/hub.env`, readable by the owner only."""
+    """Add or replace one variable in `$HUB_HOME/hub.env`, readable by the owner only. Lines
+    defining KEY in any form `load_local_env` reads (`export KEY=…`, `KEY = …`) are replaced."""
     path = hub_home() / LOCAL_ENV_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = path.read_text().splitlines() if path.exists() else []
-    kept = [line for line in lines if not line.startswith(f"{key}=")]
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    defines = re.compile(rf"\s*(?:export\s+)?{re.escape(key)}\s*=")
+    kept = [line for line in lines if not defines.match(line)]
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write("\n".join([*kept, f"{key}={value}"]) + "\n")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("\n".join([*kept, _env_line(key, value)]) + "\n")
     return path

@@ -38,6 +38,7 @@ ANY = "0.0.0.0"  # noqa: S104 (only parsed here, never bound)
         (["dev", "-p", "3001", "--host", ANY], ["-p", "3001", "--host", ANY]),
         (["dev", "--port=3001", "-h", ANY], ["--port=3001", "-h", ANY]),
         (["dev", "--", "--log-level", "debug"], ["--log-level", "debug"]),
+        (["dev", "--", "-p", "3001"], ["-p", "3001"]),  # issue 7: `dg dev` rejects the `--`
         (
             ["dev", "-p", "3001", "--", "--log-level", "debug"],
             ["-p", "3001", "--log-level", "debug"],
@@ -139,6 +140,75 @@ def test_hub_home_outside_a_checkout_is_in_the_home_folder(
     monkeypatch.setenv("HOME", str(tmp_path / "user"))
     assert installed.source_checkout() is None
     assert installed.hub_home() == tmp_path / "user" / ".hub"
+
+
+# --- hub.env ------------------------------------------------------------------------------------
+
+
+def _unset(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    """Unset NAMES and have them unset again after the test, whatever load_local_env set."""
+    for name in names:
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+
+
+@pytest.mark.parametrize(
+    ("line", "value"),
+    [
+        ("export HUB_T=v1", "v1"),  # was a variable named "export HUB_T"
+        ('HUB_T="quoted value"', "quoted value"),  # the quotes used to stay in the value
+        ("HUB_T='single'", "single"),
+        ("HUB_T=plain # a comment", "plain"),  # so did the comment
+        ('HUB_T="a#b"  # comment', "a#b"),
+        ("HUB_T = spaced", "spaced"),
+        ("HUB_T=has$dollar${HOME}", "has$dollar${HOME}"),  # literal: no expansion
+        ("HUB_T=", ""),
+    ],
+)
+def test_hub_env_is_read_with_dotenv_syntax(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str, value: str
+) -> None:
+    monkeypatch.setenv("HUB_HOME", str(tmp_path))
+    _unset(monkeypatch, "HUB_T")
+    (tmp_path / settings.LOCAL_ENV_FILE).write_text(f"# local\n{line}\n")
+    settings.load_local_env()
+    assert os.environ["HUB_T"] == value
+
+
+def test_hub_env_fills_only_unset_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUB_HOME", str(tmp_path))
+    monkeypatch.setenv("HUB_T", "from the environment")
+    _unset(monkeypatch, "HUB_BARE")
+    (tmp_path / settings.LOCAL_ENV_FILE).write_text("HUB_T=from the file\nHUB_BARE\n")
+    settings.load_local_env()
+    assert os.environ["HUB_T"] == "from the environment"
+    assert "HUB_BARE" not in os.environ  # a line without `=` sets nothing
+
+
+@pytest.mark.parametrize("value", [generate_key(), "it's a \\ value # with spaces", ""])
+def test_write_local_env_replaces_every_form_and_reads_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("HUB_HOME", str(tmp_path))
+    _unset(monkeypatch, "HUB_T", "OTHER_T")
+    path = tmp_path / settings.LOCAL_ENV_FILE
+    path.write_text("# mine\nexport HUB_T=old\nHUB_T = older\nOTHER_T=kept\n")
+    settings.write_local_env("HUB_T", value)
+    assert "old" not in path.read_text() and "OTHER_T=kept" in path.read_text()
+    settings.load_local_env()
+    assert os.environ["HUB_T"] == value
+
+
+def test_a_hub_env_that_is_not_utf8_exits_2_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HUB_HOME", str(tmp_path))
+    _unset(monkeypatch, "HUB_T")
+    (tmp_path / settings.LOCAL_ENV_FILE).write_bytes("HUB_T=Société\n".encode("latin-1"))
+    assert cli.main(["keys", "generate"]) == cli.EXIT_BAD_INPUT
+    assert f"{tmp_path / settings.LOCAL_ENV_FILE} is not UTF-8" in capsys.readouterr().err
 
 
 # --- the code location loads hub.env ------------------------------------------------------------

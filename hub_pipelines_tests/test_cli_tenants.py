@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 
+import dagster as dg
 import psycopg
 import pytest
 
@@ -26,6 +27,15 @@ ZOHO_CONFIG = {
     "sync_config": {"entities": ["customers", "invoices"], "invoices_frequency": "hourly"},
 }
 SECRETS = ("very-secret-client-value", "1000.very-secret-refresh")
+
+
+@pytest.fixture(autouse=True)
+def no_dagster_instance(tmp_path, monkeypatch):
+    """`hub tenants add` updates the partitions of the Dagster instance in DAGSTER_HOME (default
+    $HUB_HOME/dagster): never the developer's own. Tests that want one create this folder."""
+    home = tmp_path / "dagster-home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
 
 
 def _write(tmp_path, document, name="config.json"):
@@ -85,6 +95,60 @@ def test_disable_enable_remove(warehouse, encryption_key, tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["tenants", "show", "acme", "zoho_books"]) == 2
     assert "no config for tenant 'acme'" in capsys.readouterr().err
+
+
+def _has_partition(home, system: str, tenant: str) -> bool:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return instance.has_dynamic_partition(f"{system}_tenants", tenant)
+
+
+def test_add_makes_the_partition_exist_at_once_and_remove_takes_it_away(
+    warehouse, encryption_key, tmp_path, no_dagster_instance, capsys
+):
+    """`dagster asset materialize --partition acme` right after `hub tenants add` used to fail
+    with a subset error until the tenant sensor's next tick (issue 7)."""
+    home = no_dagster_instance
+    home.mkdir()
+    add = ["tenants", "add", "acme", "zoho_books", "--config", _write(tmp_path, ZOHO_CONFIG)]
+    assert cli.main([*add, "--no-test"]) == 0
+    assert "partition 'acme' of zoho_books_tenants added" in capsys.readouterr().out
+    assert _has_partition(home, "zoho_books", "acme")
+    assert not _has_partition(home, "busy", "acme")  # one partition set per system
+
+    assert cli.main(["tenants", "disable", "acme", "zoho_books"]) == 0  # paused: it stays
+    assert _has_partition(home, "zoho_books", "acme")
+    assert cli.main(["tenants", "remove", "acme", "zoho_books"]) == 0
+    assert "partition 'acme' of zoho_books_tenants removed" in capsys.readouterr().out
+    assert not _has_partition(home, "zoho_books", "acme")
+
+
+def test_without_a_dagster_instance_add_says_the_sensor_will_add_the_partition(
+    warehouse, encryption_key, tmp_path, no_dagster_instance, capsys
+):
+    config = _write(tmp_path, ZOHO_CONFIG)
+    assert cli.main(["tenants", "add", "acme", "zoho_books", "--config", config, "--no-test"]) == 0
+    out = capsys.readouterr().out
+    assert f"no Dagster instance at {no_dagster_instance}" in out
+    assert "tenant_registry_sensor" in out
+    assert not no_dagster_instance.exists()  # registering creates no instance
+    assert _config_count(warehouse) == 1
+
+
+def test_the_default_instance_is_hub_homes(
+    warehouse, encryption_key, tmp_path, monkeypatch, capsys
+):
+    """Without DAGSTER_HOME, the instance of `hub dev`, `hub sync` and `hub demo`."""
+    monkeypatch.delenv("DAGSTER_HOME")
+    monkeypatch.setenv("HUB_HOME", str(tmp_path / "hub"))
+    (tmp_path / "hub" / "dagster").mkdir(parents=True)
+    xero = {
+        "xero_tenant_id": "4a5b1c2d-0000-4000-8000-1234567890ab",
+        "client_id": "C" * 32,
+        "client_secret": "s",
+        "refresh_token": "r",
+    }
+    assert cli.main(["tenants", "add", "acme", "xero", "--config", _write(tmp_path, xero)]) == 0
+    assert _has_partition(tmp_path / "hub" / "dagster", "xero", "acme")
 
 
 @pytest.mark.parametrize(

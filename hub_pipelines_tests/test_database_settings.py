@@ -1,7 +1,10 @@
 """Where the warehouse is: HUB_DATABASE_URL, the guide's DATABASE_* parts, or embedded."""
 
+import psycopg
 import pytest
 import sqlalchemy as sa
+from psycopg.conninfo import conninfo_to_dict
+from sqlalchemy.engine import make_url
 
 from hub_pipelines.warehouse import db
 
@@ -48,7 +51,16 @@ def test_parts_build_a_url_with_the_password_escaped(monkeypatch):
                 "DATABASE_USER": "u",
                 "DATABASE_PORT": "x",
             },
-            "DATABASE_PORT must be a number",
+            "DATABASE_PORT must be a port number from 1 to 65535, got 'x'",
+        ),
+        (
+            {
+                "DATABASE_HOST": "db",
+                "DATABASE_NAME": "h",
+                "DATABASE_USER": "u",
+                "DATABASE_PORT": "70000",
+            },
+            "DATABASE_PORT must be a port number from 1 to 65535, got '70000'",
         ),
         ({"HUB_DATABASE_URL": "not a url"}, "HUB_DATABASE_URL is not a database URL"),
     ],
@@ -58,6 +70,63 @@ def test_incomplete_or_malformed_settings_name_the_variable(monkeypatch, env, me
         monkeypatch.setenv(name, value)
     with pytest.raises(db.DatabaseConfigError, match=message):
         db.configured_url()
+
+
+def _set_parts(monkeypatch, **parts: str) -> None:
+    for name, value in parts.items():
+        monkeypatch.setenv(f"DATABASE_{name.upper()}", value)
+
+
+# Each part exactly as libpq (psycopg, psql) and SQLAlchemy read the URL back: the URL used to be
+# assembled by string formatting, which an IPv6 host, a `?` in the name or a socket directory broke.
+@pytest.mark.parametrize(
+    ("parts", "expected"),
+    [
+        ({"host": "::1"}, {"host": "::1", "port": "5432", "dbname": "hub"}),
+        ({"name": "hub?sslmode=disable"}, {"host": "db", "dbname": "hub?sslmode=disable"}),
+        ({"name": "books#2026/q1 %x"}, {"dbname": "books#2026/q1 %x"}),
+        ({"host": "/var/run/postgresql"}, {"host": "/var/run/postgresql", "dbname": "hub"}),
+        ({"host": "/tmp/my sockets+1"}, {"host": "/tmp/my sockets+1"}),
+        ({"password": "p@ss/w:rd?# +"}, {"password": "p@ss/w:rd?# +", "user": "app"}),
+        ({"user": "app@corp", "port": "6432"}, {"user": "app@corp", "port": "6432"}),
+    ],
+)
+def test_parts_are_read_back_as_given(monkeypatch, parts, expected):
+    _set_parts(monkeypatch, **{"host": "db", "name": "hub", "user": "app", **parts})
+    url = db.configured_url()
+    assert conninfo_to_dict(url).items() >= expected.items()
+    parsed = make_url(url)  # what db.engine() and the tests' helpers read
+    assert (parsed.query.get("host") or parsed.host) == expected.get("host", "db")
+    assert parsed.database == expected.get("dbname", "hub")
+    assert parsed.password == expected.get("password", None)
+
+
+def test_parts_reach_a_real_server_through_its_socket_directory(monkeypatch, pg_server_url):
+    """A database name with `?`, `#` and `/`, through a socket directory (the embedded server
+    listens on one) or the test server's host, connects to that very database."""
+    server = make_url(pg_server_url)
+    name = "hub?odd#name/1 +x"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        _set_parts(
+            monkeypatch,
+            host=server.query.get("host") or server.host,
+            port=str(server.port or 5432),
+            name=name,
+            user=server.username,
+            password=server.password or "",
+        )
+        with psycopg.connect(db.configured_url()) as conn:
+            assert conn.execute("SELECT current_database()").fetchone()[0] == name
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_the_target_is_described_without_its_password(monkeypatch):
+    monkeypatch.setenv("HUB_DATABASE_URL", "postgresql://hub:s3cret@db:5433/books")
+    assert db.describe_target() == "postgresql://hub:***@db:5433/books (from HUB_DATABASE_URL)"
 
 
 def test_nothing_set_means_the_embedded_server():

@@ -12,16 +12,22 @@ from dataclasses import dataclass
 
 import httpx
 
-# env variable -> (field name, default, smallest allowed value)
-_ENV_FIELDS: dict[str, tuple[str, int, int]] = {
-    "ACCOUNTING_POOL_MAX_SIZE": ("pool_max_size", 10, 1),
-    "ACCOUNTING_POOL_MIN_SIZE": ("pool_min_size", 2, 0),
-    "ACCOUNTING_POOL_MAX_IDLE": ("pool_max_idle_ms", 30_000, 0),
-    "ACCOUNTING_HTTP_TIMEOUT": ("timeout_ms", 30_000, 1),
-    "RETRY_MAX_ATTEMPTS": ("retry_max_attempts", 5, 1),
-    "RETRY_INITIAL_DELAY": ("retry_initial_delay_ms", 1_000, 0),
-    "RETRY_MAX_DELAY": ("retry_max_delay_ms", 30_000, 0),
+# env variable -> (field name, default, smallest and largest allowed value). The upper bounds
+# catch a unit mistake (seconds given as microseconds, a timeout of days) before it stalls a run.
+_HOUR_MS = 3_600_000
+_ENV_FIELDS: dict[str, tuple[str, int, int, int]] = {
+    "ACCOUNTING_POOL_MAX_SIZE": ("pool_max_size", 10, 1, 1_000),
+    "ACCOUNTING_POOL_MIN_SIZE": ("pool_min_size", 2, 0, 1_000),
+    "ACCOUNTING_POOL_MAX_IDLE": ("pool_max_idle_ms", 30_000, 0, _HOUR_MS),
+    "ACCOUNTING_HTTP_TIMEOUT": ("timeout_ms", 30_000, 1, 600_000),
+    "RETRY_MAX_ATTEMPTS": ("retry_max_attempts", 5, 1, 100),
+    "RETRY_INITIAL_DELAY": ("retry_initial_delay_ms", 1_000, 0, _HOUR_MS),
+    "RETRY_MAX_DELAY": ("retry_max_delay_ms", 30_000, 0, _HOUR_MS),
 }
+
+
+class SettingsError(ValueError):
+    """An HTTP setting in the environment is malformed; the message names the variable."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +43,16 @@ class HttpSettings:
     retry_max_delay_ms: int = 30_000
 
     def __post_init__(self) -> None:
-        for env_name, (field_name, _default, minimum) in _ENV_FIELDS.items():
+        for env_name, (field_name, *_bounds) in _ENV_FIELDS.items():
             value = getattr(self, field_name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(_expected(env_name, minimum, value))
+            is_int = isinstance(value, int) and not isinstance(value, bool)
+            if not (is_int and _in_range(env_name, value)):
+                raise SettingsError(_expected(env_name, value))
         if self.pool_min_size > self.pool_max_size:
-            raise ValueError(
+            raise SettingsError(
                 f"ACCOUNTING_POOL_MIN_SIZE ({self.pool_min_size}) must not exceed "
-                f"ACCOUNTING_POOL_MAX_SIZE ({self.pool_max_size})"
+                f"ACCOUNTING_POOL_MAX_SIZE ({self.pool_max_size}); lower the first or raise "
+                "the second"
             )
 
     @classmethod
@@ -52,10 +60,10 @@ class HttpSettings:
         """Read every variable that is set and non-blank; the others keep their defaults."""
         environ = os.environ if environ is None else environ
         values: dict[str, int] = {}
-        for env_name, (field_name, _default, minimum) in _ENV_FIELDS.items():
+        for env_name, (field_name, *_bounds) in _ENV_FIELDS.items():
             raw = environ.get(env_name, "").strip()
             if raw:
-                values[field_name] = _parse_int(env_name, raw, minimum)
+                values[field_name] = _parse_int(env_name, raw)
         return cls(**values)
 
     @property
@@ -79,17 +87,25 @@ class HttpSettings:
         return self.retry_max_delay_ms / 1000
 
 
-def _parse_int(env_name: str, raw: str, minimum: int) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(_expected(env_name, minimum, raw)) from None
-    if value < minimum:
-        raise ValueError(_expected(env_name, minimum, raw))
+def _in_range(env_name: str, value: int) -> bool:
+    _field, _default, minimum, maximum = _ENV_FIELDS[env_name]
+    return minimum <= value <= maximum
+
+
+def _parse_int(env_name: str, raw: str) -> int:
+    # ASCII digits only: int() alone would also take '٥', '５' or '1_000'.
+    if not (raw.isascii() and raw.lstrip("+-").isdigit()):
+        raise SettingsError(_expected(env_name, raw))
+    value = int(raw)
+    if not _in_range(env_name, value):
+        raise SettingsError(_expected(env_name, raw))
     return value
 
 
-def _expected(env_name: str, minimum: int, got: object) -> str:
-    field_name = _ENV_FIELDS[env_name][0]
-    unit = " (milliseconds)" if field_name.endswith("_ms") else ""
-    return f"{env_name} must be a whole number ≥ {minimum}{unit}, got {got!r}"
+def _expected(env_name: str, got: object) -> str:
+    field_name, default, minimum, maximum = _ENV_FIELDS[env_name]
+    unit = " of milliseconds" if field_name.endswith("_ms") else ""
+    return (
+        f"{env_name} must be a whole number{unit} from {minimum:,} to {maximum:,}, got {got!r}; "
+        f"fix it or unset it for the default ({default:,})"
+    )

@@ -7,22 +7,115 @@ at a simulator, a proxy or a tunnel; without them each system's documented endpo
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
     StringConstraints,
     ValidationError,
 )
+from pydantic_core import PydanticCustomError
 
 from hub_pipelines.settings import SYSTEMS
 
-NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+# Bounds well above any real value (ids and names are under 100 characters, the longest tokens
+# are Xero's and Intuit's JWT access tokens of 1-2 KB), so a wrong file or a pasted blob is
+# refused before it is encrypted and stored.
+MAX_NAME = 256
+MAX_SECRET = 8192
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
+
+NonEmpty = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME)
+]
+
+
+def _bounded(max_length: int, ascii_token: bool) -> Callable[[Any], Any]:
+    """A check of a string (or secret) field: not blank, at most MAX_LENGTH characters and, for
+    tokens and ids, visible ASCII only. Its messages never repeat the value: it may be secret."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if not isinstance(value, str):
+            return value  # the field's own type reports it
+        value = value.strip() if ascii_token else value
+        if not value.strip():
+            raise PydanticCustomError("empty", "must not be empty")
+        if len(value) > max_length:
+            raise PydanticCustomError(
+                "too_long", f"is {len(value):,} characters long; at most {max_length:,} are allowed"
+            )
+        if ascii_token and not _VISIBLE_ASCII.fullmatch(value):
+            raise PydanticCustomError(
+                "characters",
+                "must be printable ASCII without spaces or line breaks; copy the value again "
+                "(a pasted value may carry a line break or a typographic quote)",
+            )
+        return value
+
+    return check
+
+
+def _digits(max_digits: int, example: str) -> Callable[[Any], Any]:
+    """ASCII digits only: a regex `\\d` would also take '١٢٣', which no API knows."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and not re.fullmatch(rf"[0-9]{{1,{max_digits}}}", value):
+            raise PydanticCustomError(
+                "digits", f"must be 1 to {max_digits} ASCII digits (0-9), e.g. {example}"
+            )
+        return value
+
+    return check
+
+
+def _host_only(url: AnyHttpUrl) -> AnyHttpUrl:
+    """API base URLs are a scheme, a host and maybe a port: the connector adds the API's path
+    (Zoho: /books/v3, /oauth/v2/token), so a path given here would be doubled."""
+    extra = [
+        what
+        for what, present in (
+            ("a path", url.path not in (None, "", "/")),
+            ("a query", url.query),
+            ("a fragment", url.fragment),
+            ("a user name or password", url.username or url.password),
+        )
+        if present
+    ]
+    if extra:
+        raise PydanticCustomError(
+            "host_only",
+            "give the host only, as scheme://host[:port] (e.g. https://www.zohoapis.in or "
+            "http://127.0.0.1:8091), without "
+            f"{' or '.join(extra)}: the hub adds the API's path itself",
+        )
+    return url
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise PydanticCustomError(
+            "naive_datetime",
+            "has no time zone; give one, e.g. 2026-11-26T10:00:00+05:30 or 2026-11-26T04:30:00Z",
+        )
+    return value
+
+
+ClientId = Annotated[str, BeforeValidator(_bounded(MAX_NAME, ascii_token=True))]
+Token = Annotated[SecretStr, BeforeValidator(_bounded(MAX_SECRET, ascii_token=True))]
+Password = Annotated[SecretStr, BeforeValidator(_bounded(MAX_NAME, ascii_token=False))]
+HostUrl = Annotated[AnyHttpUrl, AfterValidator(_host_only)]
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 
 
 class _Config(BaseModel):
@@ -38,13 +131,16 @@ class _Config(BaseModel):
 
 
 class _OAuthConfig(_Config):
-    """OAuth 2 refresh-token credentials; the cached access token is stored (sealed) with them."""
+    """OAuth 2 refresh-token credentials; the cached access token is stored (sealed) with them.
 
-    client_id: NonEmpty
-    client_secret: SecretStr
-    refresh_token: SecretStr
-    access_token: SecretStr | None = None
-    access_token_expires_at: datetime | None = None
+    The access token and its expiry are the hub's own cache, written after each refresh, never
+    registration input (`reject_hub_managed_fields`)."""
+
+    client_id: ClientId
+    client_secret: Token
+    refresh_token: Token
+    access_token: Token | None = None
+    access_token_expires_at: AwareDatetime | None = None
 
 
 class TallyConfig(_Config):
@@ -61,7 +157,7 @@ class BusyConfig(_Config):
     host: NonEmpty = "localhost"
     port: int = Field(981, ge=1, le=65535)
     username: NonEmpty
-    password: SecretStr
+    password: Password
     company_code: NonEmpty = Field(description="BUSY company code (folder name, e.g. Comp0001)")
     timeout_seconds: float = Field(60, gt=0, le=600)
 
@@ -70,18 +166,18 @@ class ZohoBooksConfig(_OAuthConfig):
     """Zoho Books v3 with a self-client / server-based OAuth refresh token."""
 
     region: Literal["in", "com", "eu", "com.au", "jp", "ca", "sa"] = "in"
-    organization_id: Annotated[str, StringConstraints(pattern=r"^\d{1,20}$")]
-    api_base_url: AnyHttpUrl | None = None
-    accounts_url: AnyHttpUrl | None = None
+    organization_id: Annotated[str, BeforeValidator(_digits(20, "60012345678"))]
+    api_base_url: HostUrl | None = None
+    accounts_url: HostUrl | None = None
     requests_per_minute: int = Field(90, ge=2, le=100_000)
 
 
 class QuickBooksConfig(_OAuthConfig):
     """QuickBooks Online (India company), Intuit OAuth 2 with rotating refresh tokens."""
 
-    realm_id: Annotated[str, StringConstraints(pattern=r"^\d{1,32}$")]
+    realm_id: Annotated[str, BeforeValidator(_digits(32, "9130357766900456"))]
     environment: Literal["production", "sandbox"] = "production"
-    api_base_url: AnyHttpUrl | None = None
+    api_base_url: HostUrl | None = None
     token_url: AnyHttpUrl | None = None
     minor_version: int = Field(75, ge=1)
 
@@ -90,9 +186,13 @@ class XeroConfig(_OAuthConfig):
     """Xero Accounting API, OAuth 2 with single-use refresh tokens; one Xero organisation."""
 
     xero_tenant_id: Annotated[
-        str, StringConstraints(pattern=r"^[0-9a-fA-F-]{36}$", strip_whitespace=True)
+        str,
+        StringConstraints(
+            pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+            strip_whitespace=True,
+        ),
     ]
-    api_base_url: AnyHttpUrl | None = None
+    api_base_url: HostUrl | None = None
     token_url: AnyHttpUrl | None = None
 
 
@@ -145,6 +245,25 @@ def parse_connection_config(system: str, data: Any) -> _Config:
         return CONNECTION_MODELS[system].model_validate(data)
     except ValidationError as exc:
         raise TenantConfigError(describe_validation_error(exc, "connection_config")) from None
+
+
+HUB_MANAGED_FIELDS = ("access_token", "access_token_expires_at")
+
+
+def reject_hub_managed_fields(data: Any) -> None:
+    """Registration takes credentials, not the hub's token cache. A given access token would be
+    used instead of the refresh token, so the connection test could pass with a refresh token
+    that does not work, and the tenant would fail at the first refresh, an hour later."""
+    given = [name for name in HUB_MANAGED_FIELDS if isinstance(data, dict) and name in data]
+    if given:
+        raise TenantConfigError(
+            "; ".join(
+                f"connection_config.{name}: not accepted at registration: the hub obtains access "
+                "tokens from the refresh_token and caches them itself"
+                for name in given
+            )
+            + f"; remove {' and '.join(given)} from the config"
+        )
 
 
 def parse_sync_config(data: Any) -> SyncConfig:

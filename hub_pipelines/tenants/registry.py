@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
@@ -22,6 +23,7 @@ from hub_pipelines.tenants.models import (
     parse_connection_config,
     parse_sync_config,
     plain_connection_config,
+    reject_hub_managed_fields,
 )
 from hub_pipelines.vault import Vault, config_aad
 from hub_pipelines.warehouse.db import connect
@@ -30,7 +32,8 @@ _SLUG = re.compile(TENANT_SLUG_PATTERN)
 
 
 def validate_tenant_slug(tenant_id: str) -> str:
-    if not isinstance(tenant_id, str) or not _SLUG.match(tenant_id):
+    # fullmatch: `$` alone lets a trailing newline through, and the database then refuses the row
+    if not isinstance(tenant_id, str) or not _SLUG.fullmatch(tenant_id):
         raise TenantConfigError(
             f"tenant {tenant_id!r} is not a valid slug: use 1-63 lowercase letters, digits, "
             "'_' or '-', starting with a letter or digit (e.g. acme-traders)"
@@ -108,8 +111,21 @@ class TenantRegistry:
         validate_tenant_slug(tenant_id)
         validate_system(system)
         connection_data, sync_data = split_registration(document)
+        reject_hub_managed_fields(connection_data)
         connection = parse_connection_config(system, connection_data)
         sync = parse_sync_config(sync_data)
+        try:
+            return self._store(tenant_id, system, connection, sync)
+        except psycopg.errors.IntegrityError as exc:
+            # The server's message repeats the failing row, ciphertext included: name the
+            # constraint only.
+            raise TenantConfigError(
+                f"the registry refused {tenant_id!r}/{system!r} (constraint "
+                f"{exc.diag.constraint_name or 'unknown'}); check the tenant slug and system, or "
+                "retry if another registration of the same pair ran at the same time"
+            ) from None
+
+    def _store(self, tenant_id: str, system: str, connection: _Config, sync: SyncConfig):
         with self._connect() as conn:
             existing = conn.execute(
                 "SELECT id FROM hub.accounting_configs "

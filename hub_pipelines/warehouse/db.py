@@ -15,7 +15,6 @@ import os
 import time
 import warnings
 from pathlib import Path
-from urllib.parse import quote
 
 import psutil
 import psycopg
@@ -44,13 +43,61 @@ def configured_url() -> str | None:
             f"DATABASE_HOST is set but {', '.join(missing)} is not; set them too, "
             "or give the whole URL in HUB_DATABASE_URL."
         )
-    user = quote(os.environ["DATABASE_USER"], safe="")
-    password = quote(os.environ.get("DATABASE_PASSWORD", ""), safe="")
-    auth = f"{user}:{password}" if password else user
-    host, port = os.environ["DATABASE_HOST"], os.environ.get("DATABASE_PORT", "5432")
-    if not port.isdigit():
-        raise DatabaseConfigError(f"DATABASE_PORT must be a number, got {port!r}.")
-    return f"postgresql://{auth}@{host}:{port}/{os.environ['DATABASE_NAME']}"
+    return url_from_parts(
+        host=os.environ["DATABASE_HOST"],
+        port=_port(os.environ.get("DATABASE_PORT", "5432")),
+        database=os.environ["DATABASE_NAME"],
+        user=os.environ["DATABASE_USER"],
+        password=os.environ.get("DATABASE_PASSWORD") or None,
+    )
+
+
+def url_from_parts(host: str, port: int, database: str, user: str, password: str | None) -> str:
+    """A libpq URL that psycopg, psql and SQLAlchemy all read back as these parts. Built by
+    SQLAlchemy, which escapes every part and brackets an IPv6 host (`[::1]:5432`); a socket
+    directory (a host starting with /) goes in the `host` query parameter, where libpq looks
+    for it, instead of the URL's host, where it would read as the database name."""
+    socket_dir = host.startswith("/")
+    url = sa.URL.create(
+        "postgresql",
+        username=user,
+        password=password,
+        host=None if socket_dir else host,
+        port=port,
+        database=database,
+        query={"host": host} if socket_dir else {},
+    )
+    return _for_libpq(url.render_as_string(hide_password=False))
+
+
+def _for_libpq(rendered: str) -> str:
+    """SQLAlchemy leaves spaces raw in the user, password and database, which libpq refuses,
+    and writes a space in a query value as `+`, which libpq keeps as `+`; `%20` reads as a
+    space to both. (quote_plus writes a real `+` as `%2B`, so a `+` in the query is a space.)"""
+    base, separator, query = rendered.partition("?")
+    return base.replace(" ", "%20") + separator + query.replace("+", "%20")
+
+
+def _port(raw: str) -> int:
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 65535):
+        raise DatabaseConfigError(
+            f"DATABASE_PORT must be a port number from 1 to 65535, got {raw!r}; "
+            "PostgreSQL's default is 5432."
+        )
+    return int(raw)
+
+
+def describe_target() -> str:
+    """Which warehouse the hub is configured for and where that comes from, password hidden:
+    for messages about a warehouse it cannot reach."""
+    if os.environ.get("HUB_DATABASE_URL", "").strip():
+        source = "HUB_DATABASE_URL"
+    elif os.environ.get("DATABASE_HOST"):
+        source = "DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, DATABASE_USER"
+    else:
+        return f"the embedded PostgreSQL in {embedded_data_dir()}"
+    url = make_url(configured_url() or "").render_as_string(hide_password=True)
+    return f"{url} (from {source})"
 
 
 def _normalise(url: str, variable: str) -> str:
