@@ -60,7 +60,10 @@ def test_waiting_threads_reserve_distinct_slots() -> None:
     bucket = TokenBucket(61, clock=clock, sleep=lambda _seconds: None)  # one token per second
     waits: list[float] = []
 
+    start = threading.Barrier(5)
+
     def take() -> None:
+        start.wait()
         wait = bucket.acquire()
         with lock:
             waits.append(wait)
@@ -98,7 +101,10 @@ def test_two_clients_of_one_org_stay_under_the_limit_on_the_wire(serve) -> None:
     settings = HttpSettings(timeout_ms=5000)
     clients = [HttpClient(settings, base_url=server.url, rate_limit=10) for _ in range(2)]
 
+    start = threading.Barrier(len(clients))
+
     def sync(client: HttpClient) -> None:
+        start.wait()  # both clients really send at once
         for _ in range(10):
             client.request("GET", "/contacts", rate_key=org)
 

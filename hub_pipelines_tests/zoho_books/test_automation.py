@@ -1,10 +1,11 @@
 """Asset checks that fail where they should, schedules, the failure and retry sensors, and the
 `hub errors` commands, all through Dagster against a simulated Zoho Books tenant."""
 
-from datetime import datetime
+from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import pytest
 
 from hub_pipelines import cli
 from hub_pipelines.definitions import defs
@@ -69,15 +70,21 @@ def test_corrupted_gstin_and_missing_rows_fail_their_checks(zoho):
     assert "warehouse 19, source 20" in reconciliation.description
 
 
-def _schedule_requests(zoho, name: str, when: datetime) -> list[dg.RunRequest]:
+def _schedule_tick(zoho, name: str, when: datetime):
     schedule = next(s for s in import_schedules if s.name == name)
-    context = dg.build_schedule_context(
+    # As a context manager: the context opens its own instance, which must be closed again (left
+    # open, it stays Dagster's current one after it is gone, and a later run in this thread fails).
+    with dg.build_schedule_context(
         instance=zoho.instance,
         scheduled_execution_time=when,
         resources={"warehouse": WarehouseResource(database_url=zoho.warehouse_url)},
         repository_def=defs.get_repository_def(),
-    )
-    return schedule.evaluate_tick(context).run_requests or []
+    ) as context:
+        return schedule.evaluate_tick(context)
+
+
+def _schedule_requests(zoho, name: str, when: datetime) -> list[dg.RunRequest]:
+    return _schedule_tick(zoho, name, when).run_requests or []
 
 
 def test_schedules_request_one_run_per_enabled_config_and_entity(zoho):
@@ -100,6 +107,33 @@ def test_schedules_request_one_run_per_enabled_config_and_entity(zoho):
     assert _schedule_requests(zoho, "imports_daily", midnight) == []
     schedule = next(s for s in import_schedules if s.name == "imports_every_6_hours")
     assert schedule.cron_schedule == "0 */6 * * *" and schedule.execution_timezone == "Asia/Kolkata"
+
+
+def test_each_tick_of_a_schedule_requests_runs_of_its_own(zoho):
+    """Run keys name the tick: a schedule whose keys repeated would launch once, ever."""
+    ist = ZoneInfo("Asia/Kolkata")
+    ticks = [datetime(2026, 11, 21, hour, 0, tzinfo=ist) for hour in (0, 6, 12)]
+    keys = [
+        [r.run_key for r in _schedule_requests(zoho, "imports_every_6_hours", tick)]
+        for tick in ticks
+    ]
+    assert [len(k) for k in keys] == [1, 1, 1]
+    assert len({k[0] for k in keys}) == 3
+    assert all(f"zoho_books:{TENANT}:invoices" in k[0] for k in keys)
+    next_day = _schedule_requests(zoho, "imports_daily", datetime(2026, 11, 22, 0, 0, tzinfo=ist))
+    assert next_day[0].run_key != _schedule_requests(zoho, "imports_daily", ticks[0])[0].run_key
+
+
+def test_a_tick_skips_what_it_cannot_import_and_says_when_it_requests_nothing(zoho):
+    midnight = datetime(2026, 11, 21, 0, 0, tzinfo=ZoneInfo("Asia/Kolkata"))
+    # Listed before acme: a pair of a system without a connector yet is passed over.
+    busy = {"username": "u", "password": "p", "company_code": "Comp0001"}
+    zoho.registry.add("aardvark", "busy", {"connection_config": busy, "sync_config": {}})
+    (request,) = _schedule_requests(zoho, "imports_daily", midnight)
+    assert (request.partition_key, request.tags["hub/trigger"]) == (TENANT, "schedule:daily")
+    hourly = _schedule_tick(zoho, "imports_hourly", midnight)
+    assert not hourly.run_requests
+    assert hourly.skip_message == "no enabled config imports anything hourly"
 
 
 def _failed_run(zoho):
@@ -176,19 +210,30 @@ def test_errors_commands_list_show_resolve_and_retry(zoho, capsys):
     assert "no error with id 999999" in capsys.readouterr().err
 
 
-def test_daily_quota_stops_the_run_and_is_retried_after_the_reset(zoho):
+@pytest.mark.parametrize(
+    ("ist_time", "wait"),
+    [
+        pytest.param(time(12, 0), 12 * 3600, id="the-reset-at-midnight-ist-is-later"),
+        pytest.param(time(23, 58), 300, id="the-5-minute-backoff-is-later"),
+    ],
+)
+def test_daily_quota_stops_the_run_and_is_retried_after_the_reset(zoho, ist_time, wait):
     zoho.simulator.seed_generated(zoho.org_id, customers=3, invoices=5)
+    # The simulator's clock fixes X-Rate-Limit-Reset (seconds to midnight IST), whatever the hour.
+    moment = datetime.combine(date(2026, 3, 15), ist_time, tzinfo=ZoneInfo("Asia/Kolkata"))
+    zoho.simulator.clock = lambda: moment
     zoho.simulator.daily_limit = 2  # token + one list call, then the quota is gone
     result = zoho.materialize(customers)
     assert not result.success
     assert zoho.simulator.requests_throttled == 1  # no hammering a closed quota
     record_failure(zoho, result)
-    category, retryable, wait = zoho.query(
+    category, retryable, seconds = zoho.query(
         "SELECT category, retryable, extract(epoch FROM next_retry_at - now()) "
         "FROM hub.accounting_sync_errors WHERE scope = 'run'"
     )[0]
     assert category == "RATE_LIMIT" and retryable is True
-    assert wait > 300  # not before Zoho's X-Rate-Limit-Reset (midnight IST) or the backoff
+    # From the failure: the later of the reset and the backoff (less the test's own seconds).
+    assert wait - 120 < seconds <= wait
 
 
 def test_a_sync_log_the_step_could_not_close_gets_the_step_failure(zoho):

@@ -3,13 +3,12 @@ checks run on their own, freshness judged without a run, failures before an impo
 cause, a failed backfill's retry covers what it left undone, `hub sync`, and the analyst views
 requested after a scheduled import."""
 
-import threading
-import time
+import multiprocessing
+import sys
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-import psycopg
 import pytest
 
 from hub_pipelines import cli
@@ -21,8 +20,9 @@ from hub_pipelines.analytics.assets import (
 from hub_pipelines.definitions import defs
 from hub_pipelines.imports.freshness import freshness_sensor, staleness
 from hub_pipelines.imports.schedules import import_schedules
-from hub_pipelines.resources import WarehouseResource
+from hub_pipelines.resources import VaultResource, WarehouseResource
 from hub_pipelines.vault import generate_key
+from hub_pipelines.zoho_books.connector import ZohoBooksResource
 from hub_pipelines_tests.zoho_books.conftest import (
     TENANT,
     customers,
@@ -211,13 +211,13 @@ def test_the_views_are_refreshed_after_a_scheduled_import_even_one_landing_mid_r
     zoho.simulator.seed_generated(zoho.org_id, customers=3, invoices=5)
     assert isinstance(_views_tick(zoho, None), dg.SkipReason)  # nothing imported yet
     schedule = next(s for s in import_schedules if s.name == "imports_daily")
-    context = dg.build_schedule_context(
+    with dg.build_schedule_context(  # closed again: it opens an instance of its own
         instance=zoho.instance,
         scheduled_execution_time=datetime(2026, 11, 26, tzinfo=ZoneInfo("Asia/Kolkata")),
         resources={"warehouse": WarehouseResource(database_url=zoho.warehouse_url)},
         repository_def=defs.get_repository_def(),
-    )
-    (request,) = schedule.evaluate_tick(context).run_requests  # customers, daily
+    ) as context:
+        (request,) = schedule.evaluate_tick(context).run_requests  # customers, daily
     assert run_request(zoho, request).success
     tick = _views_tick(zoho, None)
     (refresh,) = tick.run_requests
@@ -243,25 +243,50 @@ def test_the_views_are_refreshed_after_a_scheduled_import_even_one_landing_mid_r
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING  # nobody switches it on
 
 
-def test_two_imports_of_one_partition_never_run_together_however_launched(zoho):
-    """`hub sync` or `dagster asset materialize` run outside the run queue: the import's own
-    lock keeps a second import of the same partition and entity waiting until the first ends."""
-    zoho.simulator.seed_generated(zoho.org_id, customers=3, invoices=0)
-    holder = psycopg.connect(zoho.warehouse_url, autocommit=True)
-    holder.execute(
-        "SELECT pg_advisory_lock(hashtext('hub.import'), hashtext(%s))",
-        (f"{TENANT}|zoho_books|customers",),
+def _import_customers(warehouse_url: str, encryption_key: str, start) -> None:
+    """One `dagster asset materialize`-like import in its own process (two Dagster runs in one
+    process can deadlock in Dagster's logging set-up); exits 0 when it succeeded."""
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("zoho_books_tenants", [TENANT])
+        start.wait(timeout=120)  # both processes really start together
+        result = dg.materialize(
+            [customers],
+            partition_key=TENANT,
+            instance=instance,
+            resources={
+                "warehouse": WarehouseResource(database_url=warehouse_url),
+                "vault": VaultResource(encryption_key=encryption_key),
+                "zoho_books": ZohoBooksResource(),
+            },
+            raise_on_error=False,
+        )
+    sys.exit(0 if result.success else 1)
+
+
+def test_two_imports_of_one_partition_never_run_together_however_launched(zoho, encryption_key):
+    """`hub sync` or `dagster asset materialize` run outside the run queue: two imports of one
+    partition and entity, started at the same moment by processes that know nothing of each
+    other, run one after the other (the import's own lock)."""
+    zoho.simulator.seed_generated(zoho.org_id, customers=30, invoices=0)
+    zoho.simulator.faults.latency = 0.05  # each import takes seconds: they would overlap
+    spawn = multiprocessing.get_context("spawn")  # a fresh interpreter, this one's sys.path
+    start = spawn.Barrier(2)
+    workers = [
+        spawn.Process(target=_import_customers, args=(zoho.warehouse_url, encryption_key, start))
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(300)
+    assert [w.exitcode for w in workers] == [0, 0]
+    (first_start, first_end, inserted), (second_start, _, again) = zoho.query(
+        "SELECT started_at, completed_at, records_inserted FROM hub.accounting_sync_logs "
+        "ORDER BY started_at"
     )
-    outcome = {}
-    worker = threading.Thread(target=lambda: outcome.update(r=zoho.materialize(customers)))
-    worker.start()
-    time.sleep(3)
-    assert worker.is_alive()  # waiting for the other import
-    assert zoho.scalar("SELECT count(*) FROM hub.accounting_sync_logs") == 0  # nothing started
-    holder.close()  # the other import ends
-    worker.join(60)
-    assert outcome["r"].success
-    assert zoho.scalar("SELECT count(*) FROM accounting.customers") == 3
+    assert second_start >= first_end  # the second import began when the first had ended
+    assert (inserted, again) == (30, 0)
+    assert zoho.scalar("SELECT count(*) FROM accounting.customers") == 30
 
 
 def test_a_failed_check_only_run_is_recorded_but_never_retried_as_an_import(zoho):

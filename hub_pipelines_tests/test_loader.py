@@ -1,0 +1,339 @@
+"""The loader's promises, on the real warehouse: an unchanged record writes nothing, a record
+that reappears is revived, the delete guard refuses a suspicious answer, a record failing again
+keeps one open error row, and a page's cursor commits with its rows or not at all."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from hub_pipelines.canonical import Customer, Invoice, InvoiceLine, Page, RecordFailure
+from hub_pipelines.connectors.errors import SyncError
+from hub_pipelines.warehouse.loader import LoadCounts, PartitionLoader
+
+TENANT = "loadtest"
+SYSTEM = "zoho_books"
+EDITED = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+
+
+def customer(external_id: str, name: str | None = None) -> Customer:
+    return Customer(
+        external_id=external_id,
+        name=name or f"Customer {external_id}",
+        raw={"contact_id": external_id},
+        source_updated_at=EDITED,
+    )
+
+
+def invoice(external_id: str, total: str = "118.00", lines: int = 1) -> Invoice:
+    return Invoice(
+        external_id=external_id,
+        raw={"invoice_id": external_id},
+        status="open",
+        total=Decimal(total),
+        source_updated_at=EDITED,
+        lines=[
+            InvoiceLine(line_number=n, raw={"n": n}, taxable_amount=Decimal("100.00"))
+            for n in range(1, lines + 1)
+        ],
+    )
+
+
+def loader(conn, run_id: str, entity: str = "customers", sync_log_id=None) -> PartitionLoader:
+    return PartitionLoader(
+        conn,
+        tenant_id=TENANT,
+        system=SYSTEM,
+        entity=entity,
+        run_id=run_id,
+        partition_key=TENANT,
+        sync_log_id=sync_log_id,
+    )
+
+
+def load(url: str, run_id: str, records, entity: str = "customers", **page) -> LoadCounts:
+    with psycopg.connect(url) as conn:
+        return loader(conn, run_id, entity).load_page(Page(list(records), **page))
+
+
+def rows(url: str, sql: str, params: tuple = ()) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def customer_rows(url: str) -> dict[str, tuple]:
+    """external_id → (name, synced_at, sync_run_id, deleted_at)."""
+    found = rows(
+        url,
+        "SELECT external_id, name, synced_at, sync_run_id, deleted_at FROM accounting.customers "
+        "WHERE tenant_id = %s",
+        (TENANT,),
+    )
+    return {external_id: tuple(rest) for external_id, *rest in found}
+
+
+def stored_cursor(url: str, entity: str = "customers") -> str | None:
+    """The cursor as any other connection sees it (committed or not there)."""
+    found = rows(
+        url,
+        "SELECT cursor FROM hub.sync_state WHERE tenant_id = %s AND entity = %s",
+        (TENANT, entity),
+    )
+    return found[0][0] if found else None
+
+
+def counts_of(counts: LoadCounts) -> tuple[int, int, int]:
+    return counts.inserted, counts.updated, counts.unchanged
+
+
+# --- the merge writes only what changed ----------------------------------------------------------
+
+
+def test_an_unchanged_record_writes_nothing_and_keeps_its_run_and_time(warehouse):
+    assert counts_of(load(warehouse, "run-1", [customer("a"), customer("b")])) == (2, 0, 0)
+    before = customer_rows(warehouse)
+
+    again = load(warehouse, "run-2", [customer("a"), customer("b")])
+    assert counts_of(again) == (0, 0, 2)
+    assert customer_rows(warehouse) == before  # synced_at and sync_run_id untouched
+
+    edited = load(warehouse, "run-3", [customer("a"), customer("b", name="Renamed")])
+    assert counts_of(edited) == (0, 1, 1)
+    after = customer_rows(warehouse)
+    assert after["a"] == before["a"]
+    assert after["b"][0] == "Renamed" and after["b"][2] == "run-3"
+    assert after["b"][1] > before["b"][1]
+
+
+def test_an_unchanged_invoice_keeps_its_lines_and_a_changed_one_gets_new_ones(warehouse):
+    load(warehouse, "run-1", [invoice("i1"), invoice("i2")], entity="invoices")
+    lines_sql = (
+        "SELECT invoice_external_id, count(*), min(sync_run_id) FROM accounting.invoice_lines "
+        "WHERE tenant_id = %s GROUP BY 1 ORDER BY 1"
+    )
+    assert rows(warehouse, lines_sql, (TENANT,)) == [("i1", 1, "run-1"), ("i2", 1, "run-1")]
+    counts = load(
+        warehouse, "run-2", [invoice("i1"), invoice("i2", "354.00", lines=3)], entity="invoices"
+    )
+    assert counts_of(counts) == (0, 1, 1)
+    assert rows(warehouse, lines_sql, (TENANT,)) == [("i1", 1, "run-1"), ("i2", 3, "run-2")]
+
+
+def test_a_page_repeating_a_record_loads_its_last_version_once(warehouse):
+    counts = load(warehouse, "run-1", [customer("a", "First"), customer("a", "Second")])
+    assert (counts.fetched, counts.inserted) == (2, 1)
+    assert customer_rows(warehouse)["a"][0] == "Second"
+
+
+# --- soft deletes and revival --------------------------------------------------------------------
+
+
+def soft_delete(url: str, run_id: str, source_ids, max_fraction: float | None = None) -> int:
+    """The delete detection with its default fraction (a half) unless one is given."""
+    with psycopg.connect(url) as conn:
+        if max_fraction is None:
+            return loader(conn, run_id).soft_delete_missing(source_ids)
+        return loader(conn, run_id).soft_delete_missing(source_ids, max_fraction)
+
+
+def deleted(url: str) -> set[str]:
+    return {i for i, (_, _, _, gone) in customer_rows(url).items() if gone is not None}
+
+
+def test_a_record_that_reappears_in_the_source_is_revived(warehouse):
+    load(warehouse, "run-1", [customer(c) for c in "abcd"])
+    assert soft_delete(warehouse, "run-2", ["a", "b", "c"]) == 1
+    assert deleted(warehouse) == {"d"}
+    assert customer_rows(warehouse)["d"][2] == "run-2"
+
+    counts = load(warehouse, "run-3", [customer("d")])  # the same content, back in the source
+    assert counts_of(counts) == (0, 1, 0)
+    assert deleted(warehouse) == set()
+    assert customer_rows(warehouse)["d"][2] == "run-3"
+    with psycopg.connect(warehouse) as conn:
+        assert loader(conn, "run-4").versions(["d"]) == {"d": EDITED}
+
+
+def test_the_delete_guard_allows_up_to_the_fraction_and_refuses_more(warehouse):
+    load(warehouse, "run-1", [customer(str(n)) for n in range(10)])
+    with pytest.raises(SyncError, match="refusing to mark 6 as deleted") as refused:
+        soft_delete(warehouse, "run-2", [str(n) for n in range(4)])  # 6 of 10 missing > 0.5
+    assert refused.value.category == "SOURCE_DATA"
+    assert "max_delete_fraction" in refused.value.suggested_fix
+    assert deleted(warehouse) == set()  # nothing was marked
+
+    assert soft_delete(warehouse, "run-3", [str(n) for n in range(5)]) == 5  # exactly half
+    assert deleted(warehouse) == {"5", "6", "7", "8", "9"}
+
+
+def test_a_raised_fraction_lets_a_real_mass_deletion_through(warehouse):
+    load(warehouse, "run-1", [customer(str(n)) for n in range(10)])
+    assert soft_delete(warehouse, "run-2", ["0", "1"], max_fraction=0.8) == 8
+    assert len(deleted(warehouse)) == 8
+
+
+def test_an_empty_source_answer_is_refused_whatever_the_fraction(warehouse):
+    assert soft_delete(warehouse, "run-0", []) == 0  # nothing loaded yet: nothing to refuse
+    load(warehouse, "run-1", [customer("a")])
+    with pytest.raises(SyncError, match="the source lists 0 customers but the warehouse has 1"):
+        soft_delete(warehouse, "run-2", [], max_fraction=1.0)
+    assert deleted(warehouse) == set()
+
+
+def test_already_deleted_rows_count_neither_as_live_nor_as_missing(warehouse):
+    load(warehouse, "run-1", [customer(str(n)) for n in range(4)])
+    assert soft_delete(warehouse, "run-2", ["0", "1"]) == 2  # 2 of 4: allowed
+    # Live rows are now 0 and 1; losing one of two is at the fraction, not over it.
+    assert soft_delete(warehouse, "run-3", ["0"]) == 1
+    assert deleted(warehouse) == {"1", "2", "3"}
+
+
+# --- record failures -----------------------------------------------------------------------------
+
+
+def failure(entity_id: str, message: str = "rate: not a number") -> RecordFailure:
+    return RecordFailure(entity_id, "MAPPING", message, {"invoice_id": entity_id, "run": message})
+
+
+def error_rows(url: str) -> list[tuple]:
+    """(entity_id, dagster_run_id, raw_payload, resolved, category, scope, refreshed)."""
+    return rows(
+        url,
+        "SELECT entity_id, dagster_run_id, raw_payload, resolved, category, scope, "
+        "updated_at > created_at FROM hub.accounting_sync_errors ORDER BY id",
+    )
+
+
+def record(url: str, run_id: str, failures: list[RecordFailure]) -> None:
+    with psycopg.connect(url) as conn, conn.transaction():
+        loader(conn, run_id, "invoices").record_failures(failures)
+
+
+def test_a_record_failing_in_two_runs_keeps_one_open_error_row_refreshed(warehouse):
+    record(warehouse, "run-1", [failure("x", "rate: not a number")])
+    assert [r[:2] + r[3:] for r in error_rows(warehouse)] == [
+        ("x", "run-1", False, "MAPPING", "record", False)
+    ]
+    x = failure("x", "rate: not a number")
+    x.raw = {"invoice_id": "x", "seen": "again"}
+    record(warehouse, "run-2", [x, failure("y")])
+    assert [r[:2] + r[3:] for r in error_rows(warehouse)] == [
+        ("x", "run-2", False, "MAPPING", "record", True),  # the same row, refreshed
+        ("y", "run-2", False, "MAPPING", "record", False),
+    ]
+    assert error_rows(warehouse)[0][2] == {"invoice_id": "x", "seen": "again"}
+
+
+def test_a_resolved_error_that_happens_again_opens_a_new_row(warehouse):
+    record(warehouse, "run-1", [failure("x")])
+    rows(warehouse, "UPDATE hub.accounting_sync_errors SET resolved = true RETURNING 1")
+    record(warehouse, "run-2", [failure("x")])
+    assert [(r[0], r[1], r[3]) for r in error_rows(warehouse)] == [
+        ("x", "run-1", True),
+        ("x", "run-2", False),
+    ]
+
+
+def test_another_problem_of_the_same_record_is_its_own_row(warehouse):
+    record(warehouse, "run-1", [failure("x", "rate: not a number")])
+    record(warehouse, "run-2", [failure("x", "total: missing")])
+    assert [r[:2] for r in error_rows(warehouse)] == [("x", "run-1"), ("x", "run-2")]
+
+
+def test_a_page_counts_its_failures_with_what_it_fetched(warehouse):
+    with psycopg.connect(warehouse) as conn:
+        counts = loader(conn, "run-1", "invoices").load_page(
+            Page([invoice("i1")], failures=[failure("bad")])
+        )
+    assert (counts.fetched, counts.inserted, counts.failed) == (2, 1, 1)
+    assert [r[0] for r in error_rows(warehouse)] == ["bad"]
+
+
+def test_a_record_the_database_refuses_is_a_record_error_and_the_rest_of_the_page_loads(warehouse):
+    bad = invoice("bad")
+    bad.status = "bogus"  # passes the pre-check, refused by the table's CHECK constraint
+    with psycopg.connect(warehouse) as conn:
+        counts = loader(conn, "run-1", "invoices").load_page(
+            Page([invoice("good"), bad], cursor="c1")
+        )
+    assert (counts.fetched, counts.inserted, counts.failed) == (2, 1, 1)
+    assert [r[0] for r in rows(warehouse, "SELECT external_id FROM accounting.invoices")] == [
+        "good"
+    ]
+    (entity_id, message, payload, fix) = rows(
+        warehouse,
+        "SELECT entity_id, error_message, raw_payload, suggested_fix "
+        "FROM hub.accounting_sync_errors",
+    )[0]
+    assert entity_id == "bad" and payload == {"invoice_id": "bad"} and fix
+    assert message.startswith("invoices bad: the warehouse refused it: ")
+    assert "violates check constraint" in message and "DETAIL" not in message  # primary only
+    assert "hub errors show" in fix
+    assert stored_cursor(warehouse, "invoices") == "c1"
+
+
+# --- the cursor commits with its page ------------------------------------------------------------
+
+
+def test_a_committed_page_and_its_cursor_are_visible_together(warehouse):
+    with psycopg.connect(warehouse) as conn:
+        page_loader = loader(conn, "run-1")
+        assert page_loader.cursor() is None
+        page_loader.load_page(Page([customer("a")], cursor="2026-03-01T10:00:00+00:00"))
+        # Seen from another connection while this one is still open: committed with the page.
+        assert stored_cursor(warehouse) == "2026-03-01T10:00:00+00:00"
+        assert set(customer_rows(warehouse)) == {"a"}
+        page_loader.load_page(Page([], cursor="2026-03-02T10:00:00+00:00"))
+        assert stored_cursor(warehouse) == "2026-03-02T10:00:00+00:00"
+        assert page_loader.cursor() == "2026-03-02T10:00:00+00:00"
+
+
+def test_a_page_that_fails_after_its_merge_moves_neither_its_rows_nor_the_cursor(warehouse):
+    """A crash between a page's rows and its cursor: here the page's failure row violates a
+    foreign key (a sync log that does not exist) after the merge has run."""
+    load(warehouse, "run-1", [customer("a")], cursor="2026-03-01T10:00:00+00:00")
+    with psycopg.connect(warehouse) as conn:
+        broken = loader(conn, "run-2", sync_log_id=10**9)
+        page = Page(
+            [customer("b"), customer("a", "Renamed")],
+            failures=[failure("c")],
+            cursor="2026-03-05T10:00:00+00:00",
+        )
+        with pytest.raises(psycopg.IntegrityError):
+            broken.load_page(page)
+    assert stored_cursor(warehouse) == "2026-03-01T10:00:00+00:00"
+    assert {k: v[0] for k, v in customer_rows(warehouse).items()} == {"a": "Customer a"}
+    assert error_rows(warehouse) == []
+
+
+def test_the_cursor_is_per_tenant_system_and_entity(warehouse):
+    load(warehouse, "run-1", [customer("a")], cursor="c-customers")
+    load(warehouse, "run-1", [invoice("i")], entity="invoices", cursor="c-invoices")
+    with psycopg.connect(warehouse) as conn:
+        other = PartitionLoader(
+            conn,
+            tenant_id="other",
+            system=SYSTEM,
+            entity="customers",
+            run_id="run-1",
+            partition_key="other",
+        )
+        assert other.cursor() is None
+        assert loader(conn, "run-2", "invoices").cursor() == "c-invoices"
+        assert loader(conn, "run-2", "customers").cursor() == "c-customers"
+
+
+def test_versions_are_the_live_rows_of_this_partition_only(warehouse):
+    load(warehouse, "run-1", [customer("a"), customer("b")])
+    soft_delete(warehouse, "run-2", ["a"])
+    with psycopg.connect(warehouse) as conn:
+        assert loader(conn, "run-3").versions(["a", "b", "zzz"]) == {"a": EDITED}
+
+
+def test_load_counts_add_up_field_by_field():
+    total = LoadCounts(fetched=1, inserted=2, updated=3, unchanged=4, failed=5, deleted=6)
+    total.add(LoadCounts(fetched=10, inserted=20, updated=30, unchanged=40, failed=50, deleted=60))
+    assert total == LoadCounts(11, 22, 33, 44, 55, 66)
