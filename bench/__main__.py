@@ -5,6 +5,11 @@
    load and for a re-load of unchanged data.
 2. Memory: the peak Python allocation while importing N invoices end to end (simulator over
    loopback → connector → loader) for two sizes; a page-bounded stream keeps the peak flat.
+3. Pacing: the gaps between the connector's API requests on the wire at Zoho's real limit of 100
+   requests a minute (≥ 0.6 s on average, none throttled), and how long the simulator takes to
+   generate 5,000 invoices. Timings are figures here, never assertions in the tests.
+4. API calls per run for a 20,000-invoice organisation next to the protocol's minimum
+   (`bench/api_calls.py`, also `python -m bench.api_calls` alone).
 
 Runs on a scratch database of the configured (or embedded) PostgreSQL, dropped afterwards.
 """
@@ -34,6 +39,8 @@ from hub_pipelines.zoho_books.simulator import ZohoBooksSimulator
 INVOICES = 5000
 PAGE = 200
 ORG = "60099990000"
+PACED_ORG = "60099990001"  # its own rate bucket: the limit of a bucket is fixed when first used
+ZOHO_LIMIT = 100  # requests per minute per organisation
 
 
 def scratch_database() -> tuple[str, str]:
@@ -116,6 +123,48 @@ def load_row_by_row(url: str, invoices: list[Invoice], tenant: str) -> float:
     return time.perf_counter() - started
 
 
+def simulator_config(simulator: ZohoBooksSimulator, org: str, url: str, rpm: int):
+    return ZohoBooksConfig(
+        organization_id=org,
+        client_id=simulator.client_id,
+        client_secret=simulator.client_secret,
+        refresh_token=simulator.refresh_token,
+        api_base_url=url,
+        accounts_url=url,
+        requests_per_minute=rpm,
+    )
+
+
+def fresh_tokens(simulator: ZohoBooksSimulator) -> InMemoryTokenStore:
+    return InMemoryTokenStore(
+        TokenSet("", simulator.refresh_token, datetime(1970, 1, 1, tzinfo=UTC))
+    )
+
+
+def pacing_at_zohos_limit(customers: int = 12) -> tuple[float, float, int]:
+    """(mean gap, smallest gap, requests throttled) between the connector's API requests as the
+    simulator received them, with both sides at Zoho's limit."""
+    simulator = ZohoBooksSimulator(requests_per_minute=ZOHO_LIMIT, daily_limit=10**6)
+    simulator.seed_generated(PACED_ORG, customers=customers, invoices=0, seed=5)
+    with LoopbackServer(simulator.app) as server:
+        config = simulator_config(simulator, PACED_ORG, server.url, ZOHO_LIMIT)
+        connector = ZohoBooksConnector(
+            config, fresh_tokens(simulator), versions=lambda _e, _ids: {}
+        )
+        for _page in connector.customers(None):
+            pass
+        connector.close()
+    stamps = [e.timestamp for e in simulator.request_log if "/books/v3/" in e.path]
+    gaps = [later - earlier for earlier, later in zip(stamps, stamps[1:], strict=False)]
+    return (stamps[-1] - stamps[0]) / len(gaps), min(gaps), simulator.requests_throttled
+
+
+def generation_seconds(invoices: int = INVOICES) -> float:
+    started = time.perf_counter()
+    ZohoBooksSimulator().seed_generated(ORG, customers=500, invoices=invoices, seed=42)
+    return time.perf_counter() - started
+
+
 def import_peak_bytes(url: str, invoices: int) -> tuple[int, int]:
     """Peak traced allocation (bytes) of a full import of `invoices` through the connector."""
     simulator = ZohoBooksSimulator(requests_per_minute=10**6, daily_limit=10**9)
@@ -123,20 +172,11 @@ def import_peak_bytes(url: str, invoices: int) -> tuple[int, int]:
     simulator.request_log = deque(maxlen=1)  # the simulator's own log is not the importer's memory
     tenant = f"mem{invoices}"
     with LoopbackServer(simulator.app) as server, psycopg.connect(url) as conn:
-        config = ZohoBooksConfig(
-            organization_id=ORG,
-            client_id=simulator.client_id,
-            client_secret=simulator.client_secret,
-            refresh_token=simulator.refresh_token,
-            api_base_url=server.url,
-            accounts_url=server.url,
-            requests_per_minute=100_000,
-        )
-        store = InMemoryTokenStore(
-            TokenSet("", simulator.refresh_token, datetime(1970, 1, 1, tzinfo=UTC))
-        )
+        config = simulator_config(simulator, ORG, server.url, 100_000)
         loader = invoice_loader(conn, tenant)
-        connector = ZohoBooksConnector(config, store, versions=lambda _e, ids: loader.versions(ids))
+        connector = ZohoBooksConnector(
+            config, fresh_tokens(simulator), versions=lambda _e, ids: loader.versions(ids)
+        )
         gc.collect()
         tracemalloc.start()
         loaded = 0
@@ -171,6 +211,13 @@ def main() -> None:
         for size in (1000, 4000):
             loaded, peak = import_peak_bytes(url, size)
             print(f"  {loaded:5} invoices: peak {peak / 2**20:6.1f} MiB")
+        mean, smallest, throttled = pacing_at_zohos_limit()
+        print(f"pacing at Zoho's {ZOHO_LIMIT} requests/minute (the wire, simulator's clock)")
+        print(
+            f"  mean gap {mean:.3f} s (limit {60 / ZOHO_LIMIT:.3f} s), smallest {smallest:.3f} s, "
+            f"{throttled} throttled"
+        )
+        print(f"simulator: {INVOICES} invoices generated in {generation_seconds():.2f} s")
     finally:
         db.engine.cache_clear()
         with psycopg.connect(server, autocommit=True) as conn:
@@ -179,3 +226,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    from bench import api_calls  # 4. API calls per run (its own scratch database)
+
+    api_calls.main()

@@ -65,6 +65,7 @@ class InvoiceLine:
     sgst: Decimal = ZERO
     igst: Decimal = ZERO
     cess: Decimal = ZERO
+    other_tax: Decimal = ZERO  # a tax that is not GST (VAT, US sales tax), never refused
     line_total: Decimal = ZERO
 
 
@@ -72,6 +73,8 @@ class InvoiceLine:
 class Invoice:
     external_id: str
     raw: dict[str, Any]
+    # draft, pending_approval, approved, rejected (not issued) or open, partially_paid, paid,
+    # void (issued): the CHECK constraint of sql/0007_amounts_and_approvals.sql.
     status: str
     invoice_number: str | None = None
     customer_external_id: str | None = None
@@ -87,8 +90,13 @@ class Invoice:
     sgst: Decimal = ZERO
     igst: Decimal = ZERO
     cess: Decimal = ZERO
+    other_tax: Decimal = ZERO  # not GST; tax_total = cgst + sgst + igst + cess + other_tax
     tax_total: Decimal = ZERO
-    round_off: Decimal = ZERO
+    round_off: Decimal = ZERO  # the organisation's rounding of the total (to the rupee)
+    # Whatever else is in the total, outside the taxable value and tax: a free adjustment, a
+    # charge that is not taxed, a discount given after tax (negative). Totals add up as
+    # total = taxable_amount + tax_total + round_off + adjustment.
+    adjustment: Decimal = ZERO
     total: Decimal = ZERO
     balance_due: Decimal = ZERO
     place_of_supply: str | None = None
@@ -223,6 +231,25 @@ class ListedRecord:
     total: Decimal | None = None
 
 
+@dataclass(slots=True)
+class Listing:
+    """What a walk listed: each id it saw (less those it then found deleted) with its listed total.
+    `complete` when the walk listed every record the source has (no change filter, no early stop):
+    then it serves reconciliation (count and sum of totals) and a full refresh's delete detection,
+    and no second listing is needed."""
+
+    complete: bool = False
+    totals: dict[str, Decimal | None] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return len(self.totals)
+
+    @property
+    def total(self) -> Decimal:
+        return sum((t for t in self.totals.values() if t is not None), ZERO)
+
+
 class Connector(Protocol):
     """What every system's connector offers (see "Connector contract" in the design brief).
 
@@ -250,6 +277,15 @@ class Connector(Protocol):
     def invoices(self, cursor: str | None) -> Iterator[Page]: ...
 
     def listing(self, entity: Entity) -> Iterator[ListedRecord]: ...
+
+    def listed(self, entity: Entity) -> Listing:
+        """What the last `customers` / `invoices` walk listed (incomplete before one ran)."""
+        ...
+
+    def count(self, entity: Entity, near: int = 0) -> int:
+        """How many records the source has now, by its cheapest means (Zoho: one list call near
+        `near`, the count the warehouse expects); raises `SyncError` when it cannot tell."""
+        ...
 
     def all_ids(self, entity: Entity) -> Iterator[str]: ...
 

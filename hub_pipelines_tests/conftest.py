@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import psycopg
@@ -19,16 +19,35 @@ from hub_pipelines.vault import KEY_VARIABLE, OLD_KEYS_VARIABLE, generate_key
 from hub_pipelines.warehouse import db, migrations
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-REAL_FIXTURES = SHARED / "fixtures" / "real"
+REAL_FIXTURES_VARIABLE = "HUB_REAL_FIXTURES"
+
+
+def real_fixtures_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the real third-party payloads are: the folder `HUB_REAL_FIXTURES` names, else
+    `../shared/fixtures/real` beside the clone."""
+    named = (os.environ if environ is None else environ).get(REAL_FIXTURES_VARIABLE, "").strip()
+    return Path(named).expanduser() if named else SHARED / "fixtures" / "real"
+
+
+def real_fixtures_skip_reason(folder: Path) -> str:
+    """One line: what is missing and the two ways to provide it."""
+    return (
+        f"real payloads not found in {folder}: put the shared folder beside the clone "
+        f"(../shared/fixtures/real) or set {REAL_FIXTURES_VARIABLE}=/path/to/fixtures/real"
+    )
+
+
+REAL_FIXTURES = real_fixtures_dir()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `real_fixtures` read third-party payloads from ../shared, which this repository
-    does not redistribute (their licences do not allow it). CI has ../shared beside the clone and
-    runs them; a clone without it skips them, saying why, and passes the rest."""
+    """Tests marked `real_fixtures` read third-party payloads that this repository does not
+    redistribute (their licences do not allow it), from `real_fixtures_dir()`. CI has ../shared
+    beside the clone and runs them; a clone without them skips them, saying in one line how to
+    get them, and passes the rest."""
     if REAL_FIXTURES.is_dir():
         return
-    skip = pytest.mark.skip(reason=f"needs the real payloads in {REAL_FIXTURES} (../shared)")
+    skip = pytest.mark.skip(reason=real_fixtures_skip_reason(REAL_FIXTURES))
     for item in items:
         if "real_fixtures" in item.keywords:
             item.add_marker(skip)

@@ -55,6 +55,9 @@ def test_money_quantities_and_rates_are_numeric_never_float(warehouse_url):
     customers = _columns(warehouse_url, "accounting", "customers")
     for column in ("subtotal", "taxable_amount", "cgst", "sgst", "igst", "cess", "total"):
         assert invoices[column] == "numeric(18,2)", column
+    for column in ("other_tax", "adjustment", "round_off"):  # 0007: non-GST tax, adjustment
+        assert invoices[column] == "numeric(18,2)", column
+    assert lines["other_tax"] == "numeric(18,2)"
     assert lines["quantity"] == "numeric(18,4)"
     assert lines["tax_rate"] == "numeric(9,4)"
     assert customers["outstanding_balance"] == "numeric(18,2)"

@@ -12,6 +12,9 @@ in memory at a time:
         params={"organization_id": org_id},
     )
     for page in invoices.pages(lambda path, params: http.get_json(path, params=params, ...)): ...
+
+A sorted page-numbered list that may change during the walk is read with `OverlappingWindows`
+instead: each window overlaps the rows already read, so no row is skipped when others move.
 """
 
 from __future__ import annotations
@@ -103,6 +106,151 @@ class OffsetPaginator:
     def advance(self, body: Any, records: list[dict[str, Any]]) -> bool:
         self.position += len(records)
         return len(records) >= self.page_size
+
+
+SortKey = Callable[[dict[str, Any]], Any]  # a row's sort key, None when it cannot be read
+RowId = Callable[[dict[str, Any]], str | None]
+WindowFetch = Callable[[int, int], Any]  # (page, per_page) -> decoded body
+
+
+class OverlappingWindows:
+    """The rows of a sorted, page-numbered list, read so that no row is skipped while the list
+    changes under the walk.
+
+    Page-number pagination has no keyset: page p of size q is rows (p−1)·q … p·q−1 *as the list is
+    at that moment*. When a row on a page already read is deleted, every later row moves one place
+    toward the front and the first row of the next page lands on the page just read: adjacent
+    pages skip it. So every window is chosen to overlap the rows already read: its size q (any
+    size up to `max_page_size` may be asked for) is picked so that its start (p−1)·q is at or
+    before the last row read, as far forward as possible. A window is accepted only when its
+    first row sorts at or before the last row read (or is a row already read): then nothing can
+    hide between them. Otherwise rows moved toward the front (deletions, or an edit that moved a
+    row out of the way): the window is dropped and the walk steps back (one window, then two,
+    four…) and reads forward again. Rows that move backwards (an insertion before the frontier)
+    are read twice, never skipped; rows already read in this walk are not yielded again.
+
+    Iterating yields, per accepted window, its rows not yielded before (list order, duplicates
+    and rows without an id kept as sent); `last` is the sort key of the last row read. `ordered`
+    stays True while every accepted window is in
+    the declared order (a source that ignores the sort parameters makes it False: callers must
+    not stop early on the order then). `calls` and `rereads` count list calls and dropped
+    windows. A list that keeps shifting (more than `max_rereads` plus one per two accepted windows
+    dropped) raises a retryable SERVER error.
+    """
+
+    def __init__(
+        self,
+        fetch: WindowFetch,
+        records: RecordsSelector,
+        has_more: Callable[[Any], bool],
+        *,
+        key: SortKey,
+        identity: RowId,
+        page_size: int,
+        max_page_size: int,
+        descending: bool = False,
+        max_rereads: int = 20,
+    ) -> None:
+        _check_page_size(page_size, max_page_size)
+        if max_page_size < 2:
+            raise ValueError("overlapping windows need pages of at least 2 rows")
+        self._fetch, self._records, self._has_more = fetch, records, has_more
+        self._key, self._identity = key, identity
+        self.page_size, self.max_page_size = max(page_size, 2), max_page_size
+        self.descending = descending
+        self.max_rereads = max_rereads
+        self.seen: set[str] = set()
+        self.ordered = True
+        self.last: Any = None  # the sort key of the last row of the last accepted window
+        self.calls = self.rereads = self.accepted = 0
+
+    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
+        frontier, last = 0, None  # rows [0, frontier) read; `last`: the key of row frontier−1
+        back = 0  # windows dropped in a row
+        while True:
+            page, per_page = (1, self.page_size) if frontier == 0 else self.window(frontier)
+            body = self._fetch(page, per_page)
+            self.calls += 1
+            rows = self._records(body)
+            start = (page - 1) * per_page
+            if frontier and not self._joins(rows, last):
+                self.rereads += 1
+                if self.rereads > self.max_rereads + self.accepted // 2:
+                    from hub_pipelines.connectors.errors import Category, SyncError
+
+                    raise SyncError(
+                        Category.SERVER,
+                        f"the list kept changing under the walk ({self.rereads} windows read "
+                        "again); stopped rather than risk skipping rows",
+                        retryable=True,
+                    )
+                back += 1
+                frontier = max(0, start - per_page * 2 ** (back - 1))
+                continue
+            back = 0
+            self.accepted += 1
+            self._check_order(rows)
+            if rows:
+                frontier, last = start + len(rows), self._key(rows[-1])
+                self.last = last
+            yield [row for row in rows if self._fresh(row)]
+            if not rows or not self._has_more(body):
+                return
+
+    def window(self, frontier: int) -> tuple[int, int]:
+        """(page, per_page) of the window that starts at or before row `frontier − 1` (the last
+        row read) and reaches furthest past it. Sizes up to `page_size` first; the larger ones up
+        to `max_page_size` only when none of those reaches past it (`frontier` divisible by
+        every size)."""
+        best: tuple[int, int, int] | None = None
+        sizes = [*range(self.page_size, 1, -1), *range(self.page_size + 1, self.max_page_size + 1)]
+        for per_page in sizes:
+            if best is not None and (best[2] >= per_page - 1 or per_page > self.page_size):
+                break  # no smaller window reaches further; a larger one is not needed
+            page = (frontier - 1) // per_page + 1
+            reach = page * per_page - frontier  # rows past the frontier
+            if reach > 0 and (best is None or reach > best[2]):
+                best = (page, per_page, reach)
+        if best is None:  # cannot happen with max_page_size ≥ 2 and frontier ≥ 1
+            raise ValueError(f"no window overlaps row {frontier - 1}")
+        return best[0], best[1]
+
+    def _before(self, key: Any, other: Any) -> bool:
+        return key > other if self.descending else key < other
+
+    def _joins(self, rows: list[dict[str, Any]], last: Any) -> bool:
+        """Whether the window starts at or before the last row read: its first row is a row
+        already read, or a new one (added meanwhile) that sorts strictly before the last row
+        read. A new row tied with it could sit on either side: not accepted."""
+        if not rows:
+            return False  # the list shrank below the window: rows may have moved forward
+        first = rows[0]
+        if self._identity(first) in self.seen:
+            return True
+        key = self._key(first)
+        if key is None or last is None:
+            return False
+        try:
+            return bool(self._before(key, last))
+        except TypeError:
+            return False
+
+    def _check_order(self, rows: list[dict[str, Any]]) -> None:
+        keys = [k for k in (self._key(row) for row in rows) if k is not None]
+        try:
+            if any(self._before(b, a) for a, b in zip(keys, keys[1:], strict=False)):
+                self.ordered = False
+        except TypeError:
+            self.ordered = False
+
+    def _fresh(self, row: dict[str, Any]) -> bool:
+        row_id = self._identity(row)
+        if row_id is None:
+            return True  # cannot be recognised: yielded (it becomes a record error)
+        if row_id in self.seen:
+            return False
+        self.seen.add(row_id)
+        return True
 
 
 @dataclass(frozen=True, slots=True)

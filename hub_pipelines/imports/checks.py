@@ -35,25 +35,29 @@ class Check:
 
 
 PARTITION = "tenant_id = %(tenant)s AND system = %(system)s AND deleted_at IS NULL"
+# Invoice statuses that are not issued invoices (sql/0007_amounts_and_approvals.sql).
+NOT_ISSUED = "'draft', 'pending_approval', 'approved', 'rejected'"
 
 INVOICE_CHECKS = [
     Check(
         "invoice_totals_add_up",
         ERROR,
-        "total = taxable_amount + tax_total + round_off (±0.01) and "
-        "tax_total = cgst + sgst + igst + cess (±0.01)",
+        "total = taxable_amount + tax_total + round_off + adjustment (±0.01) and "
+        "tax_total = cgst + sgst + igst + cess + other_tax (±0.01; other_tax: taxes that are "
+        "not GST)",
         f"""SELECT coalesce(invoice_number, external_id),
                    format('total %%s vs %%s; tax_total %%s vs heads %%s', total,
-                          taxable_amount + tax_total + round_off, tax_total,
-                          cgst + sgst + igst + cess)
+                          taxable_amount + tax_total + round_off + adjustment, tax_total,
+                          cgst + sgst + igst + cess + other_tax)
             FROM accounting.invoices WHERE {PARTITION}
-              AND (abs(total - (taxable_amount + tax_total + round_off)) > 0.01
-                   OR abs(tax_total - (cgst + sgst + igst + cess)) > 0.01)""",
+              AND (abs(total - (taxable_amount + tax_total + round_off + adjustment)) > 0.01
+                   OR abs(tax_total - (cgst + sgst + igst + cess + other_tax)) > 0.01)""",
     ),
     Check(
         "gst_heads_match_supply_type",
         ERROR,
-        "intra-state supplies carry CGST = SGST and no IGST; inter-state supplies IGST only",
+        "intra-state supplies carry CGST = SGST and no IGST; inter-state supplies IGST only "
+        "(GST heads only: a tax that is not GST is judged by neither)",
         f"""SELECT coalesce(invoice_number, external_id),
                    format('cgst %%s, sgst %%s, igst %%s', cgst, sgst, igst)
             FROM accounting.invoices WHERE {PARTITION}
@@ -75,10 +79,11 @@ INVOICE_CHECKS = [
     Check(
         "invoice_numbers_present",
         WARN,
-        "every live, non-draft invoice has an invoice number (GST requires one)",
+        "every live, issued invoice (not a draft nor awaiting or refused approval) has an "
+        "invoice number (GST requires one)",
         f"""SELECT external_id, format('%%s invoice of %%s without a number', status, issue_date)
             FROM accounting.invoices WHERE {PARTITION}
-              AND status <> 'draft' AND coalesce(invoice_number, '') = ''""",
+              AND status NOT IN ({NOT_ISSUED}) AND coalesce(invoice_number, '') = ''""",
     ),
     Check(
         "invoice_amounts_not_negative",
@@ -165,9 +170,14 @@ def reconciliation_result(
     entity: str,
     tenant: str,
     system: str,
-    source_count: int,
+    source_count: int | None,
     source_total: Decimal | None,
+    counted_by: str = "a complete listing of the source",
 ) -> dg.AssetCheckResult:
+    """The warehouse against the source, as far as this run saw the source (`counted_by`): a
+    complete listing gives its count and, for invoices, the sum of totals; a count alone
+    (`source_total` None) compares the count and says the sum was not compared; no count
+    (`source_count` None) is a warning that the check was not evaluated, and why."""
     table = f"accounting.{entity}"
     total_sql = "sum(total)" if entity == "invoices" else "NULL::numeric"
     count, total = conn.execute(
@@ -175,14 +185,35 @@ def reconciliation_result(
         {"tenant": tenant, "system": system},
     ).fetchone()
     total = total or Decimal("0.00") if entity == "invoices" else None
+    metadata = {"warehouse_count": count, "counted_by": counted_by}
+    if source_count is None:
+        return dg.AssetCheckResult(
+            check_name=RECONCILIATION.name,
+            passed=False,
+            severity=WARN,
+            description=f"not evaluated this run: {counted_by}",
+            metadata={**metadata, "source_count": "not evaluated"},
+        )
     offenders = []
     if count != source_count:
         offenders.append(("count", f"warehouse {count}, source {source_count}"))
-    if entity == "invoices" and total != (source_total or Decimal("0.00")):
+    metadata["source_count"] = source_count
+    compared = entity == "invoices" and source_total is not None
+    if compared and total != source_total:
         offenders.append(("sum of totals", f"warehouse {total}, source {source_total}"))
-    metadata = {"warehouse_count": count, "source_count": source_count}
     if entity == "invoices":
-        metadata |= {"warehouse_total": str(total), "source_total": str(source_total)}
+        metadata |= {
+            "warehouse_total": str(total),
+            "source_total": str(source_total) if compared else "not compared this run",
+        }
+    if not offenders and entity == "invoices" and not compared:
+        return dg.AssetCheckResult(
+            check_name=RECONCILIATION.name,
+            passed=True,
+            severity=RECONCILIATION.severity,
+            description=f"the live row count equals the source's ({count}), by {counted_by}",
+            metadata={"failing_rows": 0, **metadata},
+        )
     return _result(RECONCILIATION, offenders, metadata)
 
 
@@ -219,13 +250,16 @@ def evaluate(
     conn: psycopg.Connection,
     entity: str,
     tenant_config,
-    source_count: int,
-    source_total: Decimal,
+    source_count: int | None,
+    source_total: Decimal | None,
     run_id: str,
     selected: set[str],
+    *,
+    counted_by: str = "a complete listing of the source",
 ) -> list[dg.AssetCheckResult]:
-    """The selected checks of one partition's entity, given what the source listed; checks not
-    selected (a subset run from the UI) are not queried."""
+    """The selected checks of one partition's entity, given what the source listed (or counted:
+    see `reconciliation_result`); checks not selected (a subset run from the UI) are not
+    queried."""
     row = tenant_config.row
     args = (conn, entity, row.tenant_id, row.system)
     sql_checks = CUSTOMER_CHECKS if entity == "customers" else INVOICE_CHECKS
@@ -236,7 +270,7 @@ def evaluate(
     ]
     if RECONCILIATION.name in selected:
         total = source_total if entity == "invoices" else None
-        results.append(reconciliation_result(*args, source_count, total))
+        results.append(reconciliation_result(*args, source_count, total, counted_by))
     if FRESHNESS.name in selected:
         frequency = getattr(row.sync_config, f"{entity}_frequency")
         results.append(freshness_result(*args, frequency, run_id))

@@ -19,10 +19,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol
 
 from hub_pipelines.canonical import Page
+from hub_pipelines.connectors.errors import Category, SyncError
 from hub_pipelines.warehouse.loader import LoadCounts
 
 PROGRESS_TAG = "hub/progress"
@@ -206,11 +208,18 @@ class ImportProgress:
         if self._tag_written_at is None or now - self._tag_written_at >= self.tag_interval:
             self._tag(tag_value(snapshot), now)
 
-    def finish(self, completed: bool) -> None:
-        """The final tag: every page read, or where the walk stopped."""
+    def finish(self, completed: bool, resume_at: datetime | None = None) -> None:
+        """The final tag: every page read, or where the walk stopped (and, when the source's
+        quota stopped it, when it resumes)."""
         snapshot = self.snapshot()
         took = format_duration(snapshot.elapsed)
         ending = f"all pages read in {took}" if completed else f"stopped after {took}"
+        if resume_at is not None:
+            ending += f", resumes after {resume_at:%Y-%m-%d %H:%M} UTC"
+            self._log.warning(
+                f"{self.entity}: stopped by the source's API limits after {snapshot.fetched:,} "
+                f"records; what was read is loaded; resumes after {resume_at:%Y-%m-%d %H:%M} UTC"
+            )
         self._tag(tag_value(snapshot, ending), self._clock())
 
     def metadata(self) -> dict[str, int]:
@@ -230,7 +239,7 @@ class ImportProgress:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.finish(completed=exc_type is None)
+        self.finish(completed=exc_type is None, resume_at=_resume_at(exc))
 
     def _tag(self, value: str, now: float) -> None:
         """A progress display must not stop an import: a tag that cannot be written is reported
@@ -243,3 +252,13 @@ class ImportProgress:
             self._tags_broken = True
             self._log.warning(f"could not update the run tag {PROGRESS_TAG}: {exc}")
         self._tag_written_at = now
+
+
+def _resume_at(exc: BaseException | None) -> datetime | None:
+    """When an import stopped by the source's API quota (a RATE_LIMIT error with a wait) can go
+    on; None for any other ending."""
+    if not isinstance(exc, SyncError) or exc.category != Category.RATE_LIMIT:
+        return None
+    if exc.retry_after is None:
+        return None
+    return datetime.now(UTC) + timedelta(seconds=exc.retry_after)

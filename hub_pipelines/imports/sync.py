@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import dagster as dg
 import psycopg
 
-from hub_pipelines.canonical import Connector, Entity
+from hub_pipelines.canonical import ZERO, Connector, Entity, Listing
 from hub_pipelines.connectors.errors import Category, SyncError, classify
 from hub_pipelines.imports import audit, checks
 from hub_pipelines.imports.progress import ImportProgress
@@ -27,29 +28,40 @@ from hub_pipelines.warehouse.loader import LoadCounts, PartitionLoader
 
 
 class ImportConfig(dg.Config):
-    """Run config of the import assets (also set by backfills: see `is_full_refresh`)."""
+    """Run config of the import assets (also set by backfills: see `is_full_refresh`).
+
+    `complete_listing_days`: an incremental run lists the whole entity (instead of what changed)
+    when the last complete listing is older than this, so `matches_source` compares the sum of
+    invoice totals too; other runs count the source cheaply. 0: every run lists everything."""
 
     full_refresh: bool = False
     max_delete_fraction: float = 0.5
+    complete_listing_days: float = 7.0
+
+
+COMPLETE = "a complete listing of the source"
 
 
 @dataclass
 class SourceCensus:
-    """Count and sum of totals of what the source lists, gathered while streaming its ids."""
+    """What the source has, for `matches_source`: a count and the sum of invoice totals from a
+    complete listing; a count alone from a cheap count (`total` None: not compared); or no
+    count at all (`count` None), with `counted_by` saying why."""
 
-    count: int = 0
-    total: Decimal = field(default_factory=lambda: Decimal("0.00"))
-
-    def ids(self, listing: Iterable) -> Iterator[str]:
-        """Stream the listed ids onwards (to the delete detection), counting as they pass."""
-        for record in listing:
-            self.count += 1
-            self.total += record.total or Decimal("0.00")
-            yield record.external_id
+    count: int | None = 0
+    total: Decimal | None = ZERO
+    counted_by: str = COMPLETE
 
     def take(self, listing: Iterable) -> None:
-        for _ in self.ids(listing):
-            pass
+        """Count and sum a stream of `ListedRecord`s (a check-only run's listing)."""
+        self.count, self.total = 0, ZERO
+        for record in listing:
+            self.count += 1
+            self.total += record.total or ZERO
+
+    @classmethod
+    def of(cls, listing: Listing, counted_by: str = COMPLETE) -> SourceCensus:
+        return cls(listing.count, listing.total, counted_by)
 
 
 # Waits before closing a sync log on a fresh connection after the warehouse went away.
@@ -62,11 +74,24 @@ def is_full_refresh(context: dg.AssetExecutionContext, config: ImportConfig) -> 
 
 def _failure(error: SyncError) -> dg.Failure:
     """A classified step failure: the failure sensor reads its category and fix back into the
-    error table."""
+    error table (and the wait from the sync log's `retry_after`)."""
     return dg.Failure(
         description=str(error),
-        metadata={"category": str(error.category), "suggested_fix": error.suggested_fix},
+        metadata={
+            "category": str(error.category),
+            "suggested_fix": error.suggested_fix,
+            **_resume(error),
+        },
     )
+
+
+def _resume(error: SyncError | None) -> dict:
+    """When a run stopped by the source's quota can go on: `resume_at` (UTC, ISO) and
+    `retry_after` (seconds), for the sync log and the step failure."""
+    if error is None or error.category != Category.RATE_LIMIT or error.retry_after is None:
+        return {}
+    resume = datetime.now(UTC) + timedelta(seconds=error.retry_after)
+    return {"retry_after": error.retry_after, "resume_at": resume.isoformat(timespec="seconds")}
 
 
 def _config_failure(tenant: str, system: str, message: str, fix: str) -> dg.Failure:
@@ -194,7 +219,14 @@ def run_checks_only(
             except Exception as exc:
                 raise _failure(classify(exc)) from None
         yield from checks.evaluate(
-            conn, entity, tenant_config, census.count, census.total, context.run.run_id, names
+            conn,
+            entity,
+            tenant_config,
+            census.count,
+            census.total,
+            context.run.run_id,
+            names,
+            counted_by=census.counted_by,
         )
 
 
@@ -218,6 +250,7 @@ class PartitionSync:
         self.cursor_before = None if self.full else self.loader.cursor()
         self.cursor_after = self.cursor_before
         self.counts, self.census = LoadCounts(), SourceCensus()
+        self.listing = "none"  # how this run saw the source: complete | changes
         self.loader.sync_log_id = audit.start_sync_log(
             conn,
             config_id=tenant_config.row.id,
@@ -253,26 +286,76 @@ class PartitionSync:
         return {} if self.full else self.loader.versions(ids)
 
     def run(self, connector: Connector) -> None:
+        """Walk the source once: everything on a first import, a full refresh and when the
+        last complete listing is `complete_listing_days` old, else what changed since the cursor.
+        A complete walk's listing serves `matches_source` (count and sum of totals) and a full
+        refresh's delete detection; after any other walk the source is counted (about one call).
+        No entity is listed twice in a run, and no run lists the whole books just to check."""
         self.progress = ImportProgress.for_run(
             self.context, self.entity, self.counts, connector, started=self.started
         )
-        self.cursor_after = _load_pages(
-            self.context, connector, self.loader, self.entity, self.cursor_before, self.progress
+        everything = self.full or self.cursor_before is None or self._complete_listing_due()
+        walked = _load_pages(
+            self.context,
+            connector,
+            self.loader,
+            self.entity,
+            None if everything else self.cursor_before,
+            self.progress,
         )
-        # One listing pass serves the reconciliation check and, on a full refresh, deletes.
-        listing = connector.listing(self.entity)
+        self.cursor_after = walked or self.cursor_before
+        listing = connector.listed(self.entity)
+        self.listing = "complete" if listing.complete else "changes"
         if self.full:
-            ids = self.census.ids(listing)
+            if not listing.complete:  # a connector bug: never delete from a partial listing
+                raise SyncError(Category.MAPPING, "a full refresh listed only part of the source")
             self.counts.deleted = self.loader.soft_delete_missing(
-                ids, self.config.max_delete_fraction
+                listing.totals.keys(), self.config.max_delete_fraction
             )
-        else:
-            self.census.take(listing)
+        live = _row_count(self.conn, self.entity, self.tenant, self.system)
+        if listing.complete:
+            self.census = SourceCensus.of(listing)
+        elif checks.RECONCILIATION.name in self._selected_checks():
+            self.census = self._count(connector, live)
         _enforce_error_threshold(
-            self.counts,
-            self.tenant_config.row.sync_config.error_threshold,
-            _row_count(self.conn, self.entity, self.tenant, self.system),
+            self.counts, self.tenant_config.row.sync_config.error_threshold, live
         )
+
+    def _complete_listing_due(self) -> bool:
+        days = self.config.complete_listing_days
+        last = self._last_complete_listing()
+        return days <= 0 or last is None or datetime.now(UTC) - last >= timedelta(days=days)
+
+    def _last_complete_listing(self) -> datetime | None:
+        (last,) = self.conn.execute(
+            "SELECT max(completed_at) FROM hub.accounting_sync_logs WHERE tenant_id = %s "
+            "AND system = %s AND entity_type = %s AND status IN ('success', 'partial') "
+            "AND metadata->>'listing' = 'complete'",
+            (self.tenant, self.system, self.entity),
+        ).fetchone()
+        self.conn.commit()
+        return last
+
+    def _count(self, connector: Connector, live: int) -> SourceCensus:
+        """The source's count without listing it; the sum of totals waits for the next
+        complete listing. A count that fails does not fail the import: the check says why."""
+        last = self._last_complete_listing()
+        due = (
+            f"next after {(last + timedelta(days=self.config.complete_listing_days)):%Y-%m-%d}"
+            if last
+            else "next run"
+        )
+        how = "a count of the source's list"
+        if self.entity == "invoices":
+            how += (
+                " (sum of totals not compared this run: the complete listing compares it every "
+                f"{self.config.complete_listing_days:g} days, {due})"
+            )
+        try:
+            return SourceCensus(connector.count(self.entity, near=live), None, how)
+        except SyncError as exc:
+            self.context.log.warning(f"{self.entity}: the source could not be counted: {exc}")
+            return SourceCensus(None, None, f"the source could not be counted this run: {exc}")
 
     def failed(self, exc: Exception, connector: Connector | None) -> dg.Failure:
         error = classify(exc)
@@ -315,7 +398,12 @@ class PartitionSync:
             api_calls=connector.api_calls if connector else 0,
             cursor_after=self.cursor_after,
             error=error,
+            # `listing: complete` dates the last complete listing (`complete_listing_days`).
+            metadata={"listing": self.listing, **_resume(error)},
         )
+
+    def _selected_checks(self) -> set[str]:
+        return {key.name for key in self.context.selected_asset_check_keys}
 
     def _check_results(self) -> list[dg.AssetCheckResult]:
         return checks.evaluate(
@@ -325,7 +413,8 @@ class PartitionSync:
             self.census.count,
             self.census.total,
             self.context.run.run_id,
-            {key.name for key in self.context.selected_asset_check_keys},
+            self._selected_checks(),
+            counted_by=self.census.counted_by,
         )
 
     def _metadata(self, connector: Connector) -> dict:
@@ -341,6 +430,7 @@ class PartitionSync:
             "retries": connector.retries,
             **self.progress.metadata(),  # pages, and quota_remaining when the source says
             "sync_type": "full" if self.full else "incremental",
+            "listing": self.listing,  # complete: the walk listed every record; else changes
             "cursor_before": self.cursor_before or "none",
             "cursor_after": self.cursor_after or "none",
             "duration_seconds": round(time.monotonic() - self.started, 3),

@@ -165,7 +165,7 @@ class BusyConfig(_Config):
 class ZohoBooksConfig(_OAuthConfig):
     """Zoho Books v3 with a self-client / server-based OAuth refresh token."""
 
-    region: Literal["in", "com", "eu", "com.au", "jp", "ca", "sa"] = "in"
+    region: Literal["in", "com", "eu", "com.au", "jp", "ca", "sa", "uk"] = "in"
     organization_id: Annotated[str, BeforeValidator(_digits(20, "60012345678"))]
     api_base_url: HostUrl | None = None
     accounts_url: HostUrl | None = None

@@ -4,21 +4,28 @@
   rotated, access tokens (3,600 s) are cached encrypted with the config because Zoho caps token
   creation at 10 per 10 minutes. Calls carry `Authorization: Zoho-oauthtoken …` and
   `organization_id`; every body has `code` (0 = success).
-- Lists: `page` / `per_page` (≤ 200) until `page_context.has_more_page` is false. List rows carry
-  no GST fields and no lines, so changed records are fetched one by one: only those whose
-  `last_modified_time` differs from what the warehouse holds.
-- Incremental: invoices filter on `last_modified_time` (inclusive, second granularity, not
-  sortable), so the cursor moves only when a run has read every page, minus an overlap. Contacts
-  have no change filter: they are listed newest-modified first and the walk stops at the cursor.
+- Lists: `page` / `per_page` (≤ 200) until `page_context.has_more_page` is false, read in
+  windows that overlap the rows already read (`OverlappingWindows`), so a row deleted or added
+  during the walk never makes another one skip. List rows carry no GST fields and no lines, so
+  changed records are fetched one by one: only those whose `last_modified_time` differs from what
+  the warehouse holds.
+- Incremental: invoices (oldest created first) filter on `last_modified_time` (inclusive, second
+  granularity, not sortable), so the cursor moves only when a run has read every page, minus an
+  overlap. Contacts have no change filter: they are listed newest-modified first and the walk
+  stops after the first window older than the cursor. A walk without a cursor lists everything
+  and serves reconciliation and delete detection (`listed`); otherwise `count` counts the source
+  from the page flags, in about one call.
 - Rate limit: 100 requests/minute/organisation; the shared token bucket keeps under it.
 - Daily quota: every API answer carries `X-Rate-Limit-Limit/-Remaining/-Reset` (daily counters);
-  `quota_remaining` is the last `X-Rate-Limit-Remaining` seen, for progress reports.
+  `quota_remaining` is the last `X-Rate-Limit-Remaining` seen, for progress reports, and
+  `DailyQuota` stops a walk before it eats into a reserve, naming the reset.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -36,11 +43,13 @@ from hub_pipelines.canonical import (
     Invoice,
     InvoiceLine,
     ListedRecord,
+    Listing,
     Page,
     RecordFailure,
 )
 from hub_pipelines.connectors.base import (
     ListEndpoint,
+    OverlappingWindows,
     PageNumberPaginator,
     parse_date,
     parse_timestamp,
@@ -67,6 +76,7 @@ ACCOUNTS_HOSTS = {
     "jp": "https://accounts.zoho.jp",
     "ca": "https://accounts.zohocloud.ca",
     "sa": "https://accounts.zoho.sa",
+    "uk": "https://accounts.zoho.uk",
 }
 API_HOSTS = {
     "in": "https://www.zohoapis.in",
@@ -76,6 +86,7 @@ API_HOSTS = {
     "jp": "https://www.zohoapis.jp",
     "ca": "https://www.zohoapis.ca",
     "sa": "https://www.zohoapis.sa",
+    "uk": "https://www.zohoapis.uk",
 }
 MAX_PAGE_SIZE = 200
 QUOTA_HEADER = "X-Rate-Limit-Remaining"  # requests left today (header names are case-blind)
@@ -102,8 +113,13 @@ INVOICE_STATUSES = {
     "partially_paid": "partially_paid",
     "paid": "paid",
     "void": "void",
+    # Organisations that use approvals (API strings unverified): not issued, like drafts.
+    "pending_approval": "pending_approval",
+    "approved": "approved",
+    "rejected": "rejected",
 }
 TAX_HEADS = ("cgst", "sgst", "igst", "cess")
+TAX_AMOUNTS = (*TAX_HEADS, "other_tax")  # a tax that is not GST is kept as other_tax
 
 
 class MappingError(ValueError):
@@ -175,7 +191,7 @@ def token_check(response: httpx.Response) -> Failure | None:
 @dataclass(frozen=True)
 class ZohoStream:
     """A Zoho Books module the hub imports, declared: where it lists, where its detail lives,
-    which id names a record, and how its incremental filter works."""
+    which id names a record, how its list is sorted and how its incremental walk is bounded."""
 
     entity: Entity
     path: str  # list at {path}, one record at {path}/{id}
@@ -183,10 +199,14 @@ class ZohoStream:
     record_key: str  # the detail body's record
     id_field: str
     base_params: dict[str, Any]
-    # Zoho filters invoices by `last_modified_time`; contacts have no documented change filter,
-    # so they are listed whole (list calls are cheap: 200 rows each) and compared by version.
+    # Zoho filters invoices by `last_modified_time`; contacts have no documented change filter.
     change_filter: bool
     has_totals: bool  # list rows carry `total` (for reconciliation)
+    sort_field: str = "created_time"  # the list row field `base_params` sorts by
+    descending: bool = False
+    # Sorted newest-modified first, the walk stops after the first window older than the cursor
+    # (contacts): only while the rows come in that order.
+    stops_early: bool = False
 
     def params_since(self, since: datetime | None) -> dict[str, Any]:
         if not self.change_filter or since is None:
@@ -194,6 +214,8 @@ class ZohoStream:
         return {**self.base_params, "last_modified_time": zoho_timestamp(since)}
 
 
+# Contacts: `sort_column=last_modified_time` is honoured (a real answer with `sort_order=A` echoes
+# it and comes in that order); newest first, an incremental walk stops at the cursor.
 CONTACTS = ZohoStream(
     entity="customers",
     path="/contacts",
@@ -208,14 +230,19 @@ CONTACTS = ZohoStream(
     },
     change_filter=False,
     has_totals=False,
+    sort_field="last_modified_time",
+    descending=True,
+    stops_early=True,
 )
+# Invoices: oldest created first, so new invoices join the end of the walk (Zoho's default order,
+# newest first, puts them in front of it); `created_time` never changes.
 INVOICES = ZohoStream(
     entity="invoices",
     path="/invoices",
     list_key="invoices",
     record_key="invoice",
     id_field="invoice_id",
-    base_params={"filter_by": "Status.All", "sort_column": "created_time"},
+    base_params={"filter_by": "Status.All", "sort_column": "created_time", "sort_order": "A"},
     change_filter=True,
     has_totals=True,
 )
@@ -249,18 +276,21 @@ class ZohoBooksConnector:
         requests_per_minute: int | None = None,
         settings: HttpSettings | None = None,
         log: LogSink | None = None,
+        quota_reserve_percent: float = 10.0,
     ) -> None:
         self.config = config
         self.org = config.organization_id
         self.versions = versions
         self.page_size = min(page_size, MAX_PAGE_SIZE)
         self.overlap = cursor_overlap
+        self.quota = DailyQuota(reserve_percent=quota_reserve_percent)
+        self._listed: dict[str, Listing] = {}
         api = str(config.api_base_url or API_HOSTS[config.region]).rstrip("/")
         self.http = HttpClient(
             settings,
             base_url=f"{api}/books/v3",
             rate_limit=requests_per_minute or config.requests_per_minute,
-            check=response_check,
+            check=self._check,
             logger=log,
             quota_header=QUOTA_HEADER,
         )
@@ -305,6 +335,15 @@ class ZohoBooksConnector:
 
     # --- transport --------------------------------------------------------------------------
 
+    def _check(self, response: httpx.Response) -> Failure | None:
+        self.quota.note(response.headers)  # the limit and the reset come with every API answer
+        return response_check(response)
+
+    def _spend(self) -> None:
+        """Refuse a call that would eat into the daily quota's reserve (`DailyQuota`)."""
+        if self.quota.spent(self.quota_remaining):
+            raise self.quota.stop(self.quota_remaining)
+
     def _refresh(self, refresh_token: str):
         accounts = str(self.config.accounts_url or ACCOUNTS_HOSTS[self.config.region]).rstrip("/")
         return request_tokens(
@@ -326,6 +365,10 @@ class ZohoBooksConnector:
             auth=self.auth,
             rate_key=f"zoho_books:{self.org}",
         )
+
+    def _spending_get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        self._spend()
+        return self._get(path, params)
 
     def _list(self, stream: ZohoStream, params: dict[str, Any]) -> ListEndpoint:
         return ListEndpoint(
@@ -360,11 +403,11 @@ class ZohoBooksConnector:
         return self._changed_pages(INVOICES, cursor)
 
     def listing(self, entity: Entity) -> Iterator[ListedRecord]:
-        """Every record the source has now (list calls only). A total that is not a number
-        counts as unknown: the record's own error is written by the walk, not here."""
+        """Every record the source has now (list calls only, in overlapping windows). A total
+        that is not a number counts as unknown: the record's own error is written by the walk."""
         stream = STREAMS[entity]
-        for page in self._list(stream, stream.base_params).pages(self._get):
-            for row in page.records:
+        for rows in self._windows(stream, stream.base_params):
+            for row in rows:
                 if isinstance(row, dict) and row.get(stream.id_field) not in (None, ""):
                     total = _listed_total(row) if stream.has_totals else None
                     yield ListedRecord(str(row[stream.id_field]), total)
@@ -372,38 +415,114 @@ class ZohoBooksConnector:
     def all_ids(self, entity: Entity) -> Iterator[str]:
         return (record.external_id for record in self.listing(entity))
 
+    def listed(self, entity: Entity) -> Listing:
+        return self._listed.get(entity) or Listing()
+
+    def count(self, entity: Entity, near: int = 0) -> int:
+        """How many records the source lists now, from `page`/`per_page`/`has_more_page` alone
+        (Zoho's list answers carry no count): the page where record `near` would be, then
+        doubling or halving until the last page is found. One call when the count is within a
+        page of `near` (the warehouse's count), about 2·log2(difference / page) otherwise."""
+        stream = STREAMS[entity]
+        per_page = self.page_size
+        low, high = 0, None  # a page known full with more after it / a page known empty
+        page, step = max(1, math.ceil(near / per_page)), 1
+        for _ in range(64):
+            self._spend()
+            body = self._get(
+                stream.path, {**stream.base_params, "page": page, "per_page": per_page}
+            )
+            rows = records_at(stream.list_key)(body)
+            more = bool(_page_context(body).get("has_more_page"))
+            if rows and not more:
+                return (page - 1) * per_page + len(rows)
+            if rows:
+                low = page
+            elif page == 1:
+                return 0
+            else:
+                high = page
+            if high is None:
+                page = low + step  # gallop forward
+            elif low == 0:
+                page = max(1, high - step)  # gallop back
+            elif high - low > 1:
+                page = (low + high) // 2
+            else:
+                page = low  # the list changed between two calls: look again
+            step *= 2
+        raise SyncError(Category.SOURCE_DATA, f"could not count the {entity} Zoho lists")
+
     # --- the changed-records walk -----------------------------------------------------------
 
+    def _windows(self, stream: ZohoStream, params: dict[str, Any]) -> OverlappingWindows:
+        """The stream's list in overlapping windows (`OverlappingWindows`): no row is skipped
+        when rows are deleted, added or edited while the walk pages through the list."""
+
+        def fetch(page: int, per_page: int) -> Any:
+            self._spend()
+            return self._get(stream.path, {**params, "page": page, "per_page": per_page})
+
+        return OverlappingWindows(
+            fetch,
+            records_at(stream.list_key),
+            lambda body: bool(_page_context(body).get("has_more_page")),
+            key=lambda row: _row_time(row, stream.sort_field),
+            identity=lambda row: _row_id(row, stream.id_field),
+            page_size=self.page_size,
+            max_page_size=MAX_PAGE_SIZE,
+            descending=stream.descending,
+        )
+
     def _changed_pages(self, stream: ZohoStream, cursor: str | None) -> Iterator[Page]:
-        """List pages → detail calls for rows whose version changed → canonical pages.
+        """List windows → detail calls for rows whose version changed → canonical pages.
 
         The cursor is only given with the last page: the list order is not the modification
         order, so a cursor taken mid-walk could skip rows of later pages after a crash. It never
         passes the walk's start, so a record edited on an already-read page during a long walk
         is read next time. Rows that failed hold it back too (to their own modification time,
         or, for a row without one, to where this walk started), so they are read until they load.
+
+        Without a cursor the walk lists every record (`listed(entity).complete`); contacts,
+        listed newest-modified first, stop after the first window older than the cursor.
+        Before a call that would eat into the daily quota's reserve, the records read so far
+        are handed over as a page and the walk stops (`DailyQuota`).
         """
         walk = _Walk(datetime.now(UTC), parse_timestamp(cursor) if cursor else None)
         since = walk.newest - self.overlap if walk.newest else None
-        for source_page in self._list(stream, stream.params_since(since)).pages(self._get):
-            rows, failures = _valid_rows(source_page.records, stream.id_field)
+        listed = self._listed[stream.entity] = Listing()
+        windows = self._windows(stream, stream.params_since(since))
+        stopped_early = False
+        for window in windows:
+            rows, failures = _valid_rows(window, stream.id_field)
             for failure in failures:
                 walk.hold(_row_time(failure.raw) if isinstance(failure.raw, dict) else None)
-            listed = {str(r[stream.id_field]): r for r in rows}
-            stamps = {external_id: _row_time(row) for external_id, row in listed.items()}
+            rows_by_id = {str(r[stream.id_field]): r for r in rows}
+            for external_id, row in rows_by_id.items():
+                listed.totals[external_id] = _listed_total(row) if stream.has_totals else None
+            stamps = {external_id: _row_time(row) for external_id, row in rows_by_id.items()}
             known = self.versions(stream.entity, list(stamps))
             records = []
             for external_id, stamp in stamps.items():
                 if stamp is not None and known.get(external_id) == stamp:
                     continue  # the warehouse already holds this version
-                outcome = self._fetch_and_map(stream, listed[external_id], walk)
+                if self.quota.spent(self.quota_remaining):
+                    yield Page(records, failures)  # keep what was read
+                    raise self.quota.stop(self.quota_remaining)
+                outcome = self._fetch_and_map(stream, rows_by_id[external_id], walk)
                 if isinstance(outcome, RecordFailure):
                     failures.append(outcome)
                     walk.hold(stamp)
                 elif outcome is not None:
                     records.append(outcome)
+                else:
+                    listed.totals.pop(external_id, None)  # deleted since it was listed
             walk.saw(stamps.values())
             yield Page(records, failures)
+            if since is not None and stream.stops_early and _passed(windows, since):
+                stopped_early = True
+                break
+        listed.complete = (since is None or not stream.change_filter) and not stopped_early
         yield Page([], [], cursor=walk.cursor())
 
     def _fetch_and_map(self, stream: ZohoStream, row: dict[str, Any], walk: _Walk) -> Any:
@@ -439,7 +558,7 @@ class ZohoBooksConnector:
         organisation's tax master (`GET /settings/taxes`), read once per connector."""
         if self._tax_heads is None:
             self._tax_heads = {}
-            for page in self._list(TAXES, TAXES.base_params).pages(self._get):
+            for page in self._list(TAXES, TAXES.base_params).pages(self._spending_get):
                 for tax in page.records:
                     head = _head_of_tax(tax)
                     if head:
@@ -489,24 +608,48 @@ def map_contact(contact: dict[str, Any]) -> Customer:
 
 def map_invoice(invoice: dict[str, Any], heads: dict[str, str]) -> Invoice:
     """A Zoho invoice (detail JSON) as a canonical invoice with lines; `heads` maps tax ids and
-    names to GST heads (see `ZohoBooksConnector.tax_heads`)."""
-    intra = _is_intra_state(invoice, heads)
+    names to GST heads (see `ZohoBooksConnector.tax_heads`).
+
+    Amounts are tax-exclusive whatever `is_inclusive_tax` says; an invoice-level discount before
+    tax is spread over the lines; the lines' taxable values are checked against Zoho's own
+    `total_taxable_amount`; `roundoff_value` is the round-off and everything else in the total
+    outside the taxable value and tax is `adjustment` (docs/connectors/zoho_books.md, section 10).
+    """
     items = invoice.get("line_items")
     if not isinstance(items, list) or not items:
         # Zoho cannot save an invoice without items: an answer without them is incomplete.
         raise MappingError(f"line_items: expected at least one line, got {items!r}")
-    lines = [_map_line(item, index, heads, intra) for index, item in enumerate(items, start=1)]
-    taxes = _invoice_taxes(invoice, heads, lines)
-    subtotal = _money(invoice, "sub_total")
-    entity_discount = (
+    status = _text(invoice.get("status")) or ""
+    if status not in INVOICE_STATUSES:
+        raise MappingError(f"status: unknown Zoho invoice status {status!r}")
+    intra = _is_intra_state(invoice, heads)
+    inclusive = _flag(invoice.get("is_inclusive_tax"))
+    drafts = [_map_line(item, index, heads, inclusive) for index, item in enumerate(items, start=1)]
+    discount = (
         _money(invoice, "discount_total", required=False) or ZERO
         if invoice.get("discount_type") == "entity_level"
         else ZERO
     )
-    shipping = _money(invoice, "shipping_charge", required=False) or ZERO
-    status = _text(invoice.get("status")) or ""
-    if status not in INVOICE_STATUSES:
-        raise MappingError(f"status: unknown Zoho invoice status {status!r}")
+    before_tax = _flag(invoice.get("is_discount_before_tax"), default=True)
+    if discount and before_tax:
+        _spread(drafts, discount)
+    lines = [_finish_line(draft, heads, intra, inclusive) for draft in drafts]
+    shipping = _shipping(invoice, heads, intra, inclusive)
+    _match_zoho_taxable(invoice, lines, shipping, inclusive)
+    lines_taxable = sum((line.taxable_amount for line in lines), ZERO)
+    amounts = _invoice_taxes(invoice, heads, lines, shipping)
+    tax_total = _money(invoice, "tax_total", required=False)
+    if inclusive or invoice.get("sub_total") in (None, ""):
+        subtotal = lines_taxable + (discount if before_tax else ZERO)
+    else:
+        subtotal = _money(invoice, "sub_total")
+    adjustment = (
+        (_money(invoice, "adjustment", required=False) or ZERO)
+        + (ZERO if shipping.taxed else shipping.exclusive)  # a charge outside the taxable value
+        - (ZERO if before_tax else discount)  # a discount after tax leaves the taxable value
+    )
+    einvoice = invoice.get("einvoice_details")
+    einvoice = einvoice if isinstance(einvoice, dict) else {}
     return Invoice(
         external_id=_required_text(invoice, "invoice_id"),
         raw=invoice,
@@ -519,16 +662,19 @@ def map_invoice(invoice: dict[str, Any], heads: dict[str, str]) -> Invoice:
         currency=_text(invoice.get("currency_code")),
         exchange_rate=_money(invoice, "exchange_rate", required=False, places=6),
         subtotal=subtotal,
-        discount_total=entity_discount + sum((line.discount for line in lines), ZERO),
-        taxable_amount=subtotal - entity_discount + shipping,
-        **taxes,
-        tax_total=_money(invoice, "tax_total", required=False) or ZERO,
-        round_off=_money(invoice, "adjustment", required=False) or ZERO,
+        discount_total=discount + sum((draft.item_discount for draft in drafts), ZERO),
+        taxable_amount=lines_taxable + (shipping.exclusive if shipping.taxed else ZERO),
+        **amounts,
+        tax_total=sum(amounts.values(), ZERO) if tax_total is None else tax_total,
+        round_off=_money(invoice, "roundoff_value", required=False) or ZERO,
+        adjustment=adjustment,
         total=_money(invoice, "total"),
         balance_due=_money(invoice, "balance", required=False) or ZERO,
         place_of_supply=_state(invoice, "place_of_supply"),
         gst_treatment=_gst_treatment(invoice.get("gst_treatment")),
-        irn=_text(invoice.get("irn")) or _text((invoice.get("einvoice_details") or {}).get("irn")),
+        irn=_text(einvoice.get("inv_ref_num"))
+        or _text(invoice.get("irn"))
+        or _text(einvoice.get("irn")),
         source_updated_at=_timestamp(invoice, "last_modified_time"),
         lines=lines,
     )
@@ -614,11 +760,83 @@ def _listed_total(row: dict[str, Any]) -> Decimal | None:
         return None
 
 
-def _row_time(row: dict[str, Any]) -> datetime | None:
+def _row_time(row: Any, field: str = "last_modified_time") -> datetime | None:
+    if not isinstance(row, dict):
+        return None
     try:
-        return parse_timestamp(row.get("last_modified_time"))
-    except ValueError:
+        return parse_timestamp(row.get(field))
+    except (ValueError, TypeError):
         return None  # unknown version: always fetch the detail
+
+
+def _row_id(row: Any, id_field: str) -> str | None:
+    value = row.get(id_field) if isinstance(row, dict) else None
+    return None if value in (None, "") else str(value)
+
+
+def _passed(windows: OverlappingWindows, since: datetime) -> bool:
+    """A newest-first walk has passed `since`: its last row read is older, and every window so
+    far came in that order (a source that ignored the sort would be listed to the end)."""
+    return windows.ordered and windows.last is not None and windows.last < since
+
+
+@dataclass
+class DailyQuota:
+    """Zoho's daily API quota as its answers state it, kept as a budget.
+
+    Every API answer carries `X-Rate-Limit-Limit` (the day's quota: 1,000 on a free plan),
+    `X-Rate-Limit-Remaining` and `X-Rate-Limit-Reset` (seconds until the counter resets: midnight
+    in the organisation's time zone in real answers). The walk stops before a call once the
+    remaining requests are down to `reserve_percent` of the limit, so the day's quota is never
+    used up by an import (other tools of the organisation, and the hub's next run, keep some),
+    and the stop names the reset: the retry sensor resumes then. A reserve of 0 (limit × percent
+    under one request) keeps nothing back: Zoho's own 429 stops the walk instead.
+    """
+
+    reserve_percent: float = 10.0
+    limit: int | None = None
+    resets_at: datetime | None = None
+
+    def note(self, headers: Mapping[str, str]) -> None:
+        limit = (headers.get("X-Rate-Limit-Limit") or "").strip()
+        reset = (headers.get("X-Rate-Limit-Reset") or "").strip()
+        if limit.isdigit():
+            self.limit = int(limit)
+        if reset.isdigit():
+            self.resets_at = datetime.now(UTC) + timedelta(seconds=int(reset))
+
+    @property
+    def reserve(self) -> int:
+        return int(self.limit * self.reserve_percent / 100) if self.limit else 0
+
+    def spent(self, remaining: int | None) -> bool:
+        """Whether the next call would eat into the reserve."""
+        return bool(self.reserve) and remaining is not None and remaining <= self.reserve
+
+    def seconds_to_reset(self) -> int | None:
+        if self.resets_at is None:
+            return None
+        return max(0, math.ceil((self.resets_at - datetime.now(UTC)).total_seconds()))
+
+    def stop(self, remaining: int | None) -> SyncError:
+        wait = self.seconds_to_reset()
+        if wait is None or self.resets_at is None:
+            when = "after Zoho's daily reset (the answers gave no X-Rate-Limit-Reset)"
+        else:
+            when = f"after {self.resets_at:%Y-%m-%d %H:%M} UTC, when it resets (in {wait:,} s)"
+        return SyncError(
+            Category.RATE_LIMIT,
+            f"stopped before Zoho's daily API quota ran out: {remaining:,} of {self.limit:,} "
+            f"requests left today and {self.reserve:,} kept in reserve; the records read so far "
+            f"are loaded and the import resumes {when}",
+            retryable=False,
+            retry_after=wait,
+            code="quota_reserve",
+            suggested_fix="Nothing to do: the retry sensor re-runs the import after the reset and "
+            "skips the records already loaded. To finish a large first import sooner, ask Zoho to "
+            "raise the organisation's daily limit, or lower quota_reserve_percent on the "
+            "zoho_books resource.",
+        )
 
 
 def _earliest(*times: datetime | None) -> datetime | None:
@@ -687,6 +905,15 @@ def _primary_contact_person(contact: dict[str, Any]) -> dict[str, Any]:
     return (primary or people or [{}])[0]
 
 
+def _flag(value: Any, default: bool = False) -> bool:
+    """A Zoho boolean: JSON true/false, or the strings "true"/"false"; blank is `default`."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value)
+
+
 def _head_of_tax(tax: dict[str, Any]) -> str | None:
     """The GST head of a tax-master row: its `tax_specific_type`, a group, or the name prefix."""
     specific = (_text(tax.get("tax_specific_type")) or "").lower()
@@ -703,7 +930,12 @@ def _tax_name_key(name: Any) -> str:
 
 
 def _head_for(tax: dict[str, Any], heads: dict[str, str]) -> str | None:
-    """A tax's GST head: by id or by name in the tax master, else by the name's prefix."""
+    """A tax entry's GST head ('cgst', 'sgst', 'igst', 'cess' or 'group'): its own
+    `tax_specific_type` (India's per-line taxes carry one), else by id or by name in the tax
+    master, else by the name's prefix; None for a tax that is not GST."""
+    specific = (_text(tax.get("tax_specific_type")) or "").lower()
+    if specific in TAX_HEADS:
+        return specific
     return (
         heads.get(str(tax.get("tax_id")))
         or heads.get(_tax_name_key(tax.get("tax_name")))
@@ -722,40 +954,87 @@ def _head_from_name(name: Any) -> str | None:
 
 
 def _is_intra_state(invoice: dict[str, Any], heads: dict[str, str]) -> bool:
-    """Intra-state when the taxes are CGST/SGST (a group); inter-state when IGST."""
+    """Zoho's own `tax_specification` ("intra" / "inter") when present; otherwise intra-state
+    when the taxes are CGST/SGST (a group), inter-state when IGST."""
+    specification = (_text(invoice.get("tax_specification")) or "").lower()
+    if specification in ("intra", "inter"):
+        return specification == "intra"
     for tax in invoice.get("taxes") or []:
-        head = _head_for(tax, heads)
-        if head in ("cgst", "sgst"):
+        head = _head_for(tax, heads) if isinstance(tax, dict) else None
+        if head in ("cgst", "sgst", "group"):
             return True
         if head == "igst":
             return False
     return any(
-        heads.get(str(item.get("tax_id"))) == "group" for item in invoice.get("line_items") or []
+        isinstance(item, dict) and heads.get(str(item.get("tax_id"))) == "group"
+        for item in invoice.get("line_items") or []
     )
 
 
-def _map_line(item: dict[str, Any], index: int, heads: dict[str, str], intra: bool) -> InvoiceLine:
+def _no_taxes() -> dict[str, Decimal]:
+    return dict.fromkeys(TAX_AMOUNTS, ZERO)
+
+
+def _add_tax(totals: dict[str, Decimal], head: str | None, amount: Decimal) -> None:
+    """Add a tax amount to its head. A group's amount is CGST and SGST in halves; a tax that is
+    not GST is `other_tax` (kept, never refused); a zero amount changes nothing."""
+    if not amount:
+        return
+    if head == "group":
+        half = gst.round_money(amount / 2)
+        totals["cgst"] += half
+        totals["sgst"] += amount - half
+    elif head in TAX_HEADS:
+        totals[head] += amount
+    else:
+        totals["other_tax"] += amount
+
+
+def _classified(entries: Any, heads: dict[str, str], field: str) -> dict[str, Decimal] | None:
+    """Tax entries (`taxes`, `line_item_taxes`, `shipping_charge_taxes`) summed per head; None
+    when there are none."""
+    entries = [t for t in entries or [] if isinstance(t, dict)]
+    if not entries:
+        return None
+    totals = _no_taxes()
+    for index, tax in enumerate(entries):
+        try:
+            amount = _money(tax, "tax_amount", required=False) or ZERO
+        except MappingError as exc:
+            raise MappingError(f"{field}[{index}].{exc}") from None
+        _add_tax(totals, _head_for(tax, heads), amount)
+    return totals
+
+
+@dataclass
+class _LineDraft:
+    """A line while its invoice is mapped: amounts as Zoho states them, before the share of an
+    invoice-level discount is taken off and the tax-exclusive value is derived."""
+
+    line: InvoiceLine
+    item: dict[str, Any]
+    amount: Decimal  # the line's total as stated: tax-inclusive when the invoice is
+    item_discount: Decimal
+    taxes: dict[str, Decimal] | None  # from `line_item_taxes`; None: computed from the rate
+    share: Decimal = ZERO  # of an invoice-level discount before tax
+
+
+def _map_line(item: Any, index: int, heads: dict[str, str], inclusive: bool) -> _LineDraft:
     if not isinstance(item, dict):
         raise MappingError(f"line_items[{index}]: not an object")
     try:
-        return _line(item, index, heads, intra)
+        return _line(item, index, heads, inclusive)
     except ValueError as exc:  # MappingError included: name the line as well as the field
         raise MappingError(f"line_items[{index}].{exc}") from None
 
 
-def _line(item: dict[str, Any], index: int, heads: dict[str, str], intra: bool) -> InvoiceLine:
-    taxable = _money(item, "item_total")
+def _line(item: dict[str, Any], index: int, heads: dict[str, str], inclusive: bool) -> _LineDraft:
+    amount = _money(item, "item_total")
+    if inclusive:  # Zoho's name for the inclusive amount; what item_total holds is unverified
+        amount = _money(item, "item_total_inclusive_of_tax", required=False) or amount
     rate = _money(item, "tax_percentage", required=False, places=4) or ZERO
-    cgst = sgst = igst = cess = ZERO
-    per_line = [t for t in item.get("line_item_taxes") or [] if isinstance(t, dict)]
-    if per_line:  # the source's own per-line amounts win over a computed split
-        for tax in per_line:
-            head = _head_for(tax, heads)
-            amount = _money(tax, "tax_amount", required=False) or ZERO
-            cgst, sgst, igst, cess = _add_head(head, amount, (cgst, sgst, igst, cess), tax)
-    elif rate:
-        cgst, sgst, igst = gst.split_gst(taxable, rate, intra)
-    return InvoiceLine(
+    item_discount = _money(item, "discount_amount", required=False) or ZERO
+    line = InvoiceLine(
         line_number=index,  # the position: item_order may repeat or skip; it stays in raw
         raw=item,
         external_id=_text(item.get("line_item_id")),
@@ -765,46 +1044,163 @@ def _line(item: dict[str, Any], index: int, heads: dict[str, str], intra: bool) 
         quantity=_money(item, "quantity", required=False, places=4),
         unit=_text(item.get("unit")),
         rate=_money(item, "rate", required=False, places=4),
-        discount=_money(item, "discount_amount", required=False) or ZERO,
-        taxable_amount=taxable,
+        discount=item_discount,
         tax_rate=rate,
-        cgst=cgst,
-        sgst=sgst,
-        igst=igst,
-        cess=cess,
-        line_total=taxable + cgst + sgst + igst + cess,
     )
+    taxes = _classified(item.get("line_item_taxes"), heads, "line_item_taxes")
+    return _LineDraft(line, item, amount, item_discount, taxes)
 
 
-def _add_head(head: str | None, amount: Decimal, totals: tuple[Decimal, ...], tax: Any) -> tuple:
-    cgst, sgst, igst, cess = totals
-    if head == "cgst":
-        return cgst + amount, sgst, igst, cess
-    if head == "sgst":
-        return cgst, sgst + amount, igst, cess
-    if head == "igst":
-        return cgst, sgst, igst + amount, cess
-    if head == "cess":
-        return cgst, sgst, igst, cess + amount
-    raise MappingError(
-        f"taxes: cannot tell whether {tax.get('tax_name')!r} ({amount}) is CGST, SGST, IGST or "
-        "cess; give the tax a GST type (tax_specific_type) in Zoho Books"
-    )
+def _spread(drafts: list[_LineDraft], discount: Decimal) -> None:
+    """An invoice-level discount before tax, shared over the lines in proportion to their
+    amounts (rounded to the paisa, the last line taking what rounding leaves), as Zoho computes
+    each line's tax on its discounted amount."""
+    weight = sum((draft.amount for draft in drafts), ZERO)
+    if not weight:
+        return
+    left = discount
+    for draft in drafts[:-1]:
+        draft.share = gst.round_money(discount * draft.amount / weight)
+        left -= draft.share
+    drafts[-1].share = left
+
+
+def _finish_line(
+    draft: _LineDraft, heads: dict[str, str], intra: bool, inclusive: bool
+) -> InvoiceLine:
+    """The line's tax-exclusive taxable value and its taxes by head."""
+    line, item = draft.line, draft.item
+    base = draft.amount - draft.share
+    taxes = draft.taxes
+    if taxes is None:
+        head = _head_for({"tax_id": item.get("tax_id"), "tax_name": item.get("tax_name")}, heads)
+        if head is None and not _text(item.get("tax_name")):
+            head = "group" if intra else "igst"  # a bare percentage: GST by the supply type
+        taxes = _computed_taxes(base, line.tax_rate or ZERO, head, inclusive)
+    line.discount = draft.item_discount + draft.share
+    line.taxable_amount = base - sum(taxes.values(), ZERO) if inclusive else base
+    for name, amount in taxes.items():
+        setattr(line, name, amount)
+    line.line_total = line.taxable_amount + sum(taxes.values(), ZERO)
+    return line
+
+
+def _computed_taxes(
+    amount: Decimal, rate: Decimal, head: str | None, inclusive: bool
+) -> dict[str, Decimal]:
+    """A line's taxes from its rate when Zoho gives no per-line amounts: intra-state CGST = SGST
+    at half the rate each, inter-state IGST; on a tax-inclusive amount the tax is
+    amount × rate ÷ (100 + rate) (Zoho's KB "tax inclusive" formula)."""
+    taxes = _no_taxes()
+    if not rate:
+        return taxes
+    base = amount * 100 / (100 + rate) if inclusive else amount
+    if head in ("group", "cgst", "sgst"):
+        half = gst.round_money(base * rate / 200)
+        taxes["cgst"] = taxes["sgst"] = half
+    else:
+        taxes[head if head in TAX_HEADS else "other_tax"] = gst.round_money(base * rate / 100)
+    return taxes
+
+
+@dataclass(frozen=True)
+class _Shipping:
+    exclusive: Decimal  # the charge without its tax
+    taxed: bool
+    taxes: dict[str, Decimal]
+
+
+def _shipping(
+    invoice: dict[str, Any], heads: dict[str, str], intra: bool, inclusive: bool
+) -> _Shipping:
+    """The shipping charge: taxable (and part of the taxable value) only when it is taxed."""
+    charge = _money(invoice, "shipping_charge", required=False) or ZERO
+    taxes = _classified(invoice.get("shipping_charge_taxes"), heads, "shipping_charge_taxes")
+    stated_tax = _money(invoice, "shipping_charge_tax", required=False) or ZERO
+    if taxes is None:
+        taxes = _no_taxes()
+        tax_entry = {
+            "tax_id": invoice.get("shipping_charge_tax_id"),
+            "tax_name": invoice.get("shipping_charge_tax_name"),
+        }
+        head = _head_for(tax_entry, heads)
+        if head is None and not _text(tax_entry["tax_name"]):
+            head = "group" if intra else "igst"  # no name to tell: GST by the supply type
+        _add_tax(taxes, head, stated_tax)
+    tax = sum(taxes.values(), ZERO)
+    exclusive = _money(invoice, "shipping_charge_exclusive_of_tax", required=False)
+    if not exclusive:
+        exclusive = charge - tax if inclusive else charge
+    taxed = bool(tax) or bool(_text(invoice.get("shipping_charge_tax_id")))
+    return _Shipping(exclusive, taxed and bool(exclusive), taxes)
+
+
+def _is_taxed(line: InvoiceLine) -> bool:
+    return bool(line.tax_rate) or any(getattr(line, name) for name in TAX_AMOUNTS)
+
+
+def _match_zoho_taxable(
+    invoice: dict[str, Any], lines: list[InvoiceLine], shipping: _Shipping, inclusive: bool
+) -> None:
+    """Check the lines' derived taxable values against Zoho's own figures and absorb the
+    rounding difference into the largest line, so that they add up to what Zoho states.
+
+    Zoho's `total_taxable_amount` (when present and not 0; 0 on a recorded invoice without tax)
+    is matched against the taxed lines or all lines, each with or without taxed shipping (which
+    one Zoho means is unverified): on an invoice with tax, a difference beyond rounding means
+    this mapping misreads it, and it is refused rather than loaded with wrong taxable values
+    (an invoice without any tax has no GST at stake and is not checked). Without it, a
+    tax-inclusive invoice's lines must add up to their inclusive amounts less the invoice's tax
+    on them (rounding only; anything more is left for the `invoice_totals_add_up` check)."""
+    taxed = [line for line in lines if _is_taxed(line)]
+    stated = _money(invoice, "total_taxable_amount", required=False)
+    tolerance = Decimal("0.02") * (len(lines) + 1)
+    if stated and (taxed or shipping.taxed):
+        shipped = [shipping.exclusive, ZERO] if shipping.taxed else [ZERO]
+        for group, extra in ((group, extra) for group in (taxed, lines) for extra in shipped):
+            derived = sum((line.taxable_amount for line in group), ZERO)
+            if abs(stated - extra - derived) <= tolerance:
+                _absorb(group, stated - extra - derived)
+                return
+        derived = sum((line.taxable_amount for line in taxed), ZERO)
+        raise MappingError(
+            f"total_taxable_amount: Zoho states {stated}, the taxed lines add up to {derived}"
+            + (f" (taxed shipping {shipping.exclusive})" if shipping.taxed else "")
+            + "; the invoice's discounts or tax mode are not read right"
+        )
+    if inclusive:
+        line_tax = (_money(invoice, "tax_total", required=False) or ZERO) - sum(
+            shipping.taxes.values(), ZERO
+        )
+        gross = sum((line.line_total for line in lines), ZERO)
+        derived = sum((line.taxable_amount for line in lines), ZERO)
+        difference = gross - line_tax - derived
+        if abs(difference) <= tolerance:
+            _absorb(taxed or lines, difference)
+
+
+def _absorb(lines: list[InvoiceLine], difference: Decimal) -> None:
+    if not difference or not lines:
+        return
+    largest = max(lines, key=lambda line: abs(line.taxable_amount))
+    largest.taxable_amount += difference
+    largest.line_total += difference
 
 
 def _invoice_taxes(
-    invoice: dict[str, Any], heads: dict[str, str], lines: list[InvoiceLine]
+    invoice: dict[str, Any], heads: dict[str, str], lines: list[InvoiceLine], shipping: _Shipping
 ) -> dict[str, Decimal]:
-    """Invoice-level heads from the `taxes` summary, or the sum of the lines when it is absent."""
-    summary = [t for t in invoice.get("taxes") or [] if isinstance(t, dict)]
-    if not summary:
-        return {head: sum((getattr(line, head) for line in lines), ZERO) for head in TAX_HEADS}
-    totals: tuple[Decimal, ...] = (ZERO, ZERO, ZERO, ZERO)
-    for tax in summary:
-        head = _head_for(tax, heads)
-        amount = _money(tax, "tax_amount", required=False) or ZERO
-        totals = _add_head(head, amount, totals, tax)
-    return dict(zip(TAX_HEADS, totals, strict=True))
+    """Invoice-level heads from the `taxes` summary, or the sums of the lines and the shipping
+    charge's taxes when it is absent. Zero entries change nothing; a tax that is not GST is
+    `other_tax`."""
+    summary = _classified(invoice.get("taxes"), heads, "taxes")
+    if summary is not None:
+        return summary
+    totals = dict(shipping.taxes)
+    for line in lines:
+        for name in TAX_AMOUNTS:
+            totals[name] += getattr(line, name)
+    return totals
 
 
 # --- Dagster resource -------------------------------------------------------------------------
@@ -816,6 +1212,8 @@ class ZohoBooksResource(dg.ConfigurableResource):
     page_size: int = MAX_PAGE_SIZE
     cursor_overlap_seconds: int = 300
     requests_per_minute: int | None = None  # default: the tenant config's (90 = under 100)
+    # Share of the daily quota (X-Rate-Limit-Limit) an import leaves unused (`DailyQuota`).
+    quota_reserve_percent: float = 10.0
 
     def connector(
         self, config: ZohoBooksConfig, token_store: TokenStore, versions: VersionsLookup, log=None
@@ -828,4 +1226,5 @@ class ZohoBooksResource(dg.ConfigurableResource):
             cursor_overlap=timedelta(seconds=self.cursor_overlap_seconds),
             requests_per_minute=self.requests_per_minute,
             log=log,
+            quota_reserve_percent=self.quota_reserve_percent,
         )

@@ -120,6 +120,15 @@ class TaxMaster:
     group_by_rate: dict[Decimal, dict[str, Any]]
     by_name: dict[str, dict[str, Any]]
 
+    def non_gst(self, name: str, rate: Decimal, new_id: Callable[[], str]) -> dict[str, Any]:
+        """A tax that is not GST (a VAT, a US sales tax): no GST `tax_specific_type`. Added to
+        the master the first time an invoice charges it."""
+        if name not in self.by_name:
+            row = _tax_row(new_id(), name, rate, "")
+            self.rows.append(row)
+            self.by_name[name] = row
+        return self.by_name[name]
+
 
 def _tax_row(tax_id: str, name: str, rate: Decimal, specific: str, tax_type: str = "tax") -> dict:
     return {
@@ -303,7 +312,19 @@ CATALOGUE: tuple[CatalogueItem, ...] = (
 )
 
 
+# Nil-rated goods (GST 0 %): lines with a zero-amount "Nil Rated" tax, drawn only by a mix.
+NIL_RATED_CATALOGUE: tuple[CatalogueItem, ...] = (
+    _item("Fresh Vegetables", "Seasonal, loose", "07099990", "goods", "kg", 0, "40", 200, True),
+    _item("Wheat Flour", "Unbranded atta, loose", "11010000", "goods", "kg", 0, "34", 300, True),
+)
+
 ITEM_ID_BASE = 174460000000000100  # below every id the simulator allocates
+
+
+def _item_number(item: CatalogueItem) -> int:
+    if item in NIL_RATED_CATALOGUE:
+        return len(CATALOGUE) + NIL_RATED_CATALOGUE.index(item)
+    return CATALOGUE.index(item)
 
 
 def _slug(text: str) -> str:
@@ -347,6 +368,32 @@ class GeneratedLine:
     discount_percent: Decimal
 
 
+@dataclass(frozen=True, slots=True)
+class InvoiceTerms:
+    """How one generated invoice departs from a plain, tax-exclusive one (issue 8). Field values
+    are the ones a Zoho user picks on the invoice form."""
+
+    tax_inclusive: bool = False  # item rates include tax (`is_inclusive_tax`)
+    discount_percent: Decimal = _ZERO  # invoice-level discount (`discount_type: entity_level`)
+    discount_before_tax: bool = True  # `is_discount_before_tax`
+    shipping: Decimal = _ZERO  # shipping charge as entered (tax-inclusive when the invoice is)
+    shipping_taxed: bool = False  # GST on the shipping charge (SAC 996812, 18 %)
+    adjustment: Decimal = _ZERO  # a free adjustment of the total (not a rounding)
+    adjustment_description: str = "Adjustment"
+    einvoiced: bool = False  # an IRN from the e-invoicing portal (`einvoice_details`)
+    non_gst_tax: str | None = None  # a tax that is not GST charged instead (e.g. "VAT"): its name
+    non_gst_rate: Decimal = _ZERO
+
+
+PLAIN_TERMS = InvoiceTerms()
+# `transaction_rounding_type` of an organisation that rounds totals to the nearest whole number;
+# only "no_rounding" is seen in real answers, this value is (unverified). The hub does not read it.
+ROUND_TO_RUPEE = "round_to_whole_number"
+SHIPPING_SAC = "996812"  # courier services
+SHIPPING_GST_RATE = Decimal(18)
+NOT_ISSUED = ("draft", "pending_approval", "approved", "rejected")  # no receivable, no IRN
+
+
 @dataclass(slots=True)
 class GeneratedInvoice:
     """A generated invoice kept compact (a few scalars per line); the Zoho JSON is rendered on
@@ -362,10 +409,14 @@ class GeneratedInvoice:
     payment_terms: int
     status: str
     paid_percent: int  # share of the total paid, for partially_paid
-    rounds_off: bool
+    rounds_off: bool  # the organisation rounds totals to the rupee (`roundoff_value`)
     created_time: datetime
     last_modified_time: datetime
     lines: tuple[GeneratedLine, ...]
+    # Real India organisations compute each tax on the invoice's total (`entity_level`); the
+    # per-line amounts are rounded on their own and may differ from the summary by a paisa.
+    tax_rounding: str = "entity_level"
+    terms: InvoiceTerms = PLAIN_TERMS
 
     @property
     def customer_id(self) -> str:
@@ -375,18 +426,35 @@ class GeneratedInvoice:
         return _project(self.detail(taxes), INVOICE_LIST_FIELDS)
 
     def detail(self, taxes: TaxMaster) -> dict[str, Any]:
-        rendered = [self._render_line(order, line, taxes) for order, line in enumerate(self.lines)]
-        sub_total = sum((line.item_total for line in rendered), _ZERO)
-        tax_summary = _sum_taxes(rendered)
-        tax_total = sum(tax_summary.values(), _ZERO)
-        adjustment = _ZERO
+        terms, inclusive = self.terms, self.terms.tax_inclusive
+        amounts = [self._line_amount(line) for line in self.lines]
+        sub_total = sum(amounts, _ZERO)
+        discount = gst.round_money(sub_total * terms.discount_percent / 100)
+        shares = _shares(amounts, discount) if terms.discount_before_tax else [_ZERO] * len(amounts)
+        summary = _TaxSummary(self.tax_rounding)
+        rendered = [
+            self._render_line(order, line, amount - share, taxes, summary)
+            for order, (line, amount, share) in enumerate(
+                zip(self.lines, amounts, shares, strict=True)
+            )
+        ]
+        shipping = self._shipping(taxes, summary)
+        tax_total = summary.total()
+        shipping_value = shipping.inclusive if inclusive else shipping.exclusive
+        lines_value = sub_total - discount  # discounts before and after tax both leave the total
+        total_before = lines_value + shipping_value + terms.adjustment
+        if not inclusive:
+            total_before += tax_total
+        roundoff = _ZERO
         if self.rounds_off:
-            before = sub_total + tax_total
-            adjustment = before.quantize(_RUPEE, rounding=ROUND_HALF_UP) - before
-        total = sub_total + tax_total + adjustment
+            roundoff = total_before.quantize(_RUPEE, rounding=ROUND_HALF_UP) - total_before
+        total = total_before + roundoff
+        taxed_value = sum((line.base for line in rendered if line.taxed), _ZERO)
+        taxed_value += shipping_value if shipping.taxes else _ZERO
+        total_taxable = taxed_value - tax_total if inclusive else taxed_value
         payment_made = self._payment_made(total)
         customer = self.customer
-        return {
+        detail = {
             "invoice_id": self.invoice_id,
             "invoice_number": self.invoice_number,
             "status": self.status,
@@ -400,54 +468,78 @@ class GeneratedInvoice:
             "gst_no": customer.get("gst_no", ""),
             "gst_treatment": customer.get("gst_treatment", ""),
             "place_of_supply": self.place_of_supply,
+            "tax_specification": "intra" if self.intra_state else "inter",
             "is_pre_gst": False,
             "currency_code": customer.get("currency_code", "INR"),
             "exchange_rate": customer.get("_exchange_rate", 1),
-            "is_inclusive_tax": False,
-            "discount": 0,
-            "is_discount_before_tax": True,
-            "discount_type": "item_level",
+            "is_inclusive_tax": inclusive,
+            "discount": json_number(terms.discount_percent),
+            "discount_percent": json_number(terms.discount_percent),
+            "is_discount_before_tax": terms.discount_before_tax,
+            "discount_type": "entity_level" if terms.discount_percent else "item_level",
+            "discount_total": json_number(discount),
+            "discount_applied_on_amount": json_number(sub_total if discount else _ZERO),
             "line_items": [line.json for line in rendered],
             "sub_total": json_number(sub_total),
+            "sub_total_inclusive_of_tax": json_number(sub_total if inclusive else _ZERO),
+            "total_taxable_amount": json_number(total_taxable),
             "tax_total": json_number(tax_total),
             "taxes": [
                 {"tax_name": name, "tax_amount": json_number(amount)}
-                for name, amount in tax_summary.items()
+                for name, amount in summary.amounts().items()
             ],
-            "shipping_charge": 0,
-            "adjustment": json_number(adjustment),
-            "adjustment_description": "Rounding" if adjustment else "",
+            **shipping.json,
+            "adjustment": json_number(terms.adjustment),
+            "adjustment_description": terms.adjustment_description if terms.adjustment else "",
+            "roundoff_value": json_number(roundoff),
+            "transaction_rounding_type": ROUND_TO_RUPEE if self.rounds_off else "no_rounding",
+            "rounding_mode": "round_half_up",
             "total": json_number(total),
             "payment_made": json_number(payment_made),
             "credits_applied": 0,
             "balance": json_number(total - payment_made),
             "write_off_amount": 0,
             "price_precision": 2,
-            "tax_rounding": "item_level",
+            "tax_rounding": self.tax_rounding,
             "billing_address": dict(customer.get("billing_address") or {}),
             "shipping_address": dict(customer.get("shipping_address") or {}),
             "created_time": zoho_time(self.created_time),
             "last_modified_time": zoho_time(self.last_modified_time),
         }
+        if terms.einvoiced and self.status not in NOT_ISSUED:
+            detail["einvoice_details"] = self._einvoice_details()
+        return detail
 
     def _payment_made(self, total: Decimal) -> Decimal:
         if self.status == "paid":
             return total
         if self.status == "partially_paid":
             return gst.round_money(total * self.paid_percent / 100)
-        return _ZERO  # draft, sent, overdue and void keep the full balance (void: as Zoho shows)
+        return _ZERO  # not issued, sent, overdue and void keep the full balance (void: as Zoho)
 
-    def _render_line(self, order: int, line: GeneratedLine, taxes: TaxMaster) -> RenderedLine:
+    @staticmethod
+    def _line_amount(line: GeneratedLine) -> Decimal:
+        gross = gst.round_money(line.rate * line.quantity)
+        return gross - gst.round_money(gross * line.discount_percent / 100)
+
+    def _render_line(
+        self, order: int, line: GeneratedLine, base: Decimal, taxes: TaxMaster, summary: _TaxSummary
+    ) -> RenderedLine:
         """`discount` is the line's percentage and `discount_amount` its rupee value (how Zoho
-        reports a percentage discount in responses is (unverified))."""
+        reports a percentage discount in responses is (unverified)). `base` is the line's amount
+        after its share of an invoice-level discount before tax: what its tax is computed on.
+        On a tax-inclusive invoice `rate`, `item_total` and `item_total_inclusive_of_tax` include
+        the tax (what `item_total` holds in that mode is (unverified); the hub does not read it)."""
         gross = gst.round_money(line.rate * line.quantity)
         discount_amount = gst.round_money(gross * line.discount_percent / 100)
         item_total = gross - discount_amount
-        tax, line_taxes = self._line_taxes(item_total, line.item.gst_rate, taxes)
+        tax, charged = self._line_taxes(line.item.gst_rate, taxes)
+        line_taxes = summary.charge(base, charged, self.terms.tax_inclusive)
+        tax_amount = sum((amount for _, amount in line_taxes), _ZERO)
         base_id = int(self.invoice_id)
         line_json = {
             "line_item_id": str(base_id + 5 + order),
-            "item_id": str(ITEM_ID_BASE + CATALOGUE.index(line.item)),
+            "item_id": str(ITEM_ID_BASE + _item_number(line.item)),
             "item_order": order + 1,
             "name": line.item.name,
             "description": line.item.description,
@@ -465,32 +557,131 @@ class GeneratedInvoice:
             "tax_type": tax["tax_type"] if tax else "tax",
             "tax_percentage": tax["tax_percentage"] if tax else 0,
             "item_total": json_number(item_total),
+            "item_total_inclusive_of_tax": json_number(
+                item_total if self.terms.tax_inclusive else item_total + tax_amount
+            ),
             "line_item_taxes": [
-                {"tax_id": t["tax_id"], "tax_name": name, "tax_amount": json_number(amount)}
-                for t, name, amount in line_taxes
+                {
+                    "tax_id": row["tax_id"],
+                    "tax_name": _summary_name(row),
+                    "tax_amount": json_number(amount),
+                    "tax_percentage": row["tax_percentage"],
+                    "tax_specific_type": row["tax_specific_type"],
+                }
+                for row, amount in line_taxes
             ],
             "account_name": "Sales",
         }
-        return RenderedLine(line_json, item_total, line_taxes)
+        taxed = any(Decimal(str(row["tax_percentage"])) for row, _ in line_taxes)
+        return RenderedLine(line_json, base, taxed)
 
     def _line_taxes(
-        self, item_total: Decimal, rate: Decimal, taxes: TaxMaster
-    ) -> tuple[dict | None, list[tuple[dict, str, Decimal]]]:
-        """The tax (or group) on a line and its per-head amounts, named as in the invoice's
-        `taxes` summary ("CGST9 (9%)")."""
+        self, gst_rate: Decimal, taxes: TaxMaster
+    ) -> tuple[dict | None, list[dict[str, Any]]]:
+        """The tax (or group) named on a line and the taxes it charges (tax master rows)."""
+        if self.terms.non_gst_tax:  # a tax that is not GST, whatever the item's GST rate
+            row = taxes.by_name[self.terms.non_gst_tax]
+            return row, [row]
         if not self.place_of_supply:  # export: no GST charged in this simulator
             return None, []
-        cgst, sgst, igst = gst.split_gst(item_total, rate, self.intra_state)
+        if not gst_rate:
+            row = taxes.by_name["Nil Rated"]
+            return row, [row]
         if not self.intra_state:
-            tax = taxes.igst_by_rate[rate]
-            return tax, [(tax, _summary_name(tax), igst)]
-        group = taxes.group_by_rate[rate]
-        half = _percent_label(rate / 2)
-        members = [
-            (taxes.by_name[f"{head}{half}"], amount)
-            for head, amount in (("CGST", cgst), ("SGST", sgst))
-        ]
-        return group, [(member, _summary_name(member), amount) for member, amount in members]
+            tax = taxes.igst_by_rate[gst_rate]
+            return tax, [tax]
+        half = _percent_label(gst_rate / 2)
+        members = [taxes.by_name[f"{head}{half}"] for head in ("CGST", "SGST")]
+        return taxes.group_by_rate[gst_rate], members
+
+    def _shipping(self, taxes: TaxMaster, summary: _TaxSummary) -> RenderedShipping:
+        """The shipping charge, GST at 18 % on it when taxed (exports: never)."""
+        charge, inclusive = self.terms.shipping, self.terms.tax_inclusive
+        tax, charged = None, []
+        if charge and self.terms.shipping_taxed and self.place_of_supply:
+            tax, charged = self._line_taxes(SHIPPING_GST_RATE, taxes)
+        ship_taxes = summary.charge(charge, charged, inclusive)
+        tax_amount = sum((amount for _, amount in ship_taxes), _ZERO)
+        exclusive = charge - tax_amount if inclusive else charge
+        json = {
+            "shipping_charge": json_number(charge),
+            "shipping_charge_exclusive_of_tax": json_number(exclusive),
+            "shipping_charge_inclusive_of_tax": json_number(exclusive + tax_amount),
+            "shipping_charge_tax": json_number(tax_amount) if tax else "",
+            "shipping_charge_tax_id": tax["tax_id"] if tax else "",
+            "shipping_charge_tax_name": tax["tax_name"] if tax else "",
+            "shipping_charge_tax_percentage": tax["tax_percentage"] if tax else "",
+            "shipping_charge_sac_code": SHIPPING_SAC if charge else "",
+            "shipping_charge_taxes": [
+                {
+                    "tax_id": row["tax_id"],
+                    "tax_name": _summary_name(row),
+                    "tax_amount": json_number(amount),
+                    "tax_specific_type": row["tax_specific_type"],
+                }
+                for row, amount in ship_taxes
+            ],
+        }
+        return RenderedShipping(json, exclusive, exclusive + tax_amount, ship_taxes)
+
+    def _einvoice_details(self) -> dict[str, Any]:
+        """What Zoho returns once the invoice is registered with the IRP: the IRN is the 64-hex
+        SHA-256 the portal issues, in `inv_ref_num` (Zoho has no top-level `irn`)."""
+        digest = hashlib.sha256(f"{self.invoice_id}/{self.invoice_number}".encode()).hexdigest()
+        acknowledged = self.created_time + timedelta(minutes=10)
+        cancelled = self.status == "void"
+        return {
+            "inv_ref_num": digest,
+            "ack_number": f"1{int(digest[:16], 16) % 10**14:014d}",
+            "ack_date": acknowledged.astimezone(IST).strftime("%Y-%m-%d %H:%M:%S"),
+            "status": "cancelled" if cancelled else "pushed",
+            "status_formatted": "Cancelled" if cancelled else "Pushed",
+        }
+
+
+def _shares(amounts: list[Decimal], discount: Decimal) -> list[Decimal]:
+    """An invoice-level discount over the lines, in proportion to their amounts, rounded to the
+    paisa; the last line takes what rounding leaves."""
+    total = sum(amounts, _ZERO)
+    if not discount or not total:
+        return [_ZERO] * len(amounts)
+    shares = [gst.round_money(discount * amount / total) for amount in amounts[:-1]]
+    return [*shares, discount - sum(shares, _ZERO)]
+
+
+class _TaxSummary:
+    """The invoice's `taxes` summary while its lines are rendered: per tax name, the sum of the
+    rounded line amounts (`item_level`) or the rounded sum of the exact ones (`entity_level`)."""
+
+    def __init__(self, rounding: str) -> None:
+        self.entity_level = rounding == "entity_level"
+        self.exact: dict[str, Decimal] = {}
+        self.rounded: dict[str, Decimal] = {}
+
+    def charge(
+        self, base: Decimal, charged: list[dict[str, Any]], inclusive: bool
+    ) -> list[tuple[dict[str, Any], Decimal]]:
+        """Each tax's amount on `base` (tax-inclusive: base × rate ÷ (100 + total rate)),
+        rounded per line, and added to the summary."""
+        total_rate = sum((Decimal(str(row["tax_percentage"])) for row in charged), _ZERO)
+        out = []
+        for row in charged:
+            rate = Decimal(str(row["tax_percentage"]))
+            exact = base * rate / ((100 + total_rate) if inclusive else 100)
+            amount = gst.round_money(exact)
+            name = _summary_name(row)
+            self.exact[name] = self.exact.get(name, _ZERO) + exact
+            self.rounded[name] = self.rounded.get(name, _ZERO) + amount
+            out.append((row, amount))
+        return out
+
+    def amounts(self) -> dict[str, Decimal]:
+        if self.entity_level:
+            return {name: gst.round_money(exact) for name, exact in self.exact.items()}
+        return dict(self.rounded)
+
+    def total(self) -> Decimal:
+        return sum(self.amounts().values(), _ZERO)
 
 
 def _summary_name(tax: dict[str, Any]) -> str:
@@ -499,18 +690,87 @@ def _summary_name(tax: dict[str, Any]) -> str:
 
 class RenderedLine(NamedTuple):
     json: dict[str, Any]
-    item_total: Decimal
-    taxes: list[tuple[dict[str, Any], str, Decimal]]  # (tax master row, summary name, amount)
+    base: Decimal  # what the line's tax is computed on (tax-inclusive when the invoice is)
+    taxed: bool  # a tax at a rate above 0 (not nil-rated, not an export)
 
 
-def _sum_taxes(lines: list[RenderedLine]) -> dict[str, Decimal]:
-    """Invoice `taxes` summary: per tax name, the sum of the line amounts (item-level rounding),
-    so that Σ taxes == tax_total exactly."""
-    summary: dict[str, Decimal] = {}
-    for line in lines:
-        for _, name, amount in line.taxes:
-            summary[name] = summary.get(name, _ZERO) + amount
-    return summary
+class RenderedShipping(NamedTuple):
+    json: dict[str, Any]
+    exclusive: Decimal
+    inclusive: Decimal
+    taxes: list[tuple[dict[str, Any], Decimal]]
+
+
+@dataclass(frozen=True)
+class InvoiceMix:
+    """Shares (0..1) of generated invoices that depart from a plain one, as real organisations'
+    books do. The default (no mix) is plain, so that a seed gives the data it always gave."""
+
+    tax_inclusive: float = 0.0  # item rates include GST
+    invoice_discount: float = 0.0  # an invoice-level discount (of tax-exclusive invoices)
+    discount_after_tax: float = 0.0  # share of those discounts given after tax
+    shipping: float = 0.0  # a shipping charge
+    shipping_taxed: float = 0.5  # share of shipping charges with GST on them
+    adjustment: float = 0.0  # a free adjustment (not a rounding)
+    approvals: float = 0.0  # pending approval, approved or rejected (not issued)
+    nil_rated: float = 0.0  # a nil-rated line (GST 0 %, a zero-amount tax entry)
+    einvoicing: bool = False  # the organisation e-invoices: B2B invoices carry an IRN
+
+
+REALISTIC_MIX = InvoiceMix(
+    tax_inclusive=0.1,
+    invoice_discount=0.1,
+    discount_after_tax=0.2,
+    shipping=0.15,
+    adjustment=0.05,
+    approvals=0.03,
+    nil_rated=0.05,
+    einvoicing=True,
+)
+ADJUSTMENTS = (
+    (Decimal(250), "Handling charges"),
+    (Decimal(-100), "Goodwill"),
+    (Decimal("75.50"), "Packing"),
+)
+APPROVAL_STATUSES = ("pending_approval", "approved", "rejected")
+
+
+class _Mixer:
+    """Applies an `InvoiceMix` to generated invoices, drawing from its own random stream (the
+    same number of draws per invoice whatever comes out, so a seed gives the same data)."""
+
+    def __init__(self, mix: InvoiceMix, seed: int) -> None:
+        self.mix = mix
+        self.rng = random.Random(f"invoice-mix-{seed}")
+
+    def apply(self, invoice: GeneratedInvoice) -> None:
+        mix, rng = self.mix, self.rng
+        draws = [rng.random() for _ in range(8)]
+        discount_percent = Decimal(rng.choice(("2.5", "5", "10")))
+        shipping = Decimal(rng.choice((150, 250, 500, 1200)))
+        adjustment, description = rng.choice(ADJUSTMENTS)
+        approval = rng.choice(APPROVAL_STATUSES)
+        nil_item = rng.choice(NIL_RATED_CATALOGUE)
+        nil_quantity = Decimal(rng.randint(5, 40))
+        domestic = bool(invoice.place_of_supply)
+        inclusive = domestic and draws[0] < mix.tax_inclusive
+        discounted = not inclusive and draws[1] < mix.invoice_discount
+        shipped = draws[3] < mix.shipping
+        invoice.terms = InvoiceTerms(
+            tax_inclusive=inclusive,
+            discount_percent=discount_percent if discounted else _ZERO,
+            discount_before_tax=not (discounted and draws[2] < mix.discount_after_tax),
+            shipping=shipping if shipped else _ZERO,
+            shipping_taxed=shipped and domestic and draws[4] < mix.shipping_taxed,
+            adjustment=adjustment if draws[5] < mix.adjustment else _ZERO,
+            adjustment_description=description,
+            einvoiced=mix.einvoicing and invoice.customer.get("gst_treatment") == "business_gst",
+        )
+        if draws[6] < mix.approvals:
+            invoice.status = approval  # not issued: nothing paid
+        if draws[7] < mix.nil_rated:
+            nil_line = GeneratedLine(nil_item, nil_quantity, nil_item.price, _ZERO)
+            invoice.lines = (*invoice.lines[:-1], nil_line)
 
 
 def _terms_label(days: int) -> str:
@@ -559,6 +819,7 @@ class Organisation:
     name: str
     state_code: str  # GST numeric code of the seller's registration
     taxes: TaxMaster
+    tax_rounding: str = "entity_level"  # "item_level" as an option: how generated taxes round
     contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     invoices: dict[str, AnyInvoice] = field(default_factory=dict)
     last_invoice_number: int = 0
@@ -651,6 +912,14 @@ class Malformation:
     remaining: int | None  # None = every time
 
 
+@dataclass(slots=True)
+class AfterPage:
+    path: str
+    page: int
+    action: Callable[[dict[str, Any]], Any]
+    remaining: int | None  # None: every time
+
+
 class Faults:
     """Runtime fault switches. Counted faults apply to the next matching requests (token
     endpoint included unless a `path` is given), in the order they were queued."""
@@ -661,6 +930,7 @@ class Faults:
         self._pending: list[PendingFault] = []
         self._malformed: list[Malformation] = []
         self._expire_after: int | None = None
+        self._after_page: list[AfterPage] = []
 
     def fail_next(self, n: int = 1, status: int = 500, path: str | None = None) -> None:
         """Answer the next n requests with a 5xx and Zoho's `{"code":1000,...}`."""
@@ -699,12 +969,45 @@ class Faults:
         with self._lock:
             self._malformed.append(Malformation(path, page_number, kind, record_index, times))
 
+    def after_page(
+        self,
+        path: str,
+        page_number: int,
+        action: Callable[[dict[str, Any]], Any],
+        *,
+        times: int | None = 1,
+    ) -> None:
+        """Run `action(body)` right after that page of that path (`page` query parameter, 1 when
+        absent) was answered with 200, before any other request is served: someone editing the
+        books mid-walk (`lambda body: sim.delete_invoice(org, body["invoices"][0]["invoice_id"])`).
+        The action may call the simulator's mutations. `times=None` runs it after every such
+        page."""
+        with self._lock:
+            self._after_page.append(AfterPage(path, page_number, action, times))
+
     def clear(self) -> None:
         with self._lock:
             self.latency = 0.0
             self._pending.clear()
             self._malformed.clear()
+            self._after_page.clear()
             self._expire_after = None
+
+    def served(self, path: str, params: dict[str, str], reply: Reply) -> None:
+        """Run the `after_page` actions due for the reply just sent (under the simulator lock)."""
+        if reply.kind != "json" or reply.status != 200 or not self._after_page:
+            return
+        try:
+            page = int(params.get("page") or 1)
+        except ValueError:
+            return
+        for hook in list(self._after_page):
+            if hook.path == path and hook.page == page:
+                if hook.remaining is not None:
+                    hook.remaining -= 1
+                    if hook.remaining == 0:
+                        self._after_page.remove(hook)
+                hook.action(copy.deepcopy(reply.body))
 
     def _queue(self, fault: PendingFault) -> None:
         if fault.remaining < 1:
@@ -839,9 +1142,11 @@ class ZohoBooksSimulator:
       access_token_lifetime: 3600 s.
       token_requests_per_window / token_window_seconds: 10 per 600 s per refresh token.
       token_throttle_status: 200, like every other token error (the real status is unverified).
-      max_active_access_tokens: 10 per refresh token; the oldest is silently invalidated.
-      contacts_default_filter: "Status.Active" when `filter_by` is absent (real default
-        unverified).
+      max_active_access_tokens: 15 per refresh token; the 16th invalidates the oldest silently
+        (Zoho CRM v8 "Token validity"; other Zoho products say 30; Zoho Books states none).
+      contacts_default_filter: "Status.All" when `filter_by` is absent (a real recording's
+        `page_context.applied_filter`).
+      sort_honoured: True; False makes the list endpoints ignore sort_column/sort_order.
       api_domain: None means this server's own base URL.
       clock: record timestamps (aware datetime); timer: monotonic seconds for windows/expiry.
     Counters: requests_served, requests_throttled, requests_dropped, request_log.
@@ -867,9 +1172,12 @@ class ZohoBooksSimulator:
         self.token_requests_per_window = 10
         self.token_window_seconds = 600.0
         self.token_throttle_status = 200
-        self.max_active_access_tokens = 10
+        self.max_active_access_tokens = 15
         self.max_refresh_tokens_per_client = 20
-        self.contacts_default_filter = "Status.Active"
+        self.contacts_default_filter = "Status.All"
+        # False: the list endpoints ignore sort_column/sort_order (a source that does not honour
+        # them) and answer in their default order, echoing it in page_context.
+        self.sort_honoured = True
         self.api_domain: str | None = None
         self.faults = Faults(self._lock)
         # Bounded so that a long-running `serve()` does not grow without limit.
@@ -990,19 +1298,29 @@ class ZohoBooksSimulator:
         seed: int = 42,
         seller_state: str = "29",
         as_of: datetime | None = None,
+        mix: InvoiceMix | None = None,
+        tax_rounding: str = "entity_level",
     ) -> Organisation:
         """Deterministic Indian customers and GST invoices. The same seed, sizes, `as_of` (taken
         at midnight IST; default: today by `clock`) and a fresh simulator give identical data.
 
         Invoices carry 1..lines_per_invoice lines, dates and last_modified_time spread over the
-        year before `as_of`."""
+        year before `as_of`. `mix` (e.g. `REALISTIC_MIX`) makes shares of them tax-inclusive,
+        discounted at invoice level, shipped, adjusted, awaiting approval, nil-rated or
+        e-invoiced; it draws from its own random stream, so the plain data stays the same.
+        `tax_rounding` is the organisation's: "entity_level" (real India organisations) or
+        "item_level"."""
         if (customers < 1 and invoices) or lines_per_invoice < 1:
             raise ValueError("invoices need at least one customer and one line")
+        if tax_rounding not in ("entity_level", "item_level"):
+            raise ValueError(f"tax_rounding: entity_level or item_level, not {tax_rounding!r}")
         rng = random.Random(seed)
+        mixer = _Mixer(mix, seed) if mix else None
         anchor = (as_of or self.clock()).astimezone(IST)
         anchor = anchor.replace(hour=0, minute=0, second=0, microsecond=0)
         with self._lock:
             org = self.add_organisation(org_id, state_code=seller_state)
+            org.tax_rounding = tax_rounding
             taken = {contact["contact_name"] for contact in org.contacts.values()}
             contacts = [self._generate_contact(rng, org, anchor, taken) for _ in range(customers)]
             for contact in contacts:
@@ -1011,6 +1329,8 @@ class ZohoBooksSimulator:
                 invoice = self._generate_invoice(
                     rng, org, rng.choice(contacts), anchor, lines_per_invoice
                 )
+                if mixer:
+                    mixer.apply(invoice)
                 org.invoices[invoice.invoice_id] = invoice
             self._total_outstanding(org, contacts)
             org.changed()
@@ -1184,6 +1504,7 @@ class ZohoBooksSimulator:
             created_time=created,
             last_modified_time=modified,
             lines=tuple(self._generate_line(rng) for _ in range(rng.randint(1, max_lines))),
+            tax_rounding=org.tax_rounding,
         )
 
     @staticmethod
@@ -1201,7 +1522,7 @@ class ZohoBooksSimulator:
         """Contacts' outstanding_receivable_amount as of seeding (not updated by later edits)."""
         owed: dict[str, Decimal] = {}
         for invoice in org.invoices.values():
-            if invoice.status not in ("draft", "void"):
+            if invoice.status not in (*NOT_ISSUED, "void"):
                 detail = invoice.detail(org.taxes)
                 owed[invoice.customer_id] = owed.get(invoice.customer_id, _ZERO) + Decimal(
                     str(detail.get("balance", 0))
@@ -1251,18 +1572,48 @@ class ZohoBooksSimulator:
         customer_id: str | None = None,
         seed: int = 0,
         lines: int = 3,
+        status: str | None = None,
+        tax_rounding: str | None = None,
+        rounds_off: bool | None = None,
+        nil_rated: bool = False,
+        **terms: Any,
     ) -> str:
         """Add an invoice: the given Zoho detail JSON, or (without one) a generated invoice dated
-        today for `customer_id` (default: first contact), created and modified now."""
+        today for `customer_id` (default: first contact), created and modified now.
+
+        A generated invoice takes a `status` (e.g. "pending_approval"), the organisation's
+        `tax_rounding` unless given, `rounds_off` (round the total to the rupee; default: as
+        generated), `nil_rated` (its last line a nil-rated item) and `InvoiceTerms` fields as
+        keywords, e.g.
+        `tax_inclusive=True`, `discount_percent=10, discount_before_tax=False`,
+        `shipping=250, shipping_taxed=True`, `adjustment=-100`, `einvoiced=True`,
+        `non_gst_tax="VAT", non_gst_rate=5`."""
         with self._lock:
             org = self.organisations[org_id]
             if invoice is not None:
                 record = StoredInvoice(self._stamped_invoice(org, invoice))
             else:
                 record = self._fresh_generated_invoice(org, customer_id, random.Random(seed), lines)
+                record.terms = self._terms(org, terms)
+                record.status = status or record.status
+                record.tax_rounding = tax_rounding or record.tax_rounding
+                record.rounds_off = record.rounds_off if rounds_off is None else rounds_off
+                if nil_rated:
+                    item = NIL_RATED_CATALOGUE[seed % len(NIL_RATED_CATALOGUE)]
+                    nil_line = GeneratedLine(item, Decimal(10), item.price, _ZERO)
+                    record.lines = (*record.lines[:-1], nil_line)
             org.invoices[record.invoice_id] = record
             org.changed()
             return record.invoice_id
+
+    def _terms(self, org: Organisation, terms: dict[str, Any]) -> InvoiceTerms:
+        for name in ("discount_percent", "shipping", "adjustment", "non_gst_rate"):
+            if name in terms:
+                terms[name] = Decimal(str(terms[name]))
+        made = InvoiceTerms(**terms)
+        if made.non_gst_tax:
+            org.taxes.non_gst(made.non_gst_tax, made.non_gst_rate, lambda: self.new_id(step=1))
+        return made
 
     def _stamped_invoice(self, org: Organisation, invoice: dict[str, Any]) -> dict[str, Any]:
         now = zoho_time(self._now())
@@ -1399,6 +1750,7 @@ class ZohoBooksSimulator:
             if reply.kind == "json" and reply.status == 200:
                 reply = self._maybe_malformed(path, params, reply)
             self._record(request.method, path, params, reply)
+            self.faults.served(path, params, reply)
         return reply.to_response()
 
     def _fault_reply(self, fault: PendingFault, params: dict[str, str]) -> Reply:
@@ -1554,6 +1906,8 @@ class ZohoBooksSimulator:
         applied = params.get("filter_by") or self.contacts_default_filter
         column = _choice_param(params, "sort_column", CONTACT_SORTS, "contact_name")
         order = _choice_param(params, "sort_order", ("A", "D"), "A")
+        if not self.sort_honoured:
+            column, order = "contact_name", "A"
         contact_type = params.get("contact_type")
         # `last_modified_time` is not documented for contacts and is ignored here (unverified).
         rows = [
@@ -1576,6 +1930,8 @@ class ZohoBooksSimulator:
     def _list_invoices(self, org: Organisation, params: dict[str, str]) -> Reply:
         column = _choice_param(params, "sort_column", INVOICE_SORTS, "created_time")
         order = _choice_param(params, "sort_order", ("A", "D"), "D")
+        if not self.sort_honoured:
+            column, order = "created_time", "D"
         applied = params.get("filter_by") or "Status.All"
         matches = [
             i for i in self._sorted_invoices(org, column, order) if _keep(i, params, applied)
@@ -1833,6 +2189,7 @@ def build_simulator(
     requests_per_minute: int = 100,
     daily_limit: int = 10_000,
     latency: float = 0.0,
+    mix: InvoiceMix | None = None,
 ) -> ZohoBooksSimulator:
     simulator = ZohoBooksSimulator(
         client_id=client_id,
@@ -1848,6 +2205,7 @@ def build_simulator(
         lines_per_invoice=lines_per_invoice,
         seed=seed,
         seller_state=seller_state,
+        mix=mix,
     )
     simulator.faults.latency = latency
     return simulator

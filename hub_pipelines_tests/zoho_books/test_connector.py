@@ -39,7 +39,13 @@ def test_every_data_centre_selects_its_own_hosts(region):
 
 def test_access_tokens_are_cached_encrypted_and_refreshed_once_across_workers(zoho):
     connectors = [_connector(zoho) for _ in range(4)]
-    threads = [threading.Thread(target=c.test_connection) for c in connectors]
+    start = threading.Barrier(len(connectors))
+
+    def connect(connector: ZohoBooksConnector) -> None:
+        start.wait()  # all four need a token at the same moment
+        connector.test_connection()
+
+    threads = [threading.Thread(target=connect, args=(c,)) for c in connectors]
     for thread in threads:
         thread.start()
     for thread in threads:

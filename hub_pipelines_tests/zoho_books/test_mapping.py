@@ -9,7 +9,6 @@ import pytest
 from hub_pipelines import gst
 from hub_pipelines.zoho_books.connector import (
     INVOICE_STATUSES,
-    MappingError,
     _page_context,
     map_contact,
     map_invoice,
@@ -105,10 +104,17 @@ def test_recorded_contact_list_rows_map_without_detail_fields():
 
 
 @pytest.mark.real_fixtures
-def test_openapi_invoice_with_a_vat_tax_is_refused_naming_the_tax():
-    invoice = example("zoho_books_openapi_get_invoice_200_example.json")["invoice"]
-    with pytest.raises(MappingError, match="'VAT'"):
-        map_invoice(invoice, heads={})
+def test_openapi_invoice_with_a_vat_tax_keeps_it_as_other_tax():
+    # A tax that is not GST is kept, never refused (issue 8, point 6): the documented example
+    # is a VAT invoice (its amounts are not consistent with each other, see the fixtures README).
+    invoice = map_invoice(example("zoho_books_openapi_get_invoice_200_example.json")["invoice"], {})
+    assert invoice.other_tax == Decimal("19.13")  # the `taxes` summary's VAT
+    assert invoice.cgst == invoice.sgst == invoice.igst == invoice.cess == 0
+    assert invoice.tax_total == Decimal("22.60")  # as Zoho states it
+    (line,) = invoice.lines
+    assert (line.taxable_amount, line.tax_rate) == (Decimal("120.00"), Decimal("12.5000"))
+    assert line.other_tax == Decimal("15.00") and line.igst == 0  # 12.5 % of 120, computed
+    assert line.line_total == Decimal("135.00")
 
 
 @pytest.mark.real_fixtures
