@@ -1,6 +1,7 @@
 """Faults, bad records, crashes and rate limits: the import still ends equal to the source."""
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -126,6 +127,7 @@ from hub_pipelines.resources import VaultResource, WarehouseResource
 from hub_pipelines.connectors.ratelimit import bucket_for
 from hub_pipelines.zoho_books.connector import ZohoBooksResource
 import os
+import random
 with dg.instance_for_test() as instance:
     instance.add_dynamic_partitions("zoho_books_tenants", ["acme"])
     dg.materialize(
@@ -266,3 +268,47 @@ def test_the_connector_stays_under_zohos_real_rate_limit(zoho):
     # and `make bench` measures the gaps on the wire.
     bucket = bucket_for(f"zoho_books:{zoho.org_id}", 7)
     assert (bucket.limit, bucket.burst, bucket.window) == (100, 1, 60.0)
+
+
+def test_chaos_kills_at_random_points_each_followed_by_a_rerun_end_equal_to_the_source(
+    zoho, tmp_path, monkeypatch
+):
+    """Three `hub sync` processes killed at random moments (start-up, customers, an invoices
+    page), the source edited between them; after each, what the daemon would do (run-health and
+    failure sensors) and a re-run."""
+    monkeypatch.setenv("HUB_HOME", str(tmp_path))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("HUB_RUN_SILENCE_SECONDS", "1")
+    zoho.simulator.seed_generated(zoho.org_id, customers=10, invoices=240)
+    rng = random.Random(20261126)
+    hub = str(Path(sys.executable).with_name("hub"))
+    killed_mid_run = 0
+    for round_number in range(3):
+        for invoice_id in rng.sample(zoho.simulator.invoice_ids(zoho.org_id), 5):
+            zoho.simulator.edit_invoice(
+                zoho.org_id, invoice_id, reference_number=f"r{round_number}"
+            )
+        zoho.simulator.faults.latency = 0.01
+        worker = subprocess.Popen(
+            [hub, "sync", TENANT, "zoho_books"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.5, 8.0))  # a random point of the import, not a timing assertion
+        worker.kill()
+        worker.wait()
+        zoho.simulator.faults.latency = 0.0
+        if (tmp_path / "dagster").exists():
+            with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
+                for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+                    killed_mid_run += 1
+                    _record_failure(
+                        zoho, instance, _health_tick_until_failed(zoho, instance, run.run_id)
+                    )
+        assert zoho.materialize().success
+    warehouse_equals_source(zoho)
+    assert (
+        zoho.scalar("SELECT count(*) FROM hub.accounting_sync_logs WHERE status = 'running'") == 0
+    )
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
+        assert instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])) == []
