@@ -12,8 +12,9 @@ import dagster as dg
 import pytest
 
 from hub_pipelines.connectors.ratelimit import bucket_for
-from hub_pipelines.imports.run_health import run_health_sensor
+from hub_pipelines.imports.run_health import last_sign_of_life, live_sessions, run_health_sensor
 from hub_pipelines.imports.sensors import import_failure_sensor
+from hub_pipelines.partitions import run_partition
 from hub_pipelines.resources import WarehouseResource
 from hub_pipelines.zoho_books.connector import ZohoBooksResource
 from hub_pipelines_tests.zoho_books.conftest import (
@@ -193,12 +194,24 @@ def _health_tick_until_failed(zoho, instance: dg.DagsterInstance, run_id: str) -
         instance=instance,
         resources={"warehouse": WarehouseResource(database_url=zoho.warehouse_url)},
     )
-    deadline = time.monotonic() + 60  # the killed backend may linger a moment in pg_stat_activity
+    deadline = time.monotonic() + 120  # the killed backend may linger a moment in pg_stat_activity
     while instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.STARTED:
-        assert time.monotonic() < deadline, "the run-health sensor never failed the killed run"
+        assert time.monotonic() < deadline, _why_alive(zoho, instance, run_id)
         time.sleep(1.1)  # HUB_RUN_SILENCE_SECONDS=1 of silence
         run_health_sensor(context)
     return instance.get_run_by_id(run_id)
+
+
+def _why_alive(zoho, instance: dg.DagsterInstance, run_id: str) -> str:
+    """What the run-health sensor saw, for a failure message."""
+    run = instance.get_run_by_id(run_id)
+    with WarehouseResource(database_url=zoho.warehouse_url).connect() as conn:
+        live = live_sessions(conn)
+    return (
+        f"the run-health sensor never failed the killed run: session open {run_id in live}, "
+        f"partition {run_partition(instance, run)}, "
+        f"silent for {time.time() - last_sign_of_life(instance, run):.1f} s"
+    )
 
 
 def _record_failure(zoho, instance: dg.DagsterInstance, run: dg.DagsterRun) -> None:
