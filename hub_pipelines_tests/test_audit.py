@@ -119,7 +119,7 @@ def test_a_sync_log_is_opened_running_and_closed_with_its_counts(warehouse):
             "SELECT status, cursor_before FROM hub.accounting_sync_logs WHERE id = %s", (log_id,)
         ).fetchone() == ("running", "c0")
         counts = LoadCounts(fetched=6, inserted=1, updated=2, unchanged=3, failed=4, deleted=5)
-        error = SyncError("MAPPING", "4 of 6 failed")
+        error = SyncError("MAPPING", "4 of 6 failed", code="E1", retry_after=30)
         audit.finish_sync_log(
             conn,
             log_id,
@@ -132,11 +132,19 @@ def test_a_sync_log_is_opened_running_and_closed_with_its_counts(warehouse):
         row = conn.execute(
             "SELECT status, records_fetched, records_inserted, records_updated, records_unchanged, "
             "records_deleted, records_failed, api_calls, cursor_after, error_message, "
-            "metadata->>'category', completed_at IS NOT NULL, duration_ms >= 0 "
+            "metadata, completed_at IS NOT NULL, duration_ms >= 0 "
             "FROM hub.accounting_sync_logs WHERE id = %s",
             (log_id,),
         ).fetchone()
-    assert row == ("failed", 6, 1, 2, 3, 5, 4, 9, "c1", "4 of 6 failed", "MAPPING", True, True)
+    metadata = {
+        "category": "MAPPING",
+        "severity": "error",
+        "retryable": False,
+        "suggested_fix": error.suggested_fix,
+        "code": "E1",
+        "retry_after": 30,
+    }
+    assert row == ("failed", 6, 1, 2, 3, 5, 4, 9, "c1", "4 of 6 failed", metadata, True, True)
 
 
 def config_row(url: str) -> int:

@@ -243,6 +243,29 @@ def test_another_problem_of_the_same_record_is_its_own_row(warehouse):
     assert [r[:2] for r in error_rows(warehouse)] == [("x", "run-1"), ("x", "run-2")]
 
 
+def test_a_record_failure_keeps_the_connectors_own_fix(warehouse):
+    own = RecordFailure("x", "MAPPING", "rate: not a number", {}, suggested_fix="Fix the rate.")
+    record(warehouse, "run-1", [own])
+    assert rows(warehouse, "SELECT suggested_fix FROM hub.accounting_sync_errors") == [
+        ("Fix the rate.",)
+    ]
+
+
+def test_a_record_the_warehouse_cannot_store_is_a_record_error_naming_the_field(warehouse):
+    bad = customer("nul", name="Acme\x00 Traders")
+    bad.raw = {"contact_name": "Acme\x00 Traders"}
+    counts = load(warehouse, "run-1", [customer("a"), bad])
+    assert (counts.inserted, counts.failed) == (1, 1)
+    (entity_id, message, payload) = rows(
+        warehouse, "SELECT entity_id, error_message, raw_payload FROM hub.accounting_sync_errors"
+    )[0]
+    assert entity_id == "nul"
+    assert message == (
+        "customers nul: name holds a character PostgreSQL cannot store (NUL or a lone surrogate)"
+    )
+    assert payload == {"contact_name": "Acme\ufffd Traders"}  # kept, the NUL replaced
+
+
 def test_a_page_counts_its_failures_with_what_it_fetched(warehouse):
     with psycopg.connect(warehouse) as conn:
         counts = loader(conn, "run-1", "invoices").load_page(
