@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
+
 from hub_pipelines.connectors.base import parse_timestamp
 from hub_pipelines.zoho_books.connector import zoho_timestamp
 from hub_pipelines_tests.zoho_books.conftest import TENANT, customers, invoices, metadata
@@ -90,27 +92,53 @@ def test_an_unchanged_walk_fetches_no_detail_and_keeps_the_cursor(zoho):
     assert stored_cursor(zoho) == cursor
 
 
-def test_a_failed_record_holds_the_cursor_back_until_it_loads(zoho):
-    zoho.register(sync_config={"error_threshold": 0.9})  # 1 of the 2 changed records fails
+def in_list_order(zoho) -> list[str]:
+    """Invoice ids in the order the walk lists them (oldest created first)."""
+    ids = zoho.simulator.invoice_ids(zoho.org_id)
+    return sorted(
+        ids, key=lambda i: (zoho.simulator.get_invoice(zoho.org_id, i)["created_time"], i)
+    )
+
+
+def test_failed_records_hold_the_cursor_back_to_the_oldest_until_they_load(zoho):
+    zoho.register(sync_config={"error_threshold": 0.9})  # 2 of the 3 changed records fail
     zoho.simulator.seed_generated(zoho.org_id, customers=3, invoices=20)
     assert zoho.materialize(invoices).success
     cursor = stored_cursor(zoho)
-    ids = zoho.simulator.invoice_ids(zoho.org_id)
-    broken, later = ids[3], ids[8]
+    ids = in_list_order(zoho)
+    # The older failure is listed first: the cursor must stay at it, not at the last one met.
+    broken, broken_later, later = ids[3], ids[15], ids[8]
     edit_at(zoho, broken, cursor + timedelta(hours=1), reference_number="PO-BROKEN")
     edit_at(zoho, later, cursor + timedelta(hours=2), reference_number="PO-LATER")
-    zoho.simulator.faults.malformed_page(f"/books/v3/invoices/{broken}")
+    edit_at(zoho, broken_later, cursor + timedelta(hours=3), reference_number="PO-BROKEN-2")
+    for invoice_id in (broken, broken_later):
+        zoho.simulator.faults.malformed_page(f"/books/v3/invoices/{invoice_id}")
 
     partial = zoho.materialize(invoices)
-    assert metadata(partial, "invoices")["records_failed"] == 1
+    assert metadata(partial, "invoices")["records_failed"] == 2
     assert reference(zoho, later) == "PO-LATER"
-    assert stored_cursor(zoho) == cursor + timedelta(hours=1)  # not past the failed record
+    assert stored_cursor(zoho) == cursor + timedelta(hours=1)  # not past the oldest failure
 
     zoho.simulator.faults.clear()
     healed = zoho.materialize(invoices)
-    assert metadata(healed, "invoices")["records_updated"] == 1
+    assert metadata(healed, "invoices")["records_updated"] == 2
     assert reference(zoho, broken) == "PO-BROKEN"
-    assert stored_cursor(zoho) == cursor + timedelta(hours=2)
+    assert stored_cursor(zoho) == cursor + timedelta(hours=3)
+
+
+@pytest.mark.parametrize(("failing", "succeeds"), [(4, True), (5, False)])
+def test_five_detail_calls_failing_in_a_row_fail_the_run_four_are_record_errors(
+    zoho, failing, succeeds
+):
+    """A source failing detail after detail is down, not holding bad records."""
+    zoho.register(sync_config={"error_threshold": 1.0})
+    zoho.simulator.seed_generated(zoho.org_id, customers=3, invoices=failing)
+    for invoice_id in zoho.simulator.invoice_ids(zoho.org_id):
+        zoho.simulator.faults.malformed_page(f"/books/v3/invoices/{invoice_id}", truncated=True)
+    result = zoho.materialize(invoices)
+    assert result.success is succeeds
+    errors = zoho.scalar("SELECT count(*) FROM hub.accounting_sync_errors WHERE scope = 'record'")
+    assert errors == (failing if succeeds else 0)
 
 
 def test_the_cursor_never_passes_the_start_of_the_walk(zoho):
