@@ -14,7 +14,7 @@ from hub_pipelines.warehouse.loader import LoadCounts
 
 @pytest.mark.parametrize(
     ("retry_count", "minutes"),
-    [(0, 5), (1, 10), (2, 20), (3, 40), (6, 320), (7, 360), (30, 360)],
+    [(0, 5), (1, 10), (2, 20), (3, 40), (6, 320), (7, 360), (30, 360), (38, 360), (10**6, 360)],
 )
 def test_the_backoff_doubles_with_each_retry_up_to_six_hours(retry_count, minutes):
     assert audit.retry_delay(retry_count) == timedelta(minutes=minutes)

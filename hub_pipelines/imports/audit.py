@@ -21,8 +21,9 @@ RETRY_MAX_DELAY = timedelta(hours=6)
 
 
 def retry_delay(retry_count: int) -> timedelta:
-    """Exponential backoff between automatic re-runs: 5 min, 10, 20, … capped at 6 h."""
-    return min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2**retry_count)
+    """Exponential backoff between automatic re-runs: 5 min, 10, 20, … capped at 6 h (the
+    exponent is capped too: `hub errors retry` can push a count past what timedelta holds)."""
+    return min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2 ** min(retry_count, 16))
 
 
 def retry_at(error: SyncError, retry_count: int) -> datetime | None:
