@@ -312,13 +312,13 @@ class PartitionSync:
             self.counts.deleted = self.loader.soft_delete_missing(
                 listing.totals.keys(), self.config.max_delete_fraction
             )
-        live = _row_count(self.conn, self.entity, self.tenant, self.system)
+        self.live_rows = _row_count(self.conn, self.entity, self.tenant, self.system)
         if listing.complete:
             self.census = SourceCensus.of(listing)
         elif checks.RECONCILIATION.name in self._selected_checks():
-            self.census = self._count(connector, live)
+            self.census = self._count(connector, self.live_rows)
         _enforce_error_threshold(
-            self.counts, self.tenant_config.row.sync_config.error_threshold, live
+            self.counts, self.tenant_config.row.sync_config.error_threshold, self.live_rows
         )
 
     def _complete_listing_due(self) -> bool:
@@ -434,7 +434,7 @@ class PartitionSync:
             "cursor_before": self.cursor_before or "none",
             "cursor_after": self.cursor_after or "none",
             "duration_seconds": round(time.monotonic() - self.started, 3),
-            "dagster/row_count": _row_count(self.conn, self.entity, self.tenant, self.system),
+            "dagster/row_count": self.live_rows,  # counted once the walk and deletes were done
         }
 
 
