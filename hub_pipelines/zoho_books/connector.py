@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -57,6 +57,13 @@ from hub_pipelines.connectors.base import (
     to_decimal,
 )
 from hub_pipelines.connectors.errors import Category, SyncError
+from hub_pipelines.connectors.gst_heads import (
+    TAX_AMOUNTS,
+    TAX_HEADS,
+    add_tax,
+    head_from_name,
+    no_taxes,
+)
 from hub_pipelines.connectors.http import Failure, HttpClient, LogSink
 from hub_pipelines.connectors.oauth import (
     BearerAuth,
@@ -66,6 +73,15 @@ from hub_pipelines.connectors.oauth import (
     token_response_check,
 )
 from hub_pipelines.connectors.settings import HttpSettings
+from hub_pipelines.connectors.walk import (
+    ReadOutcome,
+    Stream,
+    VersionsLookup,
+    Walk,
+    changed_pages,
+    field_time,
+    mapped,
+)
 from hub_pipelines.tenants.models import ZohoBooksConfig
 
 ACCOUNTS_HOSTS = {
@@ -118,8 +134,6 @@ INVOICE_STATUSES = {
     "approved": "approved",
     "rejected": "rejected",
 }
-TAX_HEADS = ("cgst", "sgst", "igst", "cess")
-TAX_AMOUNTS = (*TAX_HEADS, "other_tax")  # a tax that is not GST is kept as other_tax
 
 
 class MappingError(ValueError):
@@ -208,6 +222,12 @@ class ZohoStream:
     # (contacts): only while the rows come in that order.
     stops_early: bool = False
 
+    @property
+    def walked(self) -> Stream:
+        """The stream as the kit's walk reads it: rows are versioned by `last_modified_time`."""
+        total = _listed_total if self.has_totals else None
+        return Stream(self.entity, self.id_field, field_time("last_modified_time"), total)
+
     def params_since(self, since: datetime | None) -> dict[str, Any]:
         if not self.change_filter or since is None:
             return dict(self.base_params)
@@ -258,8 +278,10 @@ TAXES = ZohoStream(  # the tax master, read for classifying taxes into GST heads
     has_totals=False,
 )
 
-
-VersionsLookup = Callable[[Entity, list[str]], dict[str, datetime | None]]
+MAPPING_FIX = (
+    "Correct the field named in the message in Zoho Books, or report the payload "
+    "(`hub errors show ID`) if the value is valid there."
+)
 
 
 class ZohoBooksConnector:
@@ -468,64 +490,41 @@ class ZohoBooksConnector:
             records_at(stream.list_key),
             lambda body: bool(_page_context(body).get("has_more_page")),
             key=lambda row: _row_time(row, stream.sort_field),
-            identity=lambda row: _row_id(row, stream.id_field),
+            identity=stream.walked.row_id,
             page_size=self.page_size,
             max_page_size=MAX_PAGE_SIZE,
             descending=stream.descending,
         )
 
     def _changed_pages(self, stream: ZohoStream, cursor: str | None) -> Iterator[Page]:
-        """List windows → detail calls for rows whose version changed → canonical pages.
-
-        The cursor is only given with the last page: the list order is not the modification
-        order, so a cursor taken mid-walk could skip rows of later pages after a crash. It never
-        passes the walk's start, so a record edited on an already-read page during a long walk
-        is read next time. Rows that failed hold it back too (to their own modification time,
-        or, for a row without one, to where this walk started), so they are read until they load.
-
-        Without a cursor the walk lists every record (`listed(entity).complete`); contacts,
-        listed newest-modified first, stop after the first window older than the cursor.
-        Before a call that would eat into the daily quota's reserve, the records read so far
-        are handed over as a page and the walk stops (`DailyQuota`).
-        """
-        walk = _Walk(datetime.now(UTC), parse_timestamp(cursor) if cursor else None)
-        since = walk.newest - self.overlap if walk.newest else None
+        """The kit's walk (`connectors.walk`) over the stream's list windows, with a detail call
+        for each row whose version changed. List order is not modification order, so the cursor
+        comes with the last page. Invoices are filtered by `last_modified_time`; contacts have
+        no change filter and, listed newest-modified first, stop after the first window older
+        than the cursor. Before a call that would eat into the daily quota's reserve, the
+        records read so far are handed over and the walk stops (`DailyQuota`)."""
+        walk = Walk(cursor, self.overlap)
         listed = self._listed[stream.entity] = Listing()
-        windows = self._windows(stream, stream.params_since(since))
-        stopped_early = False
-        for window in windows:
-            rows, failures = _valid_rows(window, stream.id_field)
-            for failure in failures:
-                walk.hold(_row_time(failure.raw) if isinstance(failure.raw, dict) else None)
-            rows_by_id = {str(r[stream.id_field]): r for r in rows}
-            for external_id, row in rows_by_id.items():
-                listed.totals[external_id] = _listed_total(row) if stream.has_totals else None
-            stamps = {external_id: _row_time(row) for external_id, row in rows_by_id.items()}
-            known = self.versions(stream.entity, list(stamps))
-            records = []
-            for external_id, stamp in stamps.items():
-                if stamp is not None and known.get(external_id) == stamp:
-                    continue  # the warehouse already holds this version
-                if self.quota.spent(self.quota_remaining):
-                    yield Page(records, failures)  # keep what was read
-                    raise self.quota.stop(self.quota_remaining)
-                outcome = self._fetch_and_map(stream, rows_by_id[external_id], walk)
-                if isinstance(outcome, RecordFailure):
-                    failures.append(outcome)
-                    walk.hold(stamp)
-                elif outcome is not None:
-                    records.append(outcome)
-                else:
-                    listed.totals.pop(external_id, None)  # deleted since it was listed
-            walk.saw(stamps.values())
-            yield Page(records, failures)
-            if since is not None and stream.stops_early and _passed(windows, since):
-                stopped_early = True
-                break
-        listed.complete = (since is None or not stream.change_filter) and not stopped_early
-        yield Page([], [], cursor=walk.cursor())
+        windows = self._windows(stream, stream.params_since(walk.since))
+        stops_early = stream.stops_early and walk.since is not None
+        yield from changed_pages(
+            stream.walked,
+            windows,
+            lambda row, walk: self._fetch_and_map(stream, row, walk),
+            walk=walk,
+            versions=self.versions,
+            listed=listed,
+            complete=walk.since is None or not stream.change_filter,
+            budget=self._budget,
+            stop_after=(lambda: _passed(windows, walk.since)) if stops_early else None,
+        )
 
-    def _fetch_and_map(self, stream: ZohoStream, row: dict[str, Any], walk: _Walk) -> Any:
+    def _budget(self) -> SyncError | None:
+        if self.quota.spent(self.quota_remaining):
+            return self.quota.stop(self.quota_remaining)
+        return None
+
+    def _fetch_and_map(self, stream: ZohoStream, row: dict[str, Any], walk: Walk) -> ReadOutcome:
         external_id = str(row[stream.id_field])
         path = f"{stream.path}/{external_id}"
         try:
@@ -533,25 +532,17 @@ class ZohoBooksConnector:
         except SyncError as error:
             if error.category == Category.SOURCE_DATA and error.code in ("404", *NOT_FOUND_CODES):
                 return None  # deleted between the list call and now
-            return walk.detail_failed(error, external_id, path, row)
+            return walk.detail_failed(error, external_id, f"GET {path}", row)
         walk.detail_read()
         record = body.get(stream.record_key) if isinstance(body, dict) else None
         if not isinstance(record, dict):
             message = f"GET {path} has no '{stream.record_key}'"
             return RecordFailure(external_id, "SOURCE_DATA", message, body)
-        try:
-            if stream.entity == "customers":
-                return map_contact(record)
-            return map_invoice(record, self.tax_heads())
-        except (MappingError, ValueError, TypeError, KeyError) as exc:
-            return RecordFailure(
-                external_id,
-                "MAPPING",
-                f"{stream.record_key} {external_id}: {exc}",
-                record,
-                suggested_fix="Correct the field named in the message in Zoho Books, or report "
-                "the payload (`hub errors show ID`) if the value is valid there.",
-            )
+        mapper = map_contact if stream.entity == "customers" else self._map_invoice
+        return mapped(external_id, record, mapper, stream.record_key, MAPPING_FIX)
+
+    def _map_invoice(self, record: dict[str, Any]) -> Invoice:
+        return map_invoice(record, self.tax_heads())
 
     def tax_heads(self) -> dict[str, str]:
         """tax_id and tax_name → GST head ('cgst', 'sgst', 'igst', 'cess', 'group'), from the
@@ -690,69 +681,6 @@ def _page_context(body: Any) -> dict[str, Any]:
     return context or {}
 
 
-def _valid_rows(rows: list[Any], id_field: str) -> tuple[list[dict], list[RecordFailure]]:
-    valid, failures = [], []
-    for row in rows:
-        if isinstance(row, dict) and row.get(id_field) not in (None, ""):
-            valid.append(row)
-        else:
-            failures.append(RecordFailure(None, "SOURCE_DATA", f"list row without {id_field}", row))
-    return valid, failures
-
-
-# Detail answers that fail in a row before the walk gives up: one broken record is a record
-# error, but a source that fails every detail call is down, and the run should say so.
-MAX_DETAIL_FAILURES_IN_A_ROW = 5
-
-
-class _Walk:
-    """Where a changed-records walk stands: the newest version seen, the oldest that must be read
-    again, and how many detail calls failed in a row."""
-
-    def __init__(self, started: datetime, newest: datetime | None) -> None:
-        self.started, self.start, self.newest = started, newest, newest
-        self.oldest_failed: datetime | None = None
-        self.held_at_start = False
-        self.failures_in_a_row = 0
-
-    def saw(self, stamps: Iterable[datetime | None]) -> None:
-        self.newest = max([t for t in [self.newest, *stamps] if t is not None], default=None)
-
-    def hold(self, stamp: datetime | None) -> None:
-        """Keep the cursor at or before a failed row (at the walk's start when it has no time)."""
-        if stamp is None:
-            self.held_at_start = True
-        else:
-            self.oldest_failed = _earliest(self.oldest_failed, stamp)
-
-    def detail_read(self) -> None:
-        self.failures_in_a_row = 0
-
-    def detail_failed(
-        self, error: SyncError, external_id: str, path: str, listed: dict[str, Any]
-    ) -> RecordFailure:
-        """A detail call that failed after its retries: a record error, unless the source is
-        failing as a whole (auth, throttling, network, or many details in a row)."""
-        self.failures_in_a_row += 1
-        record_level = error.category in (Category.SERVER, Category.SOURCE_DATA)
-        if not record_level or self.failures_in_a_row >= MAX_DETAIL_FAILURES_IN_A_ROW:
-            raise error
-        return RecordFailure(
-            external_id,
-            str(error.category),
-            f"GET {path}: {error.message}",
-            listed,  # the list row: all the hub could read of the record
-            suggested_fix="The detail of this record could not be read; the next run reads it "
-            "again. If it repeats, open the record in the source system and report it.",
-        )
-
-    def cursor(self) -> str | None:
-        if self.held_at_start or self.newest is None:
-            return self.start.isoformat() if self.start else None
-        final = _earliest(self.newest, self.oldest_failed, self.started)
-        return final.isoformat() if final else None
-
-
 def _listed_total(row: dict[str, Any]) -> Decimal | None:
     try:
         return to_decimal(row.get("total"))
@@ -767,11 +695,6 @@ def _row_time(row: Any, field: str = "last_modified_time") -> datetime | None:
         return parse_timestamp(row.get(field))
     except (ValueError, TypeError):
         return None  # unknown version: always fetch the detail
-
-
-def _row_id(row: Any, id_field: str) -> str | None:
-    value = row.get(id_field) if isinstance(row, dict) else None
-    return None if value in (None, "") else str(value)
 
 
 def _passed(windows: OverlappingWindows, since: datetime) -> bool:
@@ -837,10 +760,6 @@ class DailyQuota:
             "raise the organisation's daily limit, or lower quota_reserve_percent on the "
             "zoho_books resource.",
         )
-
-
-def _earliest(*times: datetime | None) -> datetime | None:
-    return min([t for t in times if t is not None], default=None)
 
 
 def _text(value: Any) -> str | None:
@@ -921,7 +840,7 @@ def _head_of_tax(tax: dict[str, Any]) -> str | None:
         return specific
     if tax.get("tax_type") == "tax_group" or tax.get("is_tax_group"):
         return "group"
-    return _head_from_name(tax.get("tax_name"))
+    return head_from_name(tax.get("tax_name"))
 
 
 def _tax_name_key(name: Any) -> str:
@@ -939,18 +858,8 @@ def _head_for(tax: dict[str, Any], heads: dict[str, str]) -> str | None:
     return (
         heads.get(str(tax.get("tax_id")))
         or heads.get(_tax_name_key(tax.get("tax_name")))
-        or _head_from_name(tax.get("tax_name"))
+        or head_from_name(tax.get("tax_name"))
     )
-
-
-def _head_from_name(name: Any) -> str | None:
-    text = (_text(name) or "").upper()
-    for prefix, head in (("CGST", "cgst"), ("SGST", "sgst"), ("UTGST", "sgst"), ("IGST", "igst")):
-        if text.startswith(prefix):
-            return head
-    if "CESS" in text:
-        return "cess"
-    return None
 
 
 def _is_intra_state(invoice: dict[str, Any], heads: dict[str, str]) -> bool:
@@ -971,38 +880,19 @@ def _is_intra_state(invoice: dict[str, Any], heads: dict[str, str]) -> bool:
     )
 
 
-def _no_taxes() -> dict[str, Decimal]:
-    return dict.fromkeys(TAX_AMOUNTS, ZERO)
-
-
-def _add_tax(totals: dict[str, Decimal], head: str | None, amount: Decimal) -> None:
-    """Add a tax amount to its head. A group's amount is CGST and SGST in halves; a tax that is
-    not GST is `other_tax` (kept, never refused); a zero amount changes nothing."""
-    if not amount:
-        return
-    if head == "group":
-        half = gst.round_money(amount / 2)
-        totals["cgst"] += half
-        totals["sgst"] += amount - half
-    elif head in TAX_HEADS:
-        totals[head] += amount
-    else:
-        totals["other_tax"] += amount
-
-
 def _classified(entries: Any, heads: dict[str, str], field: str) -> dict[str, Decimal] | None:
     """Tax entries (`taxes`, `line_item_taxes`, `shipping_charge_taxes`) summed per head; None
     when there are none."""
     entries = [t for t in entries or [] if isinstance(t, dict)]
     if not entries:
         return None
-    totals = _no_taxes()
+    totals = no_taxes()
     for index, tax in enumerate(entries):
         try:
             amount = _money(tax, "tax_amount", required=False) or ZERO
         except MappingError as exc:
             raise MappingError(f"{field}[{index}].{exc}") from None
-        _add_tax(totals, _head_for(tax, heads), amount)
+        add_tax(totals, _head_for(tax, heads), amount)
     return totals
 
 
@@ -1091,7 +981,7 @@ def _computed_taxes(
     """A line's taxes from its rate when Zoho gives no per-line amounts: intra-state CGST = SGST
     at half the rate each, inter-state IGST; on a tax-inclusive amount the tax is
     amount × rate ÷ (100 + rate) (Zoho's KB "tax inclusive" formula)."""
-    taxes = _no_taxes()
+    taxes = no_taxes()
     if not rate:
         return taxes
     base = amount * 100 / (100 + rate) if inclusive else amount
@@ -1118,7 +1008,7 @@ def _shipping(
     taxes = _classified(invoice.get("shipping_charge_taxes"), heads, "shipping_charge_taxes")
     stated_tax = _money(invoice, "shipping_charge_tax", required=False) or ZERO
     if taxes is None:
-        taxes = _no_taxes()
+        taxes = no_taxes()
         tax_entry = {
             "tax_id": invoice.get("shipping_charge_tax_id"),
             "tax_name": invoice.get("shipping_charge_tax_name"),
@@ -1126,7 +1016,7 @@ def _shipping(
         head = _head_for(tax_entry, heads)
         if head is None and not _text(tax_entry["tax_name"]):
             head = "group" if intra else "igst"  # no name to tell: GST by the supply type
-        _add_tax(taxes, head, stated_tax)
+        add_tax(taxes, head, stated_tax)
     tax = sum(taxes.values(), ZERO)
     exclusive = _money(invoice, "shipping_charge_exclusive_of_tax", required=False)
     if not exclusive:
