@@ -209,6 +209,9 @@ class Page:
     records: list[Customer] | list[Invoice]
     failures: list[RecordFailure] = field(default_factory=list)
     cursor: str | None = None
+    # Tombstones: ids the source itself reports deleted (QuickBooks CDC stubs, Xero's DELETED
+    # status). Marked deleted in the page's transaction; an id the warehouse lacks is ignored.
+    deleted: list[str] = field(default_factory=list)
     # How many records (loaded or failed) the whole walk yields, when the source says so (a count
     # in its list answers); only for progress estimates. None when it does not: Zoho's do not.
     walk_total: int | None = None

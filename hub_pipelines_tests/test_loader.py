@@ -360,3 +360,24 @@ def test_load_counts_add_up_field_by_field():
     total = LoadCounts(fetched=1, inserted=2, updated=3, unchanged=4, failed=5, deleted=6)
     total.add(LoadCounts(fetched=10, inserted=20, updated=30, unchanged=40, failed=50, deleted=60))
     assert total == LoadCounts(11, 22, 33, 44, 55, 66)
+
+
+def test_a_tombstone_marks_its_record_deleted_once_with_the_page(warehouse):
+    load(warehouse, "run-1", [invoice("T1"), invoice("T2")], "invoices")
+
+    counts = load(warehouse, "run-2", [], "invoices", deleted=["T1", "never-loaded"], cursor="c2")
+    again = load(warehouse, "run-3", [], "invoices", deleted=["T1"])
+
+    assert (counts.deleted, again.deleted) == (1, 0)
+    with psycopg.connect(warehouse) as conn:
+        rows = conn.execute(
+            "SELECT external_id, deleted_at IS NOT NULL, sync_run_id FROM accounting.invoices "
+            "WHERE tenant_id = %s ORDER BY external_id",
+            (TENANT,),
+        ).fetchall()
+        (cursor,) = conn.execute(
+            "SELECT cursor FROM hub.sync_state WHERE tenant_id = %s AND entity = 'invoices'",
+            (TENANT,),
+        ).fetchone()
+    assert rows == [("T1", True, "run-2"), ("T2", False, "run-1")]
+    assert cursor == "c2"

@@ -32,9 +32,19 @@ from hub_pipelines.connectors.base import parse_timestamp
 from hub_pipelines.connectors.errors import Category, SyncError
 
 Record = Customer | Invoice
-# What reading one changed row gives: its record, its failure, or None when the source no longer
-# has it (deleted between the list call and the read).
-ReadOutcome = Record | RecordFailure | None
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """A row the source lists as deleted (Xero's DELETED status): the warehouse marks it so."""
+
+    external_id: str
+
+
+# What reading one changed row gives: its record, its failure, a tombstone, or None when the
+# source no longer has it (deleted between the list call and the read: the delete is seen by the
+# next complete listing).
+ReadOutcome = Record | RecordFailure | Tombstone | None
 VersionsLookup = Callable[[Entity, list[str]], dict[str, datetime | None]]
 Budget = Callable[[], SyncError | None]  # the stop to raise before the next call, if any
 
@@ -180,24 +190,28 @@ def _changed_page(
     stamps = {external_id: stream.row_version(row) for external_id, row in by_id.items()}
     known = versions(stream.entity, list(stamps))
     records: list[Record] = []
+    deleted: list[str] = []
     for external_id, stamp in stamps.items():
         if stamp is not None and known.get(external_id) == stamp:
             continue  # the warehouse already holds this version
         stop = budget() if budget else None
         if stop is not None:
-            yield Page(records, failures)  # keep what was read
+            yield Page(records, failures, deleted=deleted)  # keep what was read
             raise stop
         outcome = read(by_id[external_id], walk)
         if isinstance(outcome, RecordFailure):
             failures.append(outcome)
             walk.hold(stamp)
+        elif isinstance(outcome, Tombstone):
+            deleted.append(outcome.external_id)
+            listed.totals.pop(external_id, None)
         elif outcome is not None:
             records.append(outcome)
         else:
             listed.totals.pop(external_id, None)  # deleted since it was listed
     walk.saw(stamps.values())
     cursor = walk.cursor() if stream.commit == "per_page" else None
-    yield Page(records, failures, cursor=cursor)
+    yield Page(records, failures, cursor=cursor, deleted=deleted)
 
 
 def valid_rows(rows: list[Any], id_field: str) -> tuple[list[dict], list[RecordFailure]]:

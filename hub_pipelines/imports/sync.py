@@ -309,7 +309,7 @@ class PartitionSync:
         if self.full:
             if not listing.complete:  # a connector bug: never delete from a partial listing
                 raise SyncError(Category.MAPPING, "a full refresh listed only part of the source")
-            self.counts.deleted = self.loader.soft_delete_missing(
+            self.counts.deleted += self.loader.soft_delete_missing(
                 listing.totals.keys(), self.config.max_delete_fraction
             )
         self.live_rows = _row_count(self.conn, self.entity, self.tenant, self.system)

@@ -80,12 +80,20 @@ class SaleLine:
     item: CatalogueItem
     quantity: Decimal
     unit_price: Decimal
-    discount: Decimal = ZERO  # an amount off this line, before tax
+    discount_percent: Decimal = ZERO  # off this line, before tax
     gst_rate: Decimal = ZERO  # percent; 0 for zero-rated exports
 
     @property
+    def gross(self) -> Decimal:
+        return gst.round_money(self.quantity * self.unit_price)
+
+    @property
+    def discount(self) -> Decimal:
+        return gst.round_money(self.gross * self.discount_percent / 100)
+
+    @property
     def taxable(self) -> Decimal:
-        return gst.round_money(self.quantity * self.unit_price - self.discount)
+        return self.gross - self.discount
 
     def taxes(self, intra_state: bool) -> tuple[Decimal, Decimal, Decimal]:
         """(cgst, sgst, igst), each head rounded on the line, as Indian invoices print them."""
@@ -109,7 +117,7 @@ class Sale:
     created_at: datetime
     updated_at: datetime
     status: str = "issued"
-    paid: Decimal = ZERO
+    paid_percent: int = 0  # share of the total received (whole percent, as payments are made)
     deleted: bool = False
 
     @property
@@ -139,6 +147,14 @@ class Sale:
         return self.taxable + self.tax_total + self.round_off
 
     @property
+    def paid(self) -> Decimal:
+        return (
+            ZERO
+            if self.status != "issued"
+            else gst.round_money(self.total * self.paid_percent / 100)
+        )
+
+    @property
     def balance(self) -> Decimal:
         return ZERO if self.status != "issued" else self.total - self.paid
 
@@ -147,9 +163,9 @@ class Sale:
         """The canonical status: draft, void, open, partially_paid or paid."""
         if self.status in ("draft", "void"):
             return self.status
-        if self.paid >= self.total:
+        if self.paid_percent >= 100:
             return "paid"
-        return "partially_paid" if self.paid > 0 else "open"
+        return "partially_paid" if self.paid_percent > 0 else "open"
 
 
 @dataclass(frozen=True)
@@ -227,14 +243,15 @@ class Books:
             setattr(sale, name, value)
         return self._touched_sale(sale)
 
-    def pay(self, key: int, amount: Decimal | None = None) -> Sale:
+    def pay(self, key: int, percent: int = 100) -> Sale:
+        """Receive a payment: `percent` of the total in all (100: paid in full)."""
         sale = self.sales[key]
-        sale.paid = min(sale.total, sale.paid + (sale.balance if amount is None else amount))
+        sale.paid_percent = min(100, max(sale.paid_percent, percent))
         return self._touched_sale(sale)
 
     def void_sale(self, key: int) -> Sale:
         sale = self.sales[key]
-        sale.status, sale.paid = "void", ZERO
+        sale.status, sale.paid_percent = "void", 0
         return self._touched_sale(sale)
 
     def delete_sale(self, key: int) -> Sale:
@@ -322,7 +339,7 @@ def generate(
     books = Books(seller_name=f"Simulated Traders {seed}", seller_state=seller_state)
     taken: set[str] = set()
     for key in range(1, parties + 1):
-        books.parties[key] = _party(rng, key, start, taken)
+        books.parties[key] = _party(rng, key, start, taken, seller_state)
     for issued, when in sorted(_sale_dates(rng, sales, start, end)):
         party = books.parties[rng.randint(1, parties)]
         sale = _sale(rng, books, party, issued, when, end, max_lines)
@@ -330,7 +347,9 @@ def generate(
     return books
 
 
-def _party(rng: random.Random, key: int, start: datetime, taken: set[str]) -> Party:
+def _party(
+    rng: random.Random, key: int, start: datetime, taken: set[str], seller_state: str
+) -> Party:
     created = start + timedelta(seconds=key * 37)
     person = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
     if rng.random() < 0.08:
@@ -341,7 +360,12 @@ def _party(rng: random.Random, key: int, start: datetime, taken: set[str]) -> Pa
             f"{rng.randint(1, 400)} Harbour Street", city, postal, country, currency,
             Decimal(rate), None, region or None, None, None, created, created,
         )  # fmt: skip
-    state, city, pin, std, _ = rng.choices(CITIES, weights=[c[4] for c in CITIES])[0]
+    # A third of customers sit in the seller's own state: intra-state (CGST + SGST) supplies.
+    local = [city for city in CITIES if city[0] == seller_state]
+    if local and rng.random() < 0.35:
+        state, city, pin, std, _ = rng.choice(local)
+    else:
+        state, city, pin, std, _ = rng.choices(CITIES, weights=[c[4] for c in CITIES])[0]
     form, holder = rng.choice(LEGAL_FORMS)
     base = f"{rng.choice(BUSINESS_NAMES)} {rng.choice(TRADES)}"
     name = unique(f"{base} {form}".strip(), taken)
@@ -410,9 +434,9 @@ def _sale(
     elif roll < 0.07:
         sale.status = "void"
     elif roll < 0.55:
-        sale.paid = sale.total
+        sale.paid_percent = 100
     elif roll < 0.70:
-        sale.paid = gst.round_money(sale.total * Decimal(rng.randint(10, 90)) / 100)
+        sale.paid_percent = rng.randint(10, 90)
     return sale
 
 
@@ -421,7 +445,6 @@ def _line(rng: random.Random, party: Party) -> SaleLine:
     quantity = Decimal(rng.randint(1, item.max_quantity))
     if item.fractional and rng.random() < 0.3:
         quantity += Decimal("0.5")
-    price = item.price
-    discount = gst.round_money(quantity * price * Decimal("0.05")) if rng.random() < 0.2 else ZERO
+    discount = Decimal(rng.choice((5, 10))) if rng.random() < 0.2 else ZERO
     rate = ZERO if party.overseas else item.gst_rate  # exports: zero-rated under a LUT
-    return SaleLine(item, quantity, price, discount, rate)
+    return SaleLine(item, quantity, item.price, discount, rate)

@@ -134,18 +134,31 @@ class PartitionLoader:
         error (checked first, with a message naming the field); should the database still refuse
         the page, it is loaded again record by record, so one bad record never stops the rest."""
         records, failures = self._storable(page)
-        counts = LoadCounts(fetched=len(page.records) + len(page.failures))
+        counts = LoadCounts(fetched=len(page.records) + len(page.failures) + len(page.deleted))
         try:
             with self.conn.transaction():
                 self._write(records, counts)
+                self._bury(page.deleted, counts)
                 self._finish_page(failures, page.cursor, counts)
         except (psycopg.DataError, psycopg.IntegrityError):
             counts = LoadCounts(fetched=counts.fetched)
             with self.conn.transaction():
                 for record in records:
                     self._write_alone(record, counts, failures)
+                self._bury(page.deleted, counts)
                 self._finish_page(failures, page.cursor, counts)
         return counts
+
+    def _bury(self, external_ids: list[str], counts: LoadCounts) -> None:
+        """Mark the source's tombstones deleted (once: a repeated tombstone changes nothing)."""
+        if not external_ids:
+            return
+        counts.deleted += self.conn.execute(
+            f"UPDATE {self.table} SET deleted_at = now(), sync_run_id = %s "
+            "WHERE tenant_id = %s AND system = %s AND external_id = ANY(%s) "
+            "AND deleted_at IS NULL",
+            (self.run_id, self.tenant_id, self.system, list(set(external_ids))),
+        ).rowcount
 
     def _storable(self, page: Page) -> tuple[list, list[RecordFailure]]:
         records, failures = [], list(page.failures)
