@@ -17,11 +17,17 @@ class SystemEntry:
     label: str  # the product's name, as its users know it
     resource: type[dg.ConfigurableResource]
     simulator_module: str  # offers serve(host, port, **options) for `hub simulate`
+    # Offers simulate(books, **limits) -> Simulated: Books rendered in the system's wire shape
+    # (the contract suite, `hub simulate`, the demo).
+    books_module: str
 
 
 AVAILABLE: dict[str, SystemEntry] = {
     "zoho_books": SystemEntry(
-        "Zoho Books", ZohoBooksResource, "hub_pipelines.zoho_books.simulator"
+        "Zoho Books",
+        ZohoBooksResource,
+        "hub_pipelines.zoho_books.simulator",
+        "hub_pipelines.zoho_books.rendering",
     ),
 }
 CONNECTOR_RESOURCES = {system: entry.resource for system, entry in AVAILABLE.items()}

@@ -1,0 +1,39 @@
+"""A system's simulator serving Books, as `hub simulate`, the demo and the contract suite drive it.
+
+Each system's simulator module offers `simulate(books, **limits) -> Simulated`; registering the
+module in `hub_pipelines.systems` is all a new system needs to get the contract suite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from hub_pipelines.simulation.books import Books
+
+
+@dataclass
+class Simulated:
+    system: str
+    simulator: Any  # the system's Shape: `.app` (ASGI), `.faults`, `.request_log`
+    books: Books | None  # None when it serves replayed files
+    # The tenant connection config that reaches the simulator at a base URL.
+    connection_config: Callable[[str], dict[str, Any]]
+    # The refresh token the simulator honours now (rotating systems change it on refresh).
+    refresh_token: Callable[[], str]
+    rotates_refresh_tokens: bool
+    # While entered, every list answers empty (a wrong company, an emptied org, a stub).
+    answer_empty: Callable[[], AbstractContextManager[None]]
+
+    @property
+    def app(self) -> Any:
+        return self.simulator.app
+
+    @property
+    def faults(self) -> Any:
+        return self.simulator.faults
+
+    @property
+    def request_log(self) -> Any:
+        return self.simulator.request_log
