@@ -413,8 +413,14 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> None:
+    """Serve a system's simulator: generated books (the same seed gives the same business in
+    every system) or, with --from, the records of captured payload files."""
     import importlib
 
+    import uvicorn
+
+    from hub_pipelines.simulation import books as generated
+    from hub_pipelines.simulation.replay import ReplayError, files_in
     from hub_pipelines.systems import AVAILABLE
 
     if args.system not in AVAILABLE:
@@ -422,18 +428,57 @@ def cmd_simulate(args: argparse.Namespace) -> None:
             f"no simulator for {args.system!r}; available: {', '.join(sorted(AVAILABLE))}"
         )
     _check_port_free(args.host, args.port)
-    module = importlib.import_module(AVAILABLE[args.system].simulator_module)
-    module.serve(
-        host=args.host,
-        port=args.port,
-        customers=args.customers,
-        invoices=args.invoices,
-        lines_per_invoice=args.lines,
-        seed=args.seed,
-        requests_per_minute=args.requests_per_minute,
-        daily_limit=args.requests_per_day,
-        latency=args.latency,
+    module = importlib.import_module(AVAILABLE[args.system].books_module)
+    limits = _simulator_limits(args)
+    try:
+        if args.from_dir:
+            simulated = module.replay(files_in(args.from_dir), **limits)
+        else:
+            books = generated.generate(
+                seed=args.seed, parties=args.customers, sales=args.invoices, max_lines=args.lines
+            )
+            simulated = module.simulate(books, **limits)
+    except ReplayError as exc:
+        raise CliError(f"--from: {exc}") from None
+    simulated.faults.latency = args.latency
+    base_url = f"http://{args.host}:{args.port}"
+    config = simulated.connection_config(base_url)
+    if args.config_out:
+        _write_private_json(args.config_out, {"connection_config": config, "sync_config": {}})
+    print(f"{AVAILABLE[args.system].label} simulator on {base_url}")
+    source = (
+        f"records of {args.from_dir}" if args.from_dir else f"generated books, seed {args.seed}"
     )
+    print(f"  serving:     {source}")
+    if args.config_out:
+        print(f"  tenant config (simulator credentials): {args.config_out}")
+        print(f"  register it: hub tenants add TENANT {args.system} --config {args.config_out}")
+    else:
+        print("  write the tenant config with --config-out FILE")
+    print("  stop with Ctrl-C")
+    uvicorn.run(simulated.app, host=args.host, port=args.port, log_level="warning")
+
+
+def _simulator_limits(args: argparse.Namespace) -> dict[str, int]:
+    """Limits given on the command line; Zoho Books serves the demo's pace by default (what `hub
+    demo`'s tenant expects), every other system its documented limits."""
+    limits = {"requests_per_minute": args.requests_per_minute, "daily_limit": args.requests_per_day}
+    if args.system == "zoho_books":
+        defaults = DEMO_SIMULATOR["limits"]
+        limits = {name: value or defaults[name] for name, value in limits.items()}
+    return {name: value for name, value in limits.items() if value}
+
+
+def _write_private_json(path: str, document: dict) -> None:
+    """Written readable by the owner only: it holds (simulator) credentials."""
+    target = Path(path).expanduser()
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(document, out, indent=2)
+            out.write("\n")
+    except OSError as exc:
+        raise CliError(f"--config-out {path}: cannot write it: {exc.strerror}") from None
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -650,32 +695,49 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = groups.add_parser(
         "simulate",
         help="serve a faithful local simulator of an accounting system",
-        description="Defaults serve the demo's organisation (what `hub demo` registers as "
-        "demo-traders) on the demo's port and at the demo's pace; --requests-per-minute 100 is "
-        "Zoho's real per-organisation limit.",
+        description="Serves generated books (the same --seed gives the same business in every "
+        "system) or, with --from DIR, the records in DIR's files (the system's own list or "
+        "detail response bodies, or recordings of them). --config-out writes the tenant config "
+        "that reaches it, for `hub tenants add`. zoho_books defaults to the demo's organisation "
+        "and pace (what `hub demo` registers); the other systems serve their documented limits.",
     )
     demo = DEMO_SIMULATOR
-    simulate.add_argument("system", help="the system to simulate, e.g. zoho_books")
+    simulate.add_argument("system", help="the system to simulate, e.g. zoho_books, xero")
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=PORT, default=demo["port"], help="1 to 65535")
-    simulate.add_argument("--customers", type=int, default=demo["data"]["customers"])
-    simulate.add_argument("--invoices", type=int, default=demo["data"]["invoices"])
     simulate.add_argument(
-        "--lines", type=int, default=demo["data"]["lines_per_invoice"], help="max lines/invoice"
+        "--from",
+        dest="from_dir",
+        metavar="DIR",
+        help="serve the records in DIR's .json files instead of generated books",
+    )
+    simulate.add_argument(
+        "--config-out", metavar="FILE", help="write the tenant config reaching this simulator"
+    )
+    simulate.add_argument(
+        "--customers", type=whole_number(1, 10**6), default=demo["data"]["customers"]
+    )
+    simulate.add_argument(
+        "--invoices", type=whole_number(0, 10**7), default=demo["data"]["invoices"]
+    )
+    simulate.add_argument(
+        "--lines",
+        type=whole_number(1, 100),
+        default=demo["data"]["lines_per_invoice"],
+        help="max lines/invoice",
     )
     simulate.add_argument(
         "--seed", type=int, default=demo["data"]["seed"], help="same seed, same data"
     )
     simulate.add_argument(
         "--requests-per-minute",
-        type=int,
-        default=demo["limits"]["requests_per_minute"],
-        help="the per-organisation rate limit (the demo's by default; Zoho's real one is 100)",
+        type=whole_number(1, 10**8),
+        help="the per-organisation rate limit (default: the system's documented one; for "
+        "zoho_books the demo's pace, Zoho's real one is 100)",
     )
     simulate.add_argument(
         "--requests-per-day",
-        type=int,
-        default=demo["limits"]["daily_limit"],
+        type=whole_number(1, 10**9),
         help="the organisation's daily quota (a free Zoho organisation gets 1,000)",
     )
     simulate.add_argument("--latency", type=float, default=0.0, help="seconds added per request")

@@ -89,7 +89,9 @@ def _import(port: int, info: dict) -> tuple:
 
 
 def run_demo(port: int = DEMO_PORT) -> None:
-    from hub_pipelines.zoho_books.simulator import build_simulator, simulator_info
+    from hub_pipelines.simulation.books import generate
+    from hub_pipelines.zoho_books.rendering import simulate
+    from hub_pipelines.zoho_books.simulator import simulator_info
 
     ensure_demo_key()
     url = db.database_url()
@@ -102,7 +104,14 @@ def run_demo(port: int = DEMO_PORT) -> None:
         )
         result, analytics = _import(port, info)
     else:
-        simulator = build_simulator(**DEMO_SIMULATOR["data"], **DEMO_SIMULATOR["limits"])
+        data = DEMO_SIMULATOR["data"]
+        books = generate(  # what `hub simulate zoho_books` serves by default: the same books
+            seed=data["seed"],
+            parties=data["customers"],
+            sales=data["invoices"],
+            max_lines=data["lines_per_invoice"],
+        )
+        simulator = simulate(books, **DEMO_SIMULATOR["limits"]).simulator
         with LoopbackServer(simulator.app, port=port) as server:
             print(f"Zoho Books simulator on {server.url}")
             result, analytics = _import(port, simulator_info(simulator))

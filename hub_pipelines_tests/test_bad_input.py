@@ -47,6 +47,7 @@ def offline(**changes: object) -> str:
 
 ADD = ["tenants", "add", "acme", "zoho_books", "--config", "{config}", "--no-test"]
 ADD_AND_TEST = ADD[:-1]
+REPLAY = ["simulate", "zoho_books", "--port", "{closed_port}", "--from", "{config}"]
 UNREACHABLE = f"postgresql://hub:{PASSWORD}@127.0.0.1:{{closed_port}}/hub"
 
 # (argv, environment changes (None unsets), config file content (sent on stdin for `--config -`),
@@ -74,6 +75,10 @@ CASES = [
     pytest.param(["errors", "show", "99999999999999999999"], {}, None, ["argument id", "1 to"], id="id-beyond-bigint"),
     pytest.param(["simulate", "zoho_books", "--port", "99999"], {}, None, ["--port", "1 to 65535"], id="port-out-of-range"),
     pytest.param(["simulate", "zoho_books", "--port", "{busy_port}"], {}, None, ["--port", "in use"], id="port-in-use"),
+    pytest.param(REPLAY, {}, '{"invoices": [{"total": 5}]}', ["--from", "config.json", "invoices[0] has no invoice_id"], id="replay-row-without-id"),
+    pytest.param(REPLAY, {}, '{"Invoices": [{"InvoiceID": "x"}]}', ["--from", "config.json", "no Zoho Books records"], id="replay-another-systems-file"),
+    pytest.param(REPLAY, {}, '{"invoices": [', ["--from", "config.json", "invalid JSON"], id="replay-truncated-file"),
+    pytest.param(["simulate", "zoho_books", "--port", "{closed_port}", "--from", "{tmp}/nowhere"], {}, None, ["--from", "nowhere: no such folder"], id="replay-missing-folder"),
     # --- the environment (point 9) ---
     pytest.param(ADD_AND_TEST, {"RETRY_MAX_ATTEMPTS": "abc"}, offline(), ["RETRY_MAX_ATTEMPTS", "from 1 to"], id="retry-attempts-not-a-number"),
     pytest.param(ADD_AND_TEST, {"RETRY_MAX_DELAY": "99999999999999"}, offline(), ["RETRY_MAX_DELAY", "from 0 to"], id="retry-delay-too-large"),

@@ -330,11 +330,14 @@ def generate(
     years: int = 2,
 ) -> Books:
     """A company with `parties` customers and `sales` invoices spread over the last `years` years
-    up to `as_of` (default: now). The same arguments give the same company."""
+    up to `as_of` (default: the start of today, UTC). The same arguments give the same company."""
     if seller_state not in gst.STATE_CODES:
         raise ValueError(f"unknown GST state code {seller_state!r}")
     rng = random.Random(seed)
-    end = (as_of or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    # Default: the start of today (UTC), so two runs on one day (the demo, then `hub simulate`)
+    # serve the same business.
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = (as_of or today).astimezone(UTC).replace(microsecond=0)
     start = end - timedelta(days=365 * years)
     books = Books(seller_name=f"Simulated Traders {seed}", seller_state=seller_state)
     taken: set[str] = set()

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from hub_pipelines import gst
 from hub_pipelines.simulation.books import Books, Party, Sale
 from hub_pipelines.simulation.catalogue import PAYMENT_TERMS
+from hub_pipelines.simulation.replay import records_by_kind
 from hub_pipelines.simulation.simulated import Simulated
 from hub_pipelines.zoho_books.simulator import (
     DEFAULT_ORG_ID,
@@ -190,3 +192,21 @@ def simulate(
         rotates_refresh_tokens=False,
         answer_empty=answer_empty,
     )
+
+
+REPLAYED_KINDS = {"customers": ("contacts", "contact"), "invoices": ("invoices", "invoice")}
+
+
+def replay(paths: list[Path], *, org_id: str = DEFAULT_ORG_ID, **limits: Any) -> Simulated:
+    """A Zoho Books simulator serving the contacts and invoices found in `paths` (Zoho list or
+    detail bodies, or recordings of them); a list row and a detail of one id are merged."""
+    records_by_kind(
+        paths,
+        REPLAYED_KINDS,
+        "Zoho Books",
+        id_fields={"customers": "contact_id", "invoices": "invoice_id"},
+    )
+    simulated = simulate(Books("replayed", "29"), org_id=org_id, **limits)
+    simulated.simulator.seed_from_files(org_id, contacts_path=paths, invoices_path=paths)
+    simulated.books = None
+    return simulated
