@@ -42,9 +42,10 @@ class Tenant:
     def books(self) -> generated.Books:
         return self.simulated.books
 
-    def register(self, **overrides) -> None:
+    def register(self, sync_config: dict | None = None, **overrides) -> None:
         config = {**self.simulated.connection_config(self.server.url), **overrides}
-        self.registry.add(TENANT, self.system, {"connection_config": config, "sync_config": {}})
+        document = {"connection_config": config, "sync_config": sync_config or {}}
+        self.registry.add(TENANT, self.system, document)
 
     def materialize(self, *entities: str, full_refresh: bool = False) -> dg.ExecuteInProcessResult:
         selected = [import_asset(self.system, e) for e in entities or ("customers", "invoices")]
@@ -91,13 +92,20 @@ def system(request) -> str:
 
 @pytest.fixture
 def tenant_of(warehouse, encryption_key, monkeypatch):
-    """`tenant_of(system, books, **limits)`: a registered tenant whose source serves `books`."""
+    """`tenant_of(system, books, **limits)`: a registered tenant whose source serves `books`
+    (or `simulated=`, e.g. a replay of captured payloads)."""
     monkeypatch.setenv("RETRY_INITIAL_DELAY", "5")
     monkeypatch.setenv("RETRY_MAX_DELAY", "50")
     opened: list = []
 
-    def make(system: str, books: generated.Books, register: bool = True, **limits) -> Tenant:
-        simulated = simulate(system, books, **limits)
+    def make(
+        system: str,
+        books: generated.Books | None = None,
+        register: bool = True,
+        simulated: Simulated | None = None,
+        **limits,
+    ) -> Tenant:
+        simulated = simulated or simulate(system, books, **limits)
         server = LoopbackServer(simulated.app).start()
         instance = dg.instance_for_test()
         opened.extend([server, instance])
