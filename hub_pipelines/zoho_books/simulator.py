@@ -23,7 +23,6 @@ are listed in the docstrings where they matter, so that a real capture can corre
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import hmac
@@ -31,25 +30,46 @@ import json
 import random
 import re
 import secrets
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl
 
 import httpx
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.routing import BaseRoute, Route
 
 from hub_pipelines import gst
+from hub_pipelines.simulation import engine
+from hub_pipelines.simulation.catalogue import (
+    BUSINESS_NAMES,
+    CATALOGUE,
+    CITIES,
+    FIRST_NAMES,
+    LAST_NAMES,
+    LEGAL_FORMS,
+    NIL_RATED_CATALOGUE,
+    OVERSEAS_CUSTOMERS,
+    PAYMENT_TERMS,
+    STREETS,
+    TRADES,
+    CatalogueItem,
+    slug,
+    unique,
+)
+from hub_pipelines.simulation.engine import (
+    Knob,
+    RateLimits,
+    RateStatus,
+    Reply,
+    SimulatorEngine,
+    json_bytes,
+)
+from hub_pipelines.simulation.oauth_server import NEVER, TokenPolicy, TokenRefusal
 from hub_pipelines.zoho_books.demo_organisation import DEMO_SIMULATOR, SIMULATOR_INFO_PATH
 
 IST = timezone(timedelta(hours=5, minutes=30))
@@ -66,6 +86,7 @@ TOO_MANY_REQUESTS = (
     "You have made too many requests continuously. Please try again after some time."
 )
 JSON_MEDIA_TYPE = "application/json;charset=UTF-8"
+ORGANIZATIONS_PATH = "/books/v3/organizations"  # the one API path without organization_id
 
 _ZERO = Decimal("0")
 _RUPEE = Decimal("1")
@@ -92,10 +113,6 @@ def parse_zoho_time(text: str) -> datetime | None:
 def json_number(amount: Decimal) -> int | float:
     """Zoho writes whole amounts as integers (598) and others as doubles (149.97)."""
     return int(amount) if amount == amount.to_integral_value() else float(amount)
-
-
-def _dumps(body: Any) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _percent_label(rate: Decimal) -> str:
@@ -183,141 +200,6 @@ def build_tax_master(new_id: Callable[[], str]) -> TaxMaster:
 
 # --- Catalogues for generated data ---------------------------------------------------------------
 
-# (GST state code, city, PIN, STD code, weight): weights roughly follow where invoices come from.
-CITIES: tuple[tuple[str, str, int, str, int], ...] = (
-    ("01", "Srinagar", 190001, "194", 1),
-    ("02", "Shimla", 171001, "177", 1),
-    ("03", "Ludhiana", 141001, "161", 3),
-    ("04", "Chandigarh", 160017, "172", 2),
-    ("05", "Dehradun", 248001, "135", 2),
-    ("06", "Gurugram", 122001, "124", 6),
-    ("07", "New Delhi", 110001, "11", 10),
-    ("08", "Jaipur", 302001, "141", 4),
-    ("09", "Noida", 201301, "120", 4),
-    ("09", "Lucknow", 226001, "522", 3),
-    ("10", "Patna", 800001, "612", 2),
-    ("11", "Gangtok", 737101, "3592", 1),
-    ("12", "Itanagar", 791111, "360", 1),
-    ("13", "Kohima", 797001, "370", 1),
-    ("14", "Imphal", 795001, "385", 1),
-    ("15", "Aizawl", 796001, "389", 1),
-    ("16", "Agartala", 799001, "381", 1),
-    ("17", "Shillong", 793001, "364", 1),
-    ("18", "Guwahati", 781001, "361", 2),
-    ("19", "Kolkata", 700001, "33", 7),
-    ("20", "Jamshedpur", 831001, "657", 2),
-    ("21", "Bhubaneswar", 751001, "674", 2),
-    ("22", "Raipur", 492001, "771", 2),
-    ("23", "Indore", 452001, "731", 3),
-    ("24", "Ahmedabad", 380001, "79", 7),
-    ("24", "Surat", 395003, "261", 4),
-    ("26", "Silvassa", 396230, "260", 1),
-    ("27", "Mumbai", 400001, "22", 12),
-    ("27", "Pune", 411001, "20", 7),
-    ("29", "Bengaluru", 560001, "80", 10),
-    ("29", "Mysuru", 570001, "821", 2),
-    ("30", "Panaji", 403001, "832", 1),
-    ("31", "Kavaratti", 682555, "4896", 1),
-    ("32", "Kochi", 682011, "484", 4),
-    ("33", "Chennai", 600002, "44", 9),
-    ("33", "Coimbatore", 641001, "422", 4),
-    ("34", "Puducherry", 605001, "413", 1),
-    ("35", "Port Blair", 744101, "3192", 1),
-    ("36", "Hyderabad", 500001, "40", 8),
-    ("37", "Visakhapatnam", 530001, "891", 3),
-    ("38", "Leh", 194101, "1982", 1),
-)
-_CITY_WEIGHTS = [city[4] for city in CITIES]
-
-BUSINESS_NAMES = (
-    "Sharma", "Gupta", "Patel", "Reddy", "Iyer", "Nair", "Mehta", "Agarwal", "Shah", "Rao",
-    "Menon", "Kapoor", "Bansal", "Joshi", "Kulkarni", "Desai", "Chatterjee", "Banerjee", "Pillai",
-    "Naidu", "Verma", "Jain", "Mishra", "Sri Lakshmi", "Sri Balaji", "Ganesh", "Shree Ram",
-    "Om Sai", "Annapurna", "Kaveri", "Ganga", "Himalaya", "Deccan", "Coromandel", "Malabar",
-    "Konark", "Vijaya", "Surya",
-)  # fmt: skip
-TRADES = (
-    "Traders", "Textiles", "Steel", "Electricals", "Enterprises", "Agencies", "Pharma", "Foods",
-    "Hardware", "Electronics", "Motors", "Plastics", "Chemicals", "Logistics", "Infotech",
-    "Builders", "Paper Mills", "Spices", "Auto Parts", "Furnishings",
-)  # fmt: skip
-# Legal-form suffix -> PAN holder type (4th PAN character).
-LEGAL_FORMS = (
-    ("Pvt Ltd", "C"), ("Private Limited", "C"), ("Ltd", "C"), ("LLP", "F"), ("& Co", "F"),
-    ("& Sons", "F"), ("", "P"),
-)  # fmt: skip
-FIRST_NAMES = (
-    "Ravi", "Priya", "Arjun", "Ananya", "Vikram", "Lakshmi", "Suresh", "Kavya", "Rahul", "Meera",
-    "Amit", "Divya", "Karthik", "Sneha", "Rajesh", "Pooja", "Manoj", "Deepa", "Sanjay", "Asha",
-)  # fmt: skip
-LAST_NAMES = (
-    "Kumar", "Sharma", "Iyer", "Reddy", "Nair", "Patel", "Singh", "Rao", "Das", "Menon", "Joshi",
-    "Gupta", "Pillai", "Shah", "Verma",
-)  # fmt: skip
-STREETS = (
-    "MG Road", "Station Road", "Anna Salai", "Linking Road", "Park Street", "Brigade Road",
-    "Nehru Nagar", "Industrial Estate", "Gandhi Bazaar", "Ring Road", "Civil Lines", "Market Yard",
-)  # fmt: skip
-# name, country, city, state, zip, currency, INR exchange rate
-OVERSEAS_CUSTOMERS = (
-    ("Northwind Trading Inc", "U.S.A", "New York", "NY", "10001", "USD", "83.25"),
-    ("Bergmann Handels GmbH", "Germany", "Hamburg", "", "20095", "EUR", "90.10"),
-    ("Lion City Imports Pte Ltd", "Singapore", "Singapore", "", "049315", "SGD", "62.40"),
-    ("Al Noor General Trading LLC", "United Arab Emirates", "Dubai", "", "00000", "AED", "22.70"),
-    ("Thames Retail Ltd", "United Kingdom", "London", "", "EC1A 1BB", "GBP", "105.30"),
-)
-PAYMENT_TERMS = ((0, "Due on Receipt"), (15, "Net 15"), (30, "Net 30"), (45, "Net 45"))
-
-
-@dataclass(frozen=True, slots=True, eq=False)  # identity equality: CATALOGUE.index() is hot
-class CatalogueItem:
-    name: str
-    description: str
-    hsn_or_sac: str
-    product_type: str  # goods | service
-    unit: str
-    gst_rate: Decimal
-    price: Decimal
-    max_quantity: int
-    fractional: bool = False  # sold in half units (metres, kilograms)
-
-
-def _item(name, description, hsn, kind, unit, rate, price, max_qty, fractional=False):
-    return CatalogueItem(
-        name, description, hsn, kind, unit, Decimal(rate), Decimal(price), max_qty, fractional
-    )
-
-
-CATALOGUE: tuple[CatalogueItem, ...] = (
-    _item("Basmati Rice 25kg", "Premium aged basmati", "10063020", "goods", "bag", 5, "2150", 40),
-    _item("Assam Tea", "CTC tea, loose", "09024020", "goods", "kg", 5, "420", 50, True),
-    _item("Cotton Fabric", "Poplin, 58 inch", "52083290", "goods", "m", 5, "180", 200, True),
-    _item("Freight Charges", "Road transport (GTA)", "996511", "service", "trip", 5, "3500", 4),
-    _item("Printer Paper A4", "75 GSM, 500 sheets", "48025690", "goods", "ream", 12, "280", 60),
-    _item("LED Bulb 9W", "Cool daylight B22", "85395000", "goods", "pcs", 12, "99", 300),
-    _item("Ayurvedic Tonic", "Chyawanprash 1kg", "30049011", "goods", "pcs", 12, "350", 40),
-    _item("Hotel Stay", "Deluxe room per night", "996311", "service", "night", 12, "4500", 6),
-    _item("External Hard Drive", "1TB USB 3.0", "84717020", "goods", "pcs", 18, "4200", 20),
-    _item("Laptop", "14 inch, 16GB RAM", "84713010", "goods", "pcs", 18, "52000", 10),
-    _item("Steel Almirah", "4-door, powder coated", "94032010", "goods", "pcs", 18, "12500", 5),
-    _item("Ceramic Floor Tiles", "600x600 mm, box of 4", "69072100", "goods", "box", 18, "640", 80),
-    _item(
-        "Software Consulting", "Implementation services", "998313", "service", "hrs", 18, "2500", 40
-    ),
-    _item("Annual Maintenance", "AMC for office IT", "998713", "service", "nos", 18, "18000", 2),
-    _item("Mixer Grinder", "750W, 3 jars", "85094010", "goods", "pcs", 18, "3200", 12),
-    _item("Cement OPC 53", "50 kg bag", "25232930", "goods", "bag", 28, "410", 200),
-    _item("Split Air Conditioner", "1.5 ton, 3 star", "84151010", "goods", "pcs", 28, "38500", 6),
-    _item("Car Tyre", "Radial 185/65 R15", "40111010", "goods", "pcs", 28, "5600", 16),
-)
-
-
-# Nil-rated goods (GST 0 %): lines with a zero-amount "Nil Rated" tax, drawn only by a mix.
-NIL_RATED_CATALOGUE: tuple[CatalogueItem, ...] = (
-    _item("Fresh Vegetables", "Seasonal, loose", "07099990", "goods", "kg", 0, "40", 200, True),
-    _item("Wheat Flour", "Unbranded atta, loose", "11010000", "goods", "kg", 0, "34", 300, True),
-)
-
 ITEM_ID_BASE = 174460000000000100  # below every id the simulator allocates
 
 
@@ -325,20 +207,6 @@ def _item_number(item: CatalogueItem) -> int:
     if item in NIL_RATED_CATALOGUE:
         return len(CATALOGUE) + NIL_RATED_CATALOGUE.index(item)
     return CATALOGUE.index(item)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", text.lower())[:24] or "customer"
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    """Zoho refuses two contacts with the same display name, so generated names are made unique."""
-    candidate, counter = name, 1
-    while candidate in taken:
-        counter += 1
-        candidate = f"{name} {counter}"
-    taken.add(candidate)
-    return candidate
 
 
 # --- Invoices ------------------------------------------------------------------------------------
@@ -810,7 +678,7 @@ class StoredInvoice:
 AnyInvoice = GeneratedInvoice | StoredInvoice
 
 
-# --- Organisations, rate limits, tokens ----------------------------------------------------------
+# --- Organisations -------------------------------------------------------------------------------
 
 
 @dataclass
@@ -835,218 +703,14 @@ class Organisation:
         return f"INV-{self.last_invoice_number:06d}"
 
 
-@dataclass
-class RateBucket:
-    """Sliding 60 s window plus a daily count that resets at midnight IST."""
-
-    recent: deque[float] = field(default_factory=deque)
-    day: date | None = None
-    used_today: int = 0
-
-
-@dataclass
-class RefreshGrant:
-    client_id: str
-    token_requests: deque[float] = field(default_factory=deque)
-    access_tokens: deque[str] = field(default_factory=deque)  # oldest first
-
-
-@dataclass(frozen=True, slots=True)
-class RequestLogEntry:
-    method: str
-    path: str
-    params: dict[str, str]
-    timestamp: float  # simulator.timer() (monotonic seconds): use differences for rates
-    at: datetime  # simulator.clock()
-    status: int | None  # None when the connection was dropped
-
-
-@dataclass(slots=True)
-class Reply:
-    """What the pipeline decided to send; rendered to a Starlette response at the edge."""
-
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    kind: str = "json"  # json | truncated | drop
-
-    def to_response(self) -> Response:
-        if self.kind == "drop":
-            return DroppedConnection()
-        content = _dumps(self.body)
-        if self.kind == "truncated":
-            content = content[: len(content) // 2]
-        return Response(content, self.status, self.headers, media_type=JSON_MEDIA_TYPE)
-
-
-class DroppedConnection(Response):
-    """Announces a body, then ends the ASGI call without sending it: uvicorn closes the socket,
-    and an httpx client raises `RemoteProtocolError` (a transport error), like a connection
-    reset by a proxy. uvicorn logs one "returned without completing response" line per drop."""
-
-    def __init__(self) -> None:
-        super().__init__(status_code=200)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = [(b"content-type", JSON_MEDIA_TYPE.encode()), (b"content-length", b"4096")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-
-
-# --- Fault injection -----------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class PendingFault:
-    kind: str  # fail | throttle | drop
-    remaining: int
-    status: int = 500
-    path: str | None = None  # exact request path, None = any request
-
-
-@dataclass(slots=True)
-class Malformation:
-    path: str
-    page: int
-    kind: str  # record | truncated
-    record_index: int
-    remaining: int | None  # None = every time
-
-
-@dataclass(slots=True)
-class AfterPage:
-    path: str
-    page: int
-    action: Callable[[dict[str, Any]], Any]
-    remaining: int | None  # None: every time
-
-
-class Faults:
-    """Runtime fault switches. Counted faults apply to the next matching requests (token
-    endpoint included unless a `path` is given), in the order they were queued."""
-
-    def __init__(self, lock: threading.RLock) -> None:
-        self._lock = lock
-        self.latency = 0.0  # seconds added to every request
-        self._pending: list[PendingFault] = []
-        self._malformed: list[Malformation] = []
-        self._expire_after: int | None = None
-        self._after_page: list[AfterPage] = []
-
-    def fail_next(self, n: int = 1, status: int = 500, path: str | None = None) -> None:
-        """Answer the next n requests with a 5xx and Zoho's `{"code":1000,...}`."""
-        if status not in (500, 502, 503, 504):
-            raise ValueError("status must be a 5xx server error")
-        self._queue(PendingFault("fail", n, status, path))
-
-    def throttle_next(self, n: int = 1, path: str | None = None) -> None:
-        """Answer the next n requests with Zoho's 429, whatever the real rate."""
-        self._queue(PendingFault("throttle", n, 429, path))
-
-    def drop_next(self, n: int = 1, path: str | None = None) -> None:
-        """Close the connection mid-response on the next n requests."""
-        self._queue(PendingFault("drop", n, 0, path))
-
-    def expire_tokens_after(self, n_requests: int) -> None:
-        """Let n more API requests through, then expire every access token (the next API call
-        gets 401 until the client refreshes)."""
-        with self._lock:
-            self._expire_after = n_requests
-
-    def malformed_page(
-        self,
-        path: str,
-        page_number: int = 1,
-        *,
-        truncated: bool = False,
-        record_index: int = 0,
-        times: int | None = None,
-    ) -> None:
-        """Break one record on that page of that path (`page` query parameter, 1 when absent):
-        an invoice list row loses `invoice_id`, a contact gets a non-string `contact_name`, an
-        invoice detail gets a non-numeric line `rate`. `truncated=True` cuts the JSON body in
-        half instead. `times=None` keeps the page broken (bad source data); a number heals it."""
-        kind = "truncated" if truncated else "record"
-        with self._lock:
-            self._malformed.append(Malformation(path, page_number, kind, record_index, times))
-
-    def after_page(
-        self,
-        path: str,
-        page_number: int,
-        action: Callable[[dict[str, Any]], Any],
-        *,
-        times: int | None = 1,
-    ) -> None:
-        """Run `action(body)` right after that page of that path (`page` query parameter, 1 when
-        absent) was answered with 200, before any other request is served: someone editing the
-        books mid-walk (`lambda body: sim.delete_invoice(org, body["invoices"][0]["invoice_id"])`).
-        The action may call the simulator's mutations. `times=None` runs it after every such
-        page."""
-        with self._lock:
-            self._after_page.append(AfterPage(path, page_number, action, times))
-
-    def clear(self) -> None:
-        with self._lock:
-            self.latency = 0.0
-            self._pending.clear()
-            self._malformed.clear()
-            self._after_page.clear()
-            self._expire_after = None
-
-    def served(self, path: str, params: dict[str, str], reply: Reply) -> None:
-        """Run the `after_page` actions due for the reply just sent (under the simulator lock)."""
-        if reply.kind != "json" or reply.status != 200 or not self._after_page:
-            return
-        try:
-            page = int(params.get("page") or 1)
-        except ValueError:
-            return
-        for hook in list(self._after_page):
-            if hook.path == path and hook.page == page:
-                if hook.remaining is not None:
-                    hook.remaining -= 1
-                    if hook.remaining == 0:
-                        self._after_page.remove(hook)
-                hook.action(copy.deepcopy(reply.body))
-
-    def _queue(self, fault: PendingFault) -> None:
-        if fault.remaining < 1:
-            raise ValueError("n must be at least 1")
-        with self._lock:
-            self._pending.append(fault)
-
-    def take(self, path: str) -> PendingFault | None:
-        for fault in self._pending:
-            if fault.path in (None, path):
-                fault.remaining -= 1
-                if fault.remaining == 0:
-                    self._pending.remove(fault)
-                return fault
-        return None
-
-    def tokens_expire_now(self) -> bool:
-        if self._expire_after is None:
-            return False
-        if self._expire_after == 0:
-            self._expire_after = None
-            return True
-        self._expire_after -= 1
-        return False
-
-    def malformation(self, path: str, page: int) -> Malformation | None:
-        for rule in self._malformed:
-            if rule.path == path and rule.page == page:
-                if rule.remaining is not None:
-                    rule.remaining -= 1
-                    if rule.remaining == 0:
-                        self._malformed.remove(rule)
-                return rule
-        return None
+def _zoho_token(kind: str) -> str:
+    """Zoho's token shape: `1000.<32 hex>.<32 hex>` for access and refresh tokens alike."""
+    return f"1000.{secrets.token_hex(16)}.{secrets.token_hex(16)}"
 
 
 def _break_record(body: dict[str, Any], index: int) -> dict[str, Any]:
-    """One realistic defect per entity, so connectors' per-record error handling is exercised."""
-    body = copy.deepcopy(body)
+    """One realistic defect per entity, so connectors' per-record error handling is exercised
+    (`body` is the engine's copy)."""
     if body.get("invoices"):
         rows = body["invoices"]
         rows[min(index, len(rows) - 1)].pop("invoice_id", None)
@@ -1133,8 +797,9 @@ def _list_reply(
     return Reply(200, {"code": 0, "message": "success", key: listed, "page_context": context})
 
 
-class ZohoBooksSimulator:
-    """State and HTTP surface of a fake Zoho Books India organisation set.
+class ZohoBooksSimulator(SimulatorEngine):
+    """State and HTTP surface of a fake Zoho Books India organisation set: the Zoho Shape on the
+    simulator engine (pipeline, faults, limits, OAuth server and request log are the engine's).
 
     Knobs (plain attributes, changeable at any time):
       requests_per_minute: 100 per organisation, sliding 60 s window.
@@ -1149,8 +814,18 @@ class ZohoBooksSimulator:
       sort_honoured: True; False makes the list endpoints ignore sort_column/sort_order.
       api_domain: None means this server's own base URL.
       clock: record timestamps (aware datetime); timer: monotonic seconds for windows/expiry.
+      max_refresh_tokens_per_client: 20; the 21st refresh token deletes the oldest.
     Counters: requests_served, requests_throttled, requests_dropped, request_log.
     """
+
+    json_media_type = JSON_MEDIA_TYPE
+    requests_per_minute = Knob("limiter.limits", "per_minute")
+    daily_limit = Knob("limiter.limits", "per_day")
+    access_token_lifetime = Knob("oauth.policy", "access_token_lifetime")
+    token_requests_per_window = Knob("oauth.policy", "token_requests_per_window")
+    token_window_seconds = Knob("oauth.policy", "token_window_seconds")
+    max_active_access_tokens = Knob("oauth.policy", "max_active_access_tokens")
+    max_refresh_tokens_per_client = Knob("oauth.policy", "max_grants_per_client")
 
     def __init__(
         self,
@@ -1163,89 +838,64 @@ class ZohoBooksSimulator:
         clock: Callable[[], datetime] | None = None,
         timer: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._lock = threading.RLock()
-        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(IST))
-        self.timer = timer
-        self.requests_per_minute = requests_per_minute
-        self.daily_limit = daily_limit
-        self.access_token_lifetime = 3600
-        self.token_requests_per_window = 10
-        self.token_window_seconds = 600.0
+        super().__init__(
+            limits=RateLimits(
+                per_minute=requests_per_minute, per_day=daily_limit, day_resets_in=IST
+            ),
+            token_policy=TokenPolicy(
+                access_token_lifetime=3600,
+                rotation=NEVER,
+                token_requests_per_window=10,
+                token_window_seconds=600.0,
+                max_active_access_tokens=15,
+                max_grants_per_client=20,
+            ),
+            clock=clock,
+            timer=timer,
+            new_token=_zoho_token,
+        )
         self.token_throttle_status = 200
-        self.max_active_access_tokens = 15
-        self.max_refresh_tokens_per_client = 20
         self.contacts_default_filter = "Status.All"
         # False: the list endpoints ignore sort_column/sort_order (a source that does not honour
         # them) and answer in their default order, echoing it in page_context.
         self.sort_honoured = True
         self.api_domain: str | None = None
-        self.faults = Faults(self._lock)
-        # Bounded so that a long-running `serve()` does not grow without limit.
-        self.request_log: deque[RequestLogEntry] = deque(maxlen=200_000)
-        self.requests_served = 0
-        self.requests_throttled = 0
-        self.requests_dropped = 0
         self.organisations: dict[str, Organisation] = {}
-        self._clients: dict[str, str] = {}
-        self._grants: dict[str, RefreshGrant] = {}
-        self._access_tokens: dict[str, tuple[str, float]] = {}  # token -> (refresh, expires_at)
-        self._buckets: dict[str, RateBucket] = {}
         self._next_id = 174460000000100001
         self.client_id, self.client_secret = client_id, client_secret
         self.refresh_token = refresh_token
         self.add_client(client_id, client_secret)
         self.issue_refresh_token(client_id, refresh_token)
-        self.app = self._build_app()
+
+    @property
+    def _lock(self) -> Any:
+        """The engine's `lock` under its name from before the engine (zoho_books/rendering.py)."""
+        return self.lock
 
     # --- identities ------------------------------------------------------------------------------
 
     def new_id(self, step: int = 1000) -> str:
         """Long digit-string ids; spaced by 1000 so line items can take the next numbers."""
-        with self._lock:
+        with self.lock:
             value = self._next_id
             self._next_id += step
             return str(value)
 
     def add_client(self, client_id: str, client_secret: str) -> None:
-        with self._lock:
-            self._clients[client_id] = client_secret
+        self.oauth.add_client(client_id, client_secret)
 
     def issue_refresh_token(self, client_id: str, token: str | None = None) -> str:
         """A grant-code exchange's result. The 21st refresh token of a client silently deletes
         its oldest, as Zoho Accounts does."""
-        token = token or f"1000.{secrets.token_hex(16)}.{secrets.token_hex(16)}"
-        with self._lock:
-            self._grants[token] = RefreshGrant(client_id)
-            owned = [t for t, grant in self._grants.items() if grant.client_id == client_id]
-            for oldest in owned[: -self.max_refresh_tokens_per_client]:
-                self._revoke_grant(oldest)
-        return token
+        return self.oauth.issue_refresh_token(client_id, token)
 
     def issue_access_token(self, refresh_token: str | None = None) -> str:
         """Back door for tests that do not exercise the token endpoint (no rate limit)."""
-        with self._lock:
-            return self._new_access_token(refresh_token or self.refresh_token)
+        return self.oauth.issue_access_token(refresh_token or self.refresh_token)
 
     def expire_access_tokens(self) -> None:
         """Every issued access token stops working now (clients must refresh)."""
-        with self._lock:
-            self._access_tokens.clear()
-            for grant in self._grants.values():
-                grant.access_tokens.clear()
-
-    def _revoke_grant(self, refresh_token: str) -> None:
-        grant = self._grants.pop(refresh_token)
-        for token in grant.access_tokens:
-            self._access_tokens.pop(token, None)
-
-    def _new_access_token(self, refresh_token: str) -> str:
-        grant = self._grants[refresh_token]
-        token = f"1000.{secrets.token_hex(16)}.{secrets.token_hex(16)}"
-        self._access_tokens[token] = (refresh_token, self.timer() + self.access_token_lifetime)
-        grant.access_tokens.append(token)
-        while len(grant.access_tokens) > self.max_active_access_tokens:
-            self._access_tokens.pop(grant.access_tokens.popleft(), None)
-        return token
+        self.oauth.expire_access_tokens()
 
     # --- organisations and records ---------------------------------------------------------------
 
@@ -1254,7 +904,7 @@ class ZohoBooksSimulator:
     ) -> Organisation:
         if state_code not in gst.STATE_CODES:
             raise ValueError(f"unknown GST state code {state_code!r}")
-        with self._lock:
+        with self.lock:
             if org_id not in self.organisations:
                 self.organisations[org_id] = Organisation(
                     org_id=org_id,
@@ -1266,21 +916,21 @@ class ZohoBooksSimulator:
 
     def get_contact(self, org_id: str, contact_id: str) -> dict[str, Any]:
         """The contact's current detail JSON (a copy)."""
-        with self._lock:
+        with self.lock:
             return copy.deepcopy(_public(self.organisations[org_id].contacts[contact_id]))
 
     def get_invoice(self, org_id: str, invoice_id: str) -> dict[str, Any]:
         """The invoice's current detail JSON (a copy), as `GET /invoices/{id}` returns it."""
-        with self._lock:
+        with self.lock:
             org = self.organisations[org_id]
             return copy.deepcopy(org.invoices[invoice_id].detail(org.taxes))
 
     def invoice_ids(self, org_id: str) -> list[str]:
-        with self._lock:
+        with self.lock:
             return list(self.organisations[org_id].invoices)
 
     def contact_ids(self, org_id: str) -> list[str]:
-        with self._lock:
+        with self.lock:
             return list(self.organisations[org_id].contacts)
 
     def _now(self) -> datetime:
@@ -1318,7 +968,7 @@ class ZohoBooksSimulator:
         mixer = _Mixer(mix, seed) if mix else None
         anchor = (as_of or self.clock()).astimezone(IST)
         anchor = anchor.replace(hour=0, minute=0, second=0, microsecond=0)
-        with self._lock:
+        with self.lock:
             org = self.add_organisation(org_id, state_code=seller_state)
             org.tax_rounding = tax_rounding
             taken = {contact["contact_name"] for contact in org.contacts.values()}
@@ -1385,14 +1035,14 @@ class ZohoBooksSimulator:
         state, city, pin, std, _ = self._pick_city(rng, org)
         if kind == "consumer":
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-            name = _unique(f"{first} {last}", taken)
-            company, holder, email = "", "P", f"{_slug(first)}.{_slug(last)}@gmail.com"
+            name = unique(f"{first} {last}", taken)
+            company, holder, email = "", "P", f"{slug(first)}.{slug(last)}@gmail.com"
         else:
             form, holder = rng.choice(LEGAL_FORMS)
             first, last = "", ""
             base = f"{rng.choice(BUSINESS_NAMES)} {rng.choice(TRADES)}"
-            name = _unique(f"{base} {form}".strip(), taken)
-            company, email = name, f"accounts@{_slug(base)}.in"
+            name = unique(f"{base} {form}".strip(), taken)
+            company, email = name, f"accounts@{slug(base)}.in"
         registered = kind == "business_gst"
         pan = gst.make_pan(rng, holder, last or name) if registered else ""
         address = {
@@ -1430,11 +1080,11 @@ class ZohoBooksSimulator:
         local = [city for city in CITIES if city[0] == org.state_code]
         if local and rng.random() < 0.35:
             return rng.choice(local)
-        return rng.choices(CITIES, _CITY_WEIGHTS)[0]
+        return rng.choices(CITIES, [city[4] for city in CITIES])[0]
 
     def _overseas_identity(self, rng: random.Random, taken: set[str]) -> dict[str, Any]:
         name, country, city, state, zip_code, currency, rate = rng.choice(OVERSEAS_CUSTOMERS)
-        name = _unique(name, taken)
+        name = unique(name, taken)
         address = {
             "attention": "",
             "address": f"{rng.randint(1, 900)} Harbour Street",
@@ -1459,7 +1109,7 @@ class ZohoBooksSimulator:
             "is_taxable": False,
             "currency_code": currency,
             "_exchange_rate": float(rate),
-            "email": f"ap@{_slug(name)}.com",
+            "email": f"ap@{slug(name)}.com",
             "billing_address": address,
             "shipping_address": dict(address),
             "_phone": f"+1-{rng.randrange(10**10):010d}",
@@ -1539,7 +1189,7 @@ class ZohoBooksSimulator:
     ) -> str:
         """Add a contact: the given Zoho JSON (ids/times filled in if missing) or, without one, a
         generated customer. Extra keyword fields override. Returns the contact_id."""
-        with self._lock:
+        with self.lock:
             org = self.organisations[org_id]
             now = self._now()
             if contact is None:
@@ -1556,7 +1206,7 @@ class ZohoBooksSimulator:
 
     def edit_contact(self, org_id: str, contact_id: str, **changes: Any) -> dict[str, Any]:
         """Change fields (e.g. status="inactive", gst_no=...) and bump last_modified_time."""
-        with self._lock:
+        with self.lock:
             org = self.organisations[org_id]
             record = {**org.contacts[contact_id], **changes}
             record["last_modified_time"] = zoho_time(self._now())
@@ -1588,7 +1238,7 @@ class ZohoBooksSimulator:
         `tax_inclusive=True`, `discount_percent=10, discount_before_tax=False`,
         `shipping=250, shipping_taxed=True`, `adjustment=-100`, `einvoiced=True`,
         `non_gst_tax="VAT", non_gst_rate=5`."""
-        with self._lock:
+        with self.lock:
             org = self.organisations[org_id]
             if invoice is not None:
                 record = StoredInvoice(self._stamped_invoice(org, invoice))
@@ -1638,7 +1288,7 @@ class ZohoBooksSimulator:
     def edit_invoice(self, org_id: str, invoice_id: str, **changes: Any) -> dict[str, Any]:
         """Change detail fields (Zoho names) and bump last_modified_time to `clock()` now.
         Arithmetic after editing amounts is the caller's business, as in Zoho's API."""
-        with self._lock:
+        with self.lock:
             org = self.organisations[org_id]
             data = copy.deepcopy(org.invoices[invoice_id].detail(org.taxes))
             data.update(changes)
@@ -1653,13 +1303,13 @@ class ZohoBooksSimulator:
 
     def delete_invoice(self, org_id: str, invoice_id: str) -> None:
         """Hard delete: the invoice vanishes from lists and its detail returns 404."""
-        with self._lock:
+        with self.lock:
             org = self.organisations[org_id]
             del org.invoices[invoice_id]
             org.changed()
 
     def delete_contact(self, org_id: str, contact_id: str) -> None:
-        with self._lock:
+        with self.lock:
             org = self.organisations[org_id]
             del org.contacts[contact_id]
             org.changed()
@@ -1678,7 +1328,7 @@ class ZohoBooksSimulator:
         [...]}`, `{"invoice":{...}}`) or recorded fixtures that wrap them under
         `api.<method>.<path>.response`. A list row and a detail of the same id are merged, the
         detail winning, so a list capture plus a few detail captures make one data set."""
-        with self._lock:
+        with self.lock:
             org = self.add_organisation(org_id, state_code=seller_state)
             for record in _records_in(_paths(contacts_path), "contacts", "contact"):
                 key = str(record["contact_id"])
@@ -1695,188 +1345,112 @@ class ZohoBooksSimulator:
             org.changed()
             return org
 
-    # --- HTTP surface ----------------------------------------------------------------------------
+    # --- HTTP surface: the Zoho Shape's routes and engine hooks ----------------------------------
 
-    def _build_app(self) -> Starlette:
-        api = self._api_endpoint
-        routes = [
-            Route("/oauth/v2/token", self._token_endpoint, methods=["POST"]),
-            Route("/books/v3/organizations", api(self._list_organisations, needs_org=False)),
-            Route("/books/v3/contacts", api(self._list_contacts)),
-            Route("/books/v3/contacts/{contact_id}", api(self._get_contact)),
-            Route("/books/v3/invoices", api(self._list_invoices)),
-            Route("/books/v3/invoices/{invoice_id}", api(self._get_invoice)),
-            Route("/books/v3/settings/taxes", api(self._list_taxes)),
-            Route("/books/v3/settings/taxgroups/{tax_group_id}", api(self._get_tax_group)),
+    def routes(self) -> list[BaseRoute]:
+        api = self._api_route
+        token = self.api_route(
+            "/oauth/v2/token", self._token_endpoint, methods=("POST",), auth=False, limited=False
+        )
+        return [
+            token,
+            api(ORGANIZATIONS_PATH, self._list_organisations),
+            api("/books/v3/contacts", self._list_contacts),
+            api("/books/v3/contacts/{contact_id}", self._get_contact),
+            api("/books/v3/invoices", self._list_invoices),
+            api("/books/v3/invoices/{invoice_id}", self._get_invoice),
+            api("/books/v3/settings/taxes", self._list_taxes),
+            api("/books/v3/settings/taxgroups/{tax_group_id}", self._get_tax_group),
             Route(SIMULATOR_INFO_PATH, self._info_endpoint),
         ]
-        handlers = {404: _unknown_url, 405: _method_not_allowed}
-        return Starlette(routes=routes, exception_handlers=handlers)
+
+    def _api_route(self, path: str, handler: Callable[..., Reply]) -> Route:
+        """A Books API route: `handler(org, params, **path_params)` (org None when unknown)."""
+
+        def answer(request: Request, params: dict[str, str]) -> Reply:
+            org = self.organisations.get(params.get("organization_id", ""))
+            try:
+                return handler(org, params, **request.path_params)
+            except BadParameter as bad:
+                return bad.reply
+
+        return self.api_route(path, answer)
 
     async def _info_endpoint(self, request: Request) -> Response:
         return JSONResponse(simulator_info(self))
 
-    async def _token_endpoint(self, request: Request) -> Response:
-        # Zoho documents query-string parameters; a form body is accepted too, as OAuth
-        # libraries send one.
-        params = dict(request.query_params)
-        params.update(_form_fields(await request.body(), request.headers.get("content-type", "")))
-        base_url = f"{request.url.scheme}://{request.url.netloc}"
-        return await self._respond(request, params, lambda: self._token_reply(params, base_url))
-
-    def _api_endpoint(
-        self, handler: Callable[..., Reply], needs_org: bool = True
-    ) -> Callable[[Request], Any]:
-        async def endpoint(request: Request) -> Response:
-            params = dict(request.query_params)
-
-            def respond() -> Reply:
-                return self._api_reply(request, params, handler, needs_org)
-
-            return await self._respond(request, params, respond)
-
-        return endpoint
-
-    async def _respond(
-        self, request: Request, params: dict[str, str], respond: Callable[[], Reply]
-    ) -> Response:
-        """Common pipeline: latency, queued faults, then the route's reply; logged and counted."""
-        if self.faults.latency > 0:
-            await asyncio.sleep(self.faults.latency)
-        path = request.url.path
-        with self._lock:
-            fault = self.faults.take(path)
-            reply = self._fault_reply(fault, params) if fault else respond()
-            if reply.kind == "json" and reply.status == 200:
-                reply = self._maybe_malformed(path, params, reply)
-            self._record(request.method, path, params, reply)
-            self.faults.served(path, params, reply)
-        return reply.to_response()
-
-    def _fault_reply(self, fault: PendingFault, params: dict[str, str]) -> Reply:
-        if fault.kind == "drop":
-            return Reply(0, kind="drop")
-        if fault.kind == "throttle":
-            bucket = self._bucket(params.get("organization_id", ""))
-            return self._throttled(bucket)
-        return _error(fault.status, 1000, "Internal error")
-
-    def _maybe_malformed(self, path: str, params: dict[str, str], reply: Reply) -> Reply:
-        try:
-            page = int(params.get("page") or 1)
-        except ValueError:
-            return reply
-        rule = self.faults.malformation(path, page)
-        if rule is None:
-            return reply
-        if rule.kind == "truncated":
-            return Reply(reply.status, reply.body, reply.headers, kind="truncated")
-        return Reply(reply.status, _break_record(reply.body, rule.record_index), reply.headers)
-
-    def _record(self, method: str, path: str, params: dict[str, str], reply: Reply) -> None:
-        status = None if reply.kind == "drop" else reply.status
-        self.request_log.append(
-            RequestLogEntry(method, path, dict(params), self.timer(), self.clock(), status)
-        )
-        if status is None:
-            self.requests_dropped += 1
-        elif status == 429:
-            self.requests_throttled += 1
-        else:
-            self.requests_served += 1
-
-    def _token_reply(self, params: dict[str, str], base_url: str) -> Reply:
+    def _token_endpoint(self, request: Request, params: dict[str, str]) -> Reply:
+        # Zoho documents query-string parameters; a form body is accepted too (the engine merges
+        # both), as OAuth libraries send one.
         if params.get("grant_type") != "refresh_token":
             return Reply(200, {"error": "unsupported_grant_type"})  # (unverified)
-        client_id = params.get("client_id", "")
-        secret = self._clients.get(client_id)
-        if secret is None or secret != params.get("client_secret"):
-            return Reply(200, {"error": "invalid_client"})
-        refresh_token = params.get("refresh_token", "")
-        grant = self._grants.get(refresh_token)
-        if grant is None or grant.client_id != client_id:
-            return Reply(200, {"error": "invalid_code"})
-        now = self.timer()
-        _trim(grant.token_requests, now - self.token_window_seconds)
-        if len(grant.token_requests) >= self.token_requests_per_window:
-            body = {"error": "Access Denied", "error_description": TOO_MANY_REQUESTS}
-            return Reply(self.token_throttle_status, body)
-        grant.token_requests.append(now)
+        answer = self.oauth.refresh(
+            params.get("client_id", ""),
+            params.get("client_secret"),
+            params.get("refresh_token", ""),
+        )
+        if isinstance(answer, TokenRefusal):
+            return self._token_refusal(answer)
+        base_url = f"{request.url.scheme}://{request.url.netloc}"
         return Reply(
             200,
             {
-                "access_token": self._new_access_token(refresh_token),
-                "expires_in": self.access_token_lifetime,
+                "access_token": answer.access_token,
+                "expires_in": answer.expires_in,
                 "api_domain": self.api_domain or base_url,
                 "token_type": "Bearer",
             },
         )
 
-    def _api_reply(
-        self,
-        request: Request,
-        params: dict[str, str],
-        handler: Callable[..., Reply],
-        needs_org: bool,
-    ) -> Reply:
-        if self.faults.tokens_expire_now():
-            self.expire_access_tokens()
-        if not self._authorised(request.headers.get("authorization", "")):
-            return _error(401, 57, "You are not authorized to perform this operation")
+    def _token_refusal(self, refusal: TokenRefusal) -> Reply:
+        """Zoho answers token errors with HTTP 200; an unknown refresh token is `invalid_code`."""
+        if refusal.error == "throttled":
+            body = {"error": "Access Denied", "error_description": TOO_MANY_REQUESTS}
+            return Reply(self.token_throttle_status, body)
+        error = "invalid_code" if refusal.error == "invalid_grant" else refusal.error
+        return Reply(200, {"error": error})
+
+    def access_token(self, request: Request) -> str:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return token.strip() if scheme == "Zoho-oauthtoken" else ""
+
+    def rate_key(self, request: Request, params: dict[str, str]) -> str:
+        return params.get("organization_id", "")  # limits count per organisation
+
+    def refuse(self, request: Request, params: dict[str, str]) -> Reply | None:
         org_id = params.get("organization_id", "")
-        org = self.organisations.get(org_id)
-        if needs_org and org is None:
-            # Zoho's code and wording for a missing/unknown organisation are (unverified).
-            message = f"This user is not associated with the CompanyID/CompanyName:{org_id}."
-            return _error(400, 6041, message)
-        bucket = self._bucket(org_id)
-        if not self._admit(bucket):
-            return self._throttled(bucket)
-        try:
-            reply = handler(org, params, **request.path_params)
-        except BadParameter as bad:
-            reply = bad.reply
-        reply.headers.update(self._rate_headers(bucket))
-        return reply
+        if request.url.path == ORGANIZATIONS_PATH or org_id in self.organisations:
+            return None
+        # Zoho's code and wording for a missing/unknown organisation are (unverified).
+        message = f"This user is not associated with the CompanyID/CompanyName:{org_id}."
+        return _error(400, 6041, message)
 
-    def _authorised(self, header: str) -> bool:
-        scheme, _, token = header.partition(" ")
-        if scheme != "Zoho-oauthtoken":
-            return False
-        issued = self._access_tokens.get(token.strip())
-        return issued is not None and issued[1] > self.timer()
+    def unauthorised_reply(self, request: Request) -> Reply:
+        return _error(401, 57, "You are not authorized to perform this operation")
 
-    # --- rate limits -----------------------------------------------------------------------------
+    def fault_reply(self, status: int) -> Reply:
+        return _error(status, 1000, "Internal error")
 
-    def _bucket(self, org_id: str) -> RateBucket:
-        return self._buckets.setdefault(org_id, RateBucket())
+    def throttle_reply(self, status: RateStatus) -> Reply:
+        return _error(429, 45, TOO_MANY_REQUESTS)  # code 45 per third-party guides
 
-    def _admit(self, bucket: RateBucket) -> bool:
-        now, today = self.timer(), self._now().date()
-        if bucket.day != today:
-            bucket.day, bucket.used_today = today, 0
-        _trim(bucket.recent, now - 60.0)
-        if len(bucket.recent) >= self.requests_per_minute or bucket.used_today >= self.daily_limit:
-            return False
-        bucket.recent.append(now)
-        bucket.used_today += 1
-        return True
-
-    def _throttled(self, bucket: RateBucket) -> Reply:
-        reply = _error(429, 45, TOO_MANY_REQUESTS)  # code 45 per third-party guides
-        reply.headers.update(self._rate_headers(bucket))
-        return reply
-
-    def _rate_headers(self, bucket: RateBucket) -> dict[str, str]:
+    def rate_headers(self, status: RateStatus) -> dict[str, str]:
         """Daily quota counters, as Zoho sends them since build Dec_10_2019 (no Retry-After)."""
-        now = self._now()
-        midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0)
-        used = bucket.used_today if bucket.day == now.date() else 0
         return {
             "X-Rate-Limit-Limit": str(self.daily_limit),
-            "X-Rate-Limit-Remaining": str(max(self.daily_limit - used, 0)),
-            "X-Rate-Limit-Reset": str(int((midnight - now).total_seconds())),
+            "X-Rate-Limit-Remaining": str(status.remaining["day"]),
+            "X-Rate-Limit-Reset": str(int(status.resets_in["day"])),
         }
+
+    def break_record(self, body: Any, index: int) -> Any:
+        return _break_record(body, index)
+
+    def not_found_reply(self, request: Request) -> Reply:
+        return Reply(404, {"code": 5, "message": "Invalid URL Passed"})
+
+    def method_not_allowed_reply(self, request: Request) -> Reply:
+        message = f"The HTTP method {request.method} is not allowed for the requested resource"
+        return Reply(405, {"code": 37, "message": message})
 
     # --- route handlers (called under the lock) --------------------------------------------------
 
@@ -2084,26 +1658,6 @@ def _contact_row(contact: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _trim(window: deque[float], older_than: float) -> None:
-    while window and window[0] <= older_than:
-        window.popleft()
-
-
-def _form_fields(body: bytes, content_type: str) -> dict[str, str]:
-    if not body or "application/x-www-form-urlencoded" not in content_type:
-        return {}
-    return dict(parse_qsl(body.decode("latin-1"), keep_blank_values=True))
-
-
-async def _unknown_url(request: Request, exc: Exception) -> Response:
-    return Reply(404, {"code": 5, "message": "Invalid URL Passed"}).to_response()
-
-
-async def _method_not_allowed(request: Request, exc: Exception) -> Response:
-    message = f"The HTTP method {request.method} is not allowed for the requested resource"
-    return Reply(405, {"code": 37, "message": message}).to_response()
-
-
 # --- seeding helpers -----------------------------------------------------------------------------
 
 
@@ -2164,7 +1718,7 @@ def send_webhook(
     webhooks only as a hint to re-fetch."""
     if not _WEBHOOK_SECRET.match(secret):
         raise ValueError("Zoho webhook secrets are 12-50 alphanumeric characters")
-    body = _dumps({entity: record})
+    body = json_bytes({entity: record})
     headers = {
         "Content-Type": "application/json",
         "X-Zoho-Webhook-Signature": webhook_signature(secret, body),
@@ -2227,8 +1781,6 @@ def simulator_info(simulator: ZohoBooksSimulator) -> dict:
 def serve(host: str = "127.0.0.1", port: int = DEMO_SIMULATOR["port"], **options: Any) -> None:
     """`hub simulate zoho_books`: seed, print what a tenant config needs, serve until Ctrl-C.
     `options` are `build_simulator`'s keyword arguments."""
-    import uvicorn
-
     simulator = build_simulator(**options)
     base_url = f"http://{host}:{port}"
     org = next(iter(simulator.organisations.values()))
@@ -2238,4 +1790,4 @@ def serve(host: str = "127.0.0.1", port: int = DEMO_SIMULATOR["port"], **options
         print(f"  {name + ':':17}{info[name]}")
     print(f"  rate limit:      {simulator.requests_per_minute:,} requests/minute")
     print(f"  data:            {len(org.contacts)} contacts, {len(org.invoices)} invoices")
-    uvicorn.run(simulator.app, host=host, port=port, log_level="warning")
+    engine.serve(simulator.app, host, port)
