@@ -18,8 +18,10 @@ Invoices (docs/connectors/quickbooks.md, section 7):
   returns no per-line tax: each tax line is shared over the lines it was computed on (the lines
   whose amounts add up to its `NetAmountTaxable`, `_taxed_by`) in proportion to their taxable
   amounts, in whole paise, so the lines add up to the header exactly.
-- Totals: `TotalAmt` is the total as stated; anything it holds beyond what is read here is left
-  for the `invoice_totals_add_up` check to flag, not absorbed (tax-inclusive amounts are read as
+- Totals: `TotalAmt` is the total as stated. A whole `TotalAmt` within half a unit of the lines
+  plus tax is a total rounded to the rupee: the difference is `round_off` (QuickBooks has no
+  field for it). Anything else it holds beyond what is read here is left for the
+  `invoice_totals_add_up` check to flag, not absorbed (tax-inclusive amounts are read as
   tax-exclusive, `TaxInclusiveAmt` being the gross (unverified)).
 """
 
@@ -50,6 +52,7 @@ GST_TREATMENTS = {
 INDIA_NAMES = frozenset({"india", "in", "ind"})
 NOT_TAXABLE_CODE = "NON"  # US companies: a line's TaxCodeRef is "TAX" or "NON"
 PAN = re.compile(r"[A-Z]{5}[0-9]{4}[A-Z]")
+HALF_A_UNIT = Decimal("0.50")  # the most a rounding to the whole rupee (or dollar) changes
 
 
 class MappingError(ValueError):
@@ -224,6 +227,8 @@ def map_invoice(
     if before_tax and not lines:
         taxable -= discount
     tax_total = sum(heads.values(), ZERO)
+    adjustment = ZERO if before_tax else -discount
+    total = _required_money(record, "TotalAmt")
     return Invoice(
         external_id=_required_text(record, "Id"),
         raw=record,
@@ -240,8 +245,9 @@ def map_invoice(
         taxable_amount=taxable,
         **heads,
         tax_total=tax_total,
-        adjustment=ZERO if before_tax else -discount,
-        total=_required_money(record, "TotalAmt"),
+        round_off=round_off(total, taxable + tax_total + adjustment),
+        adjustment=adjustment,
+        total=total,
         balance_due=_money(record, "Balance") or ZERO,
         place_of_supply=_place_of_supply(record, customer, heads),
         gst_treatment=customer.gst_treatment
@@ -250,6 +256,17 @@ def map_invoice(
         source_updated_at=_updated_at(record),
         lines=[line.line for line in lines],
     )
+
+
+def round_off(total: Decimal, exact: Decimal) -> Decimal:
+    """QuickBooks has no round-off field. A company that rounds its invoices to the whole rupee
+    states a whole `TotalAmt` within half a rupee of the lines plus tax (how QuickBooks India
+    kept it is (unverified); the simulator renders Books' round-off so): that difference is the
+    round-off. Any other difference is left for the `invoice_totals_add_up` check."""
+    difference = total - exact
+    if total == total.to_integral_value() and abs(difference) <= HALF_A_UNIT:
+        return difference
+    return ZERO
 
 
 @dataclass

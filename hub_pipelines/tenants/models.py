@@ -180,6 +180,8 @@ class QuickBooksConfig(_OAuthConfig):
     api_base_url: HostUrl | None = None
     token_url: AnyHttpUrl | None = None
     minor_version: int = Field(75, ge=1)
+    # Hub-managed: when the refresh token hits Intuit's 5-year cap, as its last refresh said.
+    refresh_token_expires_at: AwareDatetime | None = None
 
 
 class XeroConfig(_OAuthConfig):
@@ -194,6 +196,10 @@ class XeroConfig(_OAuthConfig):
     ]
     api_base_url: HostUrl | None = None
     token_url: AnyHttpUrl | None = None
+    # Xero allows 60 calls a minute per organisation; the hub paces itself under it.
+    requests_per_minute: int = Field(55, ge=2, le=100_000)
+    # Calls a day per organisation: 5,000, or 1,000 on Xero's entry tier (reportedly).
+    daily_limit: int = Field(5_000, ge=1, le=10**9)
 
 
 CONNECTION_MODELS: dict[str, type[_Config]] = {
@@ -247,7 +253,7 @@ def parse_connection_config(system: str, data: Any) -> _Config:
         raise TenantConfigError(describe_validation_error(exc, "connection_config")) from None
 
 
-HUB_MANAGED_FIELDS = ("access_token", "access_token_expires_at")
+HUB_MANAGED_FIELDS = ("access_token", "access_token_expires_at", "refresh_token_expires_at")
 
 
 def reject_hub_managed_fields(data: Any) -> None:

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from hub_pipelines.connectors.oauth import TokenSet
+from hub_pipelines.tenants.models import HUB_MANAGED_FIELDS
 from hub_pipelines.tenants.registry import TenantConfig, TenantRegistry
 from hub_pipelines.warehouse.db import connect
 
@@ -35,14 +36,15 @@ class ConfigTokenStore:
         )
 
     def save(self, tokens: TokenSet) -> None:
-        self.config = self.registry.update_connection(
-            self.config,
-            {
-                "access_token": tokens.access_token,
-                "access_token_expires_at": tokens.expires_at.isoformat(),
-                "refresh_token": tokens.refresh_token,
-            },
-        )
+        changes = {
+            "access_token": tokens.access_token,
+            "access_token_expires_at": tokens.expires_at.isoformat(),
+            "refresh_token": tokens.refresh_token,
+        }
+        # Other hub-managed fields a connector derived from the answer (QuickBooks: the refresh
+        # token's hard expiry), saved with the tokens.
+        changes |= {name: tokens.extra[name] for name in HUB_MANAGED_FIELDS if name in tokens.extra}
+        self.config = self.registry.update_connection(self.config, changes)
 
     @contextmanager
     def lock(self) -> Iterator[None]:
