@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from hub_pipelines.quickbooks.connector import QuickBooksResource
+from hub_pipelines.xero.connector import XeroResource
 from hub_pipelines.zoho_books.connector import ZohoBooksResource
 
 
@@ -28,6 +30,15 @@ AVAILABLE: dict[str, SystemEntry] = {
         ZohoBooksResource,
         "hub_pipelines.zoho_books.simulator",
         "hub_pipelines.zoho_books.rendering",
+    ),
+    "quickbooks": SystemEntry(
+        "QuickBooks Online",
+        QuickBooksResource,
+        "hub_pipelines.quickbooks.simulator",
+        "hub_pipelines.quickbooks.simulator",
+    ),
+    "xero": SystemEntry(
+        "Xero", XeroResource, "hub_pipelines.xero.simulator", "hub_pipelines.xero.simulator"
     ),
 }
 CONNECTOR_RESOURCES = {system: entry.resource for system, entry in AVAILABLE.items()}

@@ -186,7 +186,7 @@ def test_the_auth_fix_says_how_to_re_authorise_with_real_commands():
         ("run hub frobnicate acme zoho_books", "`hub frobnicate`"),
         ("run `hub tenants` first", "`hub tenants` is not"),
         ("`hub tenants add TENANT SYSTEM --file F`", "has no option --file"),
-        ("see docs/connectors/sage.md", "docs/connectors/xero.md does not exist"),
+        ("see docs/connectors/sage.md", "docs/connectors/sage.md does not exist"),
         ("see docs/connectors/zoho_books.md, section 99", "has no section 99"),
         ("raise sync_config.max_errors", "sync_config.max_errors is not a config field"),
     ],

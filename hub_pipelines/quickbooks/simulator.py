@@ -32,7 +32,7 @@ Books as a QuickBooks company holds them:
 - round-off: QuickBooks has no field for it. `TotalAmt` is Books' total, rounded to the rupee, so
   it exceeds the lines plus tax by the round-off, which the mapping reads back as `round_off`;
 - QuickBooks Online has no draft invoices: a draft sale gets its Invoice when it is issued, and
-  the contract suite compares with the sales a QuickBooks company can hold (`IssuedBooks`);
+  the contract suite leaves drafts out of its truth (`Simulated.holds_drafts`);
 - a void zeroes amounts and quantities and notes "Voided"; a delete is hard (gone from queries,
   a CDC stub for 30 days); timestamps are in the company's offset (IST).
 """
@@ -731,24 +731,6 @@ def send_webhook(
 # --- Simulated, replay, serve ----------------------------------------------------------------
 
 
-class IssuedBooks:
-    """Books as a QuickBooks company holds them: QuickBooks Online has no draft invoices, so its
-    truth is Books' issued sales. Everything else (mutations included) is the books' own."""
-
-    def __init__(self, books: Books) -> None:
-        self.books = books
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.books, name)
-
-    def live_sales(self) -> list[Sale]:
-        return [sale for sale in self.books.live_sales() if sale.status != "draft"]
-
-    def truth_invoices(self) -> dict[str, Any]:
-        truth = self.books.truth_invoices()
-        return {number: t for number, t in truth.items() if t.status != "draft"}
-
-
 def _simulated(simulator: QuickBooksSimulator, books: Any) -> Simulated:
     return Simulated(
         protocol.SYSTEM,
@@ -758,6 +740,7 @@ def _simulated(simulator: QuickBooksSimulator, books: Any) -> Simulated:
         refresh_token=simulator.current_refresh_token,
         rotates_refresh_tokens=True,
         answer_empty=simulator.answer_empty,
+        holds_drafts=False,
     )
 
 
@@ -765,7 +748,7 @@ def simulate(books: Books, **limits: Any) -> Simulated:
     """A QuickBooks company serving `books`; `limits` are `QuickBooksSimulator`'s options."""
     simulator = QuickBooksSimulator(**limits)
     simulator.render(books)
-    return _simulated(simulator, IssuedBooks(books))
+    return _simulated(simulator, books)
 
 
 def replay(paths: Sequence[str | Path], **limits: Any) -> Simulated:

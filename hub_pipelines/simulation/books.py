@@ -204,11 +204,16 @@ class Books:
     def party(self, key: int) -> Party:
         return self.parties[key]
 
-    def live_sales(self) -> list[Sale]:
-        return [sale for sale in self.sales.values() if not sale.deleted]
+    def live_sales(self, drafts: bool = True) -> list[Sale]:
+        """The sales not deleted; `drafts=False` leaves drafts out (for a system without them)."""
+        return [
+            sale
+            for sale in self.sales.values()
+            if not sale.deleted and (drafts or sale.status != "draft")
+        ]
 
-    def truth_invoices(self) -> dict[str, TruthInvoice]:
-        return {sale.number: self._truth(sale) for sale in self.live_sales()}
+    def truth_invoices(self, drafts: bool = True) -> dict[str, TruthInvoice]:
+        return {sale.number: self._truth(sale) for sale in self.live_sales(drafts)}
 
     def truth_customers(self) -> dict[str, Party]:
         return {party.name: party for party in self.parties.values()}

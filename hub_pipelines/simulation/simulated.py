@@ -25,6 +25,9 @@ class Simulated:
     rotates_refresh_tokens: bool
     # While entered, every list answers empty (a wrong company, an emptied org, a stub).
     answer_empty: Callable[[], AbstractContextManager[None]]
+    # False for a system without draft invoices (QuickBooks Online's v3 API): Books' drafts are
+    # not rendered there, and the truth leaves them out.
+    holds_drafts: bool = True
 
     @property
     def app(self) -> Any:

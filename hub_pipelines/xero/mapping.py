@@ -8,14 +8,19 @@ is read as Indian GST only when one of its components is named CGST or IGST (by
 `head_from_name`): a component named plain "GST" (New Zealand, Australia, Singapore, Canada) or
 "State Tax" (US sales tax) is not Indian GST, so it is `other_tax`, never refused.
 
+Xero has no round-off field. A business that rounds totals to the rupee posts the difference as a
+line on the rounding account (`ROUNDING_ACCOUNT`, 860 in Xero's default chart): such an untaxed
+line is the invoice's `round_off`, not an invoice line, so the warehouse holds the lines the
+invoice was written with.
+
 What the connector needs besides the two mappers:
 - `is_deleted(invoice)`: Xero keeps deleted drafts as `Status: DELETED`; the canonical invoice
-  has no such status, so the connector treats the record as gone (a walk's read returns None: the
-  id leaves the listing and a full refresh soft-deletes the warehouse row). `map_invoice` refuses
-  one, so a caller that forgets cannot load it with a wrong status.
+  has no such status, so the connector hands the walk a tombstone for it (the loader marks the
+  warehouse row deleted in that page's transaction). `map_invoice` refuses one, so a caller that
+  forgets cannot load it with a wrong status.
 - `should_import_contact(contact, referenced)`: Xero sets `IsCustomer` only once a contact has an
-  AR invoice, so contacts are imported when flagged or referenced by sales invoices
-  (`referenced_contact_ids`).
+  AR invoice, so contacts are imported when flagged, set up for sales (a default sales tax or
+  account), or referenced by sales invoices (`referenced_contact_ids`).
 - `missing_tax_types(invoice, tax_rates)`: tax types a line uses that the tax rates read do not
   know (a rate created since): read `GET /TaxRates` again before mapping.
 """
@@ -48,6 +53,8 @@ LINE_AMOUNT_TYPES = ("Exclusive", "Inclusive", "NoTax")
 ACTIVE = "ACTIVE"  # ARCHIVED and GDPRREQUEST contacts are inactive, never deleted
 ADDRESS_PREFERENCE = ("POBOX", "STREET")  # POBOX is the postal (billing) address
 PHONE_PREFERENCE = ("DEFAULT", "MOBILE")
+ROUNDING_ACCOUNT = "860"  # "Rounding" in Xero's default chart of accounts
+SALES_DEFAULTS = ("AccountsReceivableTaxType", "SalesDefaultAccountCode")
 INDIA = frozenset({"india", "in", "ind"})
 _PAN = re.compile(r"[A-Z]{5}[0-9]{4}[A-Z]")
 _PAISA = Decimal("0.01")
@@ -219,8 +226,13 @@ def referenced_contact_ids(invoices: Iterable[Mapping[str, Any]]) -> set[str]:
 
 
 def should_import_contact(contact: Mapping[str, Any], referenced: Collection[str]) -> bool:
-    """A contact is a customer when Xero flags it or a sales invoice names it."""
-    return is_customer(contact) or _text(contact.get("ContactID")) in referenced
+    """A contact is a customer when Xero flags it, a sales invoice names it, or the user set it
+    up for sales (a default sales tax type or account): a customer not invoiced yet."""
+    return (
+        is_customer(contact)
+        or _text(contact.get("ContactID")) in referenced
+        or any(_text(contact.get(field)) for field in SALES_DEFAULTS)
+    )
 
 
 def missing_tax_types(invoice: Mapping[str, Any], tax_rates: Mapping[str, TaxRateInfo]) -> set[str]:
@@ -352,13 +364,19 @@ def _receivable(contact: Mapping[str, Any]) -> Decimal | None:
 # --- invoices -------------------------------------------------------------------------------------
 
 
-def map_invoice(invoice: dict[str, Any], tax_rates: Mapping[str, TaxRateInfo]) -> Invoice:
+def map_invoice(
+    invoice: dict[str, Any],
+    tax_rates: Mapping[str, TaxRateInfo],
+    rounding_account: str | None = ROUNDING_ACCOUNT,
+) -> Invoice:
     """A Xero sales invoice (`ACCREC`, with its `LineItems`) as a canonical invoice.
 
     `tax_rates` are the organisation's (`tax_rates_by_type`). Each line's taxable value is
     `LineAmount` (Exclusive, NoTax) or `LineAmount − TaxAmount` (Inclusive), its tax `TaxAmount`
-    split into heads by its `TaxType`. The lines' tax must add up to `TotalTax`; anything in
-    `Total` outside the taxable value and the tax is `adjustment` (Xero has no round-off field).
+    split into heads by its `TaxType`. Untaxed lines on `rounding_account` are the round-off, not
+    lines (Xero has no round-off field). The lines' tax must add up to `TotalTax`; anything else
+    in `Total` outside the taxable value, the tax and the round-off is `adjustment`. A draft owes
+    nothing (Xero states `AmountDue` = `Total` on drafts).
     Refused (MappingError naming the field): another `Type` (a bill), a DELETED invoice
     (`is_deleted`), no `Contact.ContactID`, no `LineItems` on an invoice with a total."""
     if not is_sales_invoice(invoice):
@@ -373,10 +391,16 @@ def map_invoice(invoice: dict[str, Any], tax_rates: Mapping[str, TaxRateInfo]) -
             f"LineAmountTypes: expected one of {LINE_AMOUNT_TYPES}, got {amount_type!r}"
         )
     total = _number(invoice, "Total", required=True)
+    items = _required_lines(invoice, total)
+    rounding = [item for item in items if _is_rounding(item, rounding_account)]
+    round_off = sum((_number(item, "LineAmount") or ZERO for item in rounding), ZERO)
     lines = [
         _map_line(item, index, tax_rates, amount_type)
-        for index, item in enumerate(_required_lines(invoice, total))
+        for index, item in enumerate(items)
+        if not _is_rounding(item, rounding_account)
     ]
+    for number, line in enumerate(lines, start=1):
+        line.line_number = number
     heads = _sum_heads(lines)
     tax_total = sum(heads.values(), ZERO)
     stated_tax = _number(invoice, "TotalTax")
@@ -396,15 +420,16 @@ def map_invoice(invoice: dict[str, Any], tax_rates: Mapping[str, TaxRateInfo]) -
         issue_date=_calendar_date(invoice, "Date"),
         due_date=_calendar_date(invoice, "DueDate"),
         currency=_text(invoice.get("CurrencyCode")),
-        exchange_rate=_number(invoice, "CurrencyRate", places=6),
-        subtotal=_subtotal(invoice, taxable),
+        exchange_rate=_exchange_rate(invoice),
+        subtotal=_subtotal(invoice, taxable, round_off),
         discount_total=sum((line.discount for line in lines), ZERO),
         taxable_amount=taxable,
         **heads,
         tax_total=tax_total,
-        adjustment=total - taxable - tax_total,
+        round_off=round_off,
+        adjustment=total - taxable - tax_total - round_off,
         total=total,
-        balance_due=_number(invoice, "AmountDue") or ZERO,
+        balance_due=ZERO if status == "draft" else _number(invoice, "AmountDue") or ZERO,
         source_updated_at=_timestamp(invoice, "UpdatedDateUTC"),
         lines=lines,
     )
@@ -432,10 +457,30 @@ def _settled(invoice: Mapping[str, Any]) -> bool:
     return paid + credited > 0
 
 
-def _subtotal(invoice: Mapping[str, Any], taxable: Decimal) -> Decimal:
-    """Xero's `SubTotal` (after discounts, without tax), else the lines' taxable values."""
+def _subtotal(invoice: Mapping[str, Any], taxable: Decimal, round_off: Decimal) -> Decimal:
+    """Xero's `SubTotal` (after discounts, without tax) less the rounding line it includes, else
+    the lines' taxable values."""
     stated = _number(invoice, "SubTotal")
-    return taxable if stated is None else stated
+    return taxable if stated is None else stated - round_off
+
+
+def _is_rounding(item: Any, account: str | None) -> bool:
+    """An untaxed line on the rounding account: the total's rounding, not a supply."""
+    return (
+        account is not None
+        and isinstance(item, dict)
+        and _text(item.get("AccountCode")) == account
+        and not _tax_amount_of(item)
+    )
+
+
+def _exchange_rate(invoice: Mapping[str, Any]) -> Decimal | None:
+    """Units of the organisation's currency per unit of the invoice's. Xero's `CurrencyRate` is
+    the other way round, invoice currency per base unit (1 INR = 0.012 USD) (unverified)."""
+    rate = _number(invoice, "CurrencyRate", places=None)
+    if not rate:
+        return None
+    return (1 / rate).quantize(Decimal("0.000001"))
 
 
 def _contact_id(contact: Mapping[str, Any]) -> str:
@@ -564,7 +609,7 @@ def _required_text(record: Mapping[str, Any], field: str) -> str:
 
 
 def _number(
-    record: Mapping[str, Any], field: str, *, required: bool = False, places: int = 2
+    record: Mapping[str, Any], field: str, *, required: bool = False, places: int | None = 2
 ) -> Decimal | None:
     value = record.get(field)
     if value is None or value == "":

@@ -42,6 +42,10 @@ class Tenant:
     def books(self) -> generated.Books:
         return self.simulated.books
 
+    def live_sales(self) -> list[generated.Sale]:
+        """The books' sales this system can hold (drafts only where it has them)."""
+        return self.books.live_sales(drafts=self.simulated.holds_drafts)
+
     def register(self, sync_config: dict | None = None, **overrides) -> None:
         config = {**self.simulated.connection_config(self.server.url), **overrides}
         document = {"connection_config": config, "sync_config": sync_config or {}}
@@ -149,7 +153,7 @@ def warehouse_matches_books(tenant: Tenant) -> None:
     with the same status, amounts, GST heads and line count; voids match on status (QuickBooks
     zeroes a voided invoice's amounts, Zoho and Xero keep them), and a draft's balance is not
     compared (Zoho and Xero report its total as due). Customers match by name."""
-    truth = tenant.books.truth_invoices()
+    truth = tenant.books.truth_invoices(drafts=tenant.simulated.holds_drafts)
     rows = tenant.query(
         "SELECT invoice_number, status, taxable_amount, cgst, sgst, igst, total, balance_due, "
         "currency, (SELECT count(*) FROM accounting.invoice_lines l WHERE l.tenant_id = "

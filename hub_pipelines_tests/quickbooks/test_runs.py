@@ -58,7 +58,7 @@ def test_every_call_carries_minorversion_75_and_a_quiet_rerun_costs_four_calls(t
 def test_a_deleted_invoice_arrives_as_a_cdc_tombstone_in_an_incremental_run(tenant_of):
     tenant = tenant_of(SYSTEM, recent_books())
     assert tenant.materialize().success
-    gone = tenant.books.live_sales()[0]
+    gone = tenant.live_sales()[0]
     tenant.books.delete_sale(gone.key)
     before = len(tenant.simulated.request_log)
 

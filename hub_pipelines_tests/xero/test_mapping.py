@@ -664,3 +664,35 @@ def test_date_strings_stand_in_for_missing_dates():
     del raw["DueDate"]
     invoice = map_invoice(raw, INDIAN_RATES)
     assert (invoice.issue_date, invoice.due_date) == (date(2025, 4, 1), None)
+
+
+def test_a_rounding_line_is_the_round_off_not_a_line():
+    raw = indian_invoice(
+        {"LineAmount": 1000.50, "TaxAmount": 180.09, "TaxType": "TAX002"},
+        {"Description": "Rounding", "LineAmount": 0.41, "TaxType": "NONE", "AccountCode": "860"},
+    )
+    invoice = map_invoice(raw, INDIAN_RATES)
+    assert [line.line_number for line in invoice.lines] == [1]
+    assert (invoice.taxable_amount, invoice.round_off, invoice.total) == (
+        D("1000.50"),
+        D("0.41"),
+        D("1181.00"),
+    )
+    assert (invoice.subtotal, invoice.adjustment) == (D("1000.50"), D("0"))
+    add_up(invoice)
+    # A taxed line on that account is a supply; another organisation's account can be named.
+    assert len(map_invoice(raw, INDIAN_RATES, rounding_account=None).lines) == 2
+
+
+def test_a_draft_owes_nothing_and_currency_rates_are_base_per_unit():
+    draft = map_invoice(indian_invoice({"LineAmount": 100}, Status="DRAFT"), INDIAN_RATES)
+    assert (draft.total, draft.balance_due) == (D("100"), D("0"))
+    usd = indian_invoice({"LineAmount": 100}, CurrencyCode="USD", CurrencyRate=0.012)
+    assert map_invoice(usd, INDIAN_RATES).exchange_rate == D("83.333333")
+
+
+def test_a_contact_set_up_for_sales_is_a_customer_before_its_first_invoice():
+    bare = {"ContactID": "c-1", "Name": "New Buyer", "IsCustomer": False, "IsSupplier": False}
+    assert not should_import_contact(bare, set())
+    assert should_import_contact(bare | {"AccountsReceivableTaxType": "TAX002"}, set())
+    assert should_import_contact(bare | {"SalesDefaultAccountCode": "200"}, set())
