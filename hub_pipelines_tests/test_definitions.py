@@ -125,3 +125,13 @@ def test_tenant_sensor_handles_thousands_of_tenants_in_one_tick(warehouse):
 def test_encryption_key_reaches_dagster_only_through_envvar():
     vault = defs.resources["vault"]
     assert vault.encryption_key == dg.EnvVar("CREDENTIAL_ENCRYPTION_KEY")
+
+
+def test_each_system_has_its_schedules_launching_its_own_import_job():
+    from hub_pipelines.imports.schedules import CRONS, import_schedules
+
+    names = {schedule.name: schedule for schedule in import_schedules}
+    assert set(names) == {f"{s}_imports_{f}" for s in AVAILABLE for f in CRONS}
+    for name, schedule in names.items():
+        system = name.split("_imports_")[0]
+        assert schedule.job_name == f"{system}_import", name  # one job: one system's partitions

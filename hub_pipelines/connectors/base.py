@@ -113,6 +113,9 @@ RowId = Callable[[dict[str, Any]], str | None]
 WindowFetch = Callable[[int, int], Any]  # (page, per_page) -> decoded body
 
 
+MIN_WINDOW_SIZES = 20
+
+
 class OverlappingWindows:
     """The rows of a sorted, page-numbered list, read so that no row is skipped while the list
     changes under the walk.
@@ -152,8 +155,12 @@ class OverlappingWindows:
         max_rereads: int = 20,
     ) -> None:
         _check_page_size(page_size, max_page_size)
-        if max_page_size < 2:
-            raise ValueError("overlapping windows need pages of at least 2 rows")
+        if max_page_size < MIN_WINDOW_SIZES:
+            # A window must end past the last row read: the sizes 2..max_page_size fail only when
+            # the rows read are a multiple of all of them, and lcm(2..20) is 232,792,560 rows.
+            raise ValueError(
+                f"overlapping windows need a max_page_size of at least {MIN_WINDOW_SIZES}"
+            )
         self._fetch, self._records, self._has_more = fetch, records, has_more
         self._key, self._identity = key, identity
         self.page_size, self.max_page_size = max(page_size, 2), max_page_size
@@ -211,7 +218,7 @@ class OverlappingWindows:
             reach = page * per_page - frontier  # rows past the frontier
             if reach > 0 and (best is None or reach > best[2]):
                 best = (page, per_page, reach)
-        if best is None:  # cannot happen with max_page_size ≥ 2 and frontier ≥ 1
+        if best is None:  # only past lcm(2..max_page_size) rows: see MIN_WINDOW_SIZES
             raise ValueError(f"no window overlaps row {frontier - 1}")
         return best[0], best[1]
 

@@ -72,16 +72,21 @@ def all_import_assets() -> list[dg.AssetsDefinition]:
     return [asset for pair in IMPORT_ASSETS.values() for asset in pair.values()]
 
 
-def import_selection() -> dg.AssetSelection:
-    """Every import asset, for schedules and sensors that launch runs of any system."""
-    return dg.AssetSelection.assets(*all_import_assets())
+def import_job_name(system: str) -> str:
+    return f"{system}_import"
 
 
 IMPORT_JOBS = [
     dg.define_asset_job(
-        f"{system}_import",
+        import_job_name(system),
         selection=dg.AssetSelection.assets(*pair.values()),
         description=f"Import customers and invoices for one {AVAILABLE[system].label} tenant.",
     )
     for system, pair in IMPORT_ASSETS.items()
 ]
+
+
+def import_job(system: str):
+    """The system's import job: what its schedules and sensor run requests launch (one job per
+    system, since each system's assets are partitioned by its own tenants)."""
+    return next(job for job in IMPORT_JOBS if job.name == import_job_name(system))

@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 from hub_pipelines.canonical import ENTITIES
 from hub_pipelines.connectors.errors import Category, SyncError
 from hub_pipelines.imports import audit
-from hub_pipelines.imports.assets import import_selection, op_name
+from hub_pipelines.imports.assets import IMPORT_JOBS, import_job_name, op_name
 from hub_pipelines.imports.run_health import WORKER_LOST_TAG
 from hub_pipelines.partitions import run_partition, system_of
 from hub_pipelines.resources import WarehouseResource
@@ -208,6 +208,7 @@ def _retry_request(rows: list[tuple]) -> dg.RunRequest | None:
     return dg.RunRequest(
         # Unique per scheduling: `hub errors retry` on the same error must launch again.
         run_key=f"retry:{error_id}:{due_at.timestamp():.0f}",
+        job_name=import_job_name(system),
         partition_key=tenant,
         asset_selection=keys,
         run_config={"ops": {op_name(system, op): {"config": {"full_refresh": full}} for op in ops}},
@@ -217,7 +218,7 @@ def _retry_request(rows: list[tuple]) -> dg.RunRequest | None:
 
 @dg.sensor(
     name="import_retry_sensor",
-    target=import_selection(),
+    jobs=IMPORT_JOBS,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Re-runs what a failed import left undone (same full-refresh intent) once a "

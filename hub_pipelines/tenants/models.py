@@ -202,14 +202,14 @@ class XeroConfig(_OAuthConfig):
     daily_limit: int = Field(5_000, ge=1, le=10**9)
 
 
-CONNECTION_MODELS: dict[str, type[_Config]] = {
-    "tally": TallyConfig,
-    "busy": BusyConfig,
-    "zoho_books": ZohoBooksConfig,
-    "quickbooks": QuickBooksConfig,
-    "xero": XeroConfig,
-}
-assert tuple(CONNECTION_MODELS) == SYSTEMS
+# In the order of `settings.SYSTEMS`, the one list of system keys.
+CONNECTION_MODELS: dict[str, type[_Config]] = dict(
+    zip(
+        SYSTEMS,
+        (TallyConfig, BusyConfig, ZohoBooksConfig, QuickBooksConfig, XeroConfig),
+        strict=True,
+    )
+)
 
 Frequency = Literal["hourly", "every_6_hours", "daily", "manual"]
 

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from hub_pipelines.connectors.base import (
     ListEndpoint,
     OffsetPaginator,
+    OverlappingWindows,
     PageNumberPaginator,
     parse_date,
     parse_timestamp,
@@ -173,3 +174,18 @@ def test_parse_date() -> None:
     assert parse_date("2025-03-01") == date(2025, 3, 1)
     assert parse_date("2025-03-01T02:17:40-0800") == date(2025, 3, 1)
     assert parse_date("") is None
+
+
+def test_overlapping_windows_refuse_a_max_page_size_that_could_leave_no_window():
+    # With sizes 2..4 only, 12 rows read is a multiple of every size: no window could overlap the
+    # last row read and reach past it.
+    with pytest.raises(ValueError, match="max_page_size of at least 20"):
+        OverlappingWindows(
+            lambda page, per_page: {},
+            records_at("rows"),
+            lambda body: False,
+            key=lambda row: row,
+            identity=lambda row: row,
+            page_size=3,
+            max_page_size=4,
+        )

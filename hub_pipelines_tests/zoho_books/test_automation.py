@@ -89,23 +89,23 @@ def _schedule_requests(zoho, name: str, when: datetime) -> list[dg.RunRequest]:
 
 def test_schedules_request_one_run_per_enabled_config_and_entity(zoho):
     midnight = datetime(2026, 11, 21, 0, 0, tzinfo=ZoneInfo("Asia/Kolkata"))
-    daily = _schedule_requests(zoho, "imports_daily", midnight)
-    six_hourly = _schedule_requests(zoho, "imports_every_6_hours", midnight)
+    daily = _schedule_requests(zoho, "zoho_books_imports_daily", midnight)
+    six_hourly = _schedule_requests(zoho, "zoho_books_imports_every_6_hours", midnight)
     assert [(r.partition_key, r.asset_selection) for r in daily] == [
         (TENANT, [dg.AssetKey(["zoho_books", "customers"])])
     ]
     assert [(r.partition_key, r.asset_selection) for r in six_hourly] == [
         (TENANT, [dg.AssetKey(["zoho_books", "invoices"])])
     ]
-    again = _schedule_requests(zoho, "imports_daily", midnight)
+    again = _schedule_requests(zoho, "zoho_books_imports_daily", midnight)
     assert [r.run_key for r in again] == [
         r.run_key for r in daily
     ]  # a re-evaluated tick is idempotent
-    assert _schedule_requests(zoho, "imports_hourly", midnight) == []
+    assert _schedule_requests(zoho, "zoho_books_imports_hourly", midnight) == []
 
     zoho.registry.set_enabled(TENANT, "zoho_books", False)
-    assert _schedule_requests(zoho, "imports_daily", midnight) == []
-    schedule = next(s for s in import_schedules if s.name == "imports_every_6_hours")
+    assert _schedule_requests(zoho, "zoho_books_imports_daily", midnight) == []
+    schedule = next(s for s in import_schedules if s.name == "zoho_books_imports_every_6_hours")
     assert schedule.cron_schedule == "0 */6 * * *" and schedule.execution_timezone == "Asia/Kolkata"
 
 
@@ -114,14 +114,19 @@ def test_each_tick_of_a_schedule_requests_runs_of_its_own(zoho):
     ist = ZoneInfo("Asia/Kolkata")
     ticks = [datetime(2026, 11, 21, hour, 0, tzinfo=ist) for hour in (0, 6, 12)]
     keys = [
-        [r.run_key for r in _schedule_requests(zoho, "imports_every_6_hours", tick)]
+        [r.run_key for r in _schedule_requests(zoho, "zoho_books_imports_every_6_hours", tick)]
         for tick in ticks
     ]
     assert [len(k) for k in keys] == [1, 1, 1]
     assert len({k[0] for k in keys}) == 3
     assert all(f"zoho_books:{TENANT}:invoices" in k[0] for k in keys)
-    next_day = _schedule_requests(zoho, "imports_daily", datetime(2026, 11, 22, 0, 0, tzinfo=ist))
-    assert next_day[0].run_key != _schedule_requests(zoho, "imports_daily", ticks[0])[0].run_key
+    next_day = _schedule_requests(
+        zoho, "zoho_books_imports_daily", datetime(2026, 11, 22, 0, 0, tzinfo=ist)
+    )
+    assert (
+        next_day[0].run_key
+        != _schedule_requests(zoho, "zoho_books_imports_daily", ticks[0])[0].run_key
+    )
 
 
 def test_a_tick_skips_what_it_cannot_import_and_says_when_it_requests_nothing(zoho):
@@ -129,11 +134,11 @@ def test_a_tick_skips_what_it_cannot_import_and_says_when_it_requests_nothing(zo
     # Listed before acme: a pair of a system without a connector yet is passed over.
     busy = {"username": "u", "password": "p", "company_code": "Comp0001"}
     zoho.registry.add("aardvark", "busy", {"connection_config": busy, "sync_config": {}})
-    (request,) = _schedule_requests(zoho, "imports_daily", midnight)
+    (request,) = _schedule_requests(zoho, "zoho_books_imports_daily", midnight)
     assert (request.partition_key, request.tags["hub/trigger"]) == (TENANT, "schedule:daily")
-    hourly = _schedule_tick(zoho, "imports_hourly", midnight)
+    hourly = _schedule_tick(zoho, "zoho_books_imports_hourly", midnight)
     assert not hourly.run_requests
-    assert hourly.skip_message == "no enabled config imports anything hourly"
+    assert hourly.skip_message == "no enabled zoho_books config imports anything hourly"
 
 
 def _failed_run(zoho):

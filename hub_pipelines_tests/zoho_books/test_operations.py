@@ -210,7 +210,7 @@ def _views_tick(zoho, cursor):
 def test_the_views_are_refreshed_after_a_scheduled_import_even_one_landing_mid_refresh(zoho):
     zoho.simulator.seed_generated(zoho.org_id, customers=3, invoices=5)
     assert isinstance(_views_tick(zoho, None), dg.SkipReason)  # nothing imported yet
-    schedule = next(s for s in import_schedules if s.name == "imports_daily")
+    schedule = next(s for s in import_schedules if s.name == "zoho_books_imports_daily")
     with dg.build_schedule_context(  # closed again: it opens an instance of its own
         instance=zoho.instance,
         scheduled_execution_time=datetime(2026, 11, 26, tzinfo=ZoneInfo("Asia/Kolkata")),
