@@ -76,10 +76,12 @@ def bucket_for(key: str, limit: float, *, window: float = 60.0) -> TokenBucket:
     """The process-wide bucket for one organisation, e.g. `bucket_for("zoho_books:6000123", 90)`.
 
     Every connector talking to the same organisation must pass the same key so they share one
-    budget. The first registration of a key fixes its limit; later calls get that bucket as is.
+    budget. A call with another limit (the tenant's config changed, or a process serving several
+    runs meets a new one) gets a new bucket with that limit: the latest config wins, instead of a
+    long-lived process pacing a tenant at a limit it no longer has.
     """
     with _registry_lock:
         bucket = _registry.get(key)
-        if bucket is None:
+        if bucket is None or bucket.limit != limit:
             bucket = _registry[key] = TokenBucket(limit, window=window)
         return bucket

@@ -87,6 +87,15 @@ def test_registry_shares_one_bucket_per_organisation() -> None:
     assert bucket_for(org, 90) is not bucket_for(f"{org}-other", 90)
 
 
+def test_a_new_limit_for_an_organisation_replaces_its_bucket() -> None:
+    """A process that outlives a config change (or serves several runs) paces at the new limit."""
+    org = f"zoho_books:{uuid.uuid4().hex}"
+    old = bucket_for(org, 90)
+    new = bucket_for(org, 30_000)
+    assert new is not old and new.limit == 30_000
+    assert bucket_for(org, 30_000) is new
+
+
 def test_two_clients_of_one_org_stay_under_the_limit_on_the_wire(serve) -> None:
     """600/min expressed as 10 per 1 s window so ~2 s of traffic exercises many full windows."""
     received: list[float] = []
@@ -97,7 +106,7 @@ def test_two_clients_of_one_org_stay_under_the_limit_on_the_wire(serve) -> None:
 
     server = serve([Route("/contacts", record)])
     org = f"xero:{uuid.uuid4().hex}"
-    bucket_for(org, 10, window=1.0)  # the first registration fixes the org's limit
+    bucket_for(org, 10, window=1.0)  # the clients' calls with the same limit share this window
     settings = HttpSettings(timeout_ms=5000)
     clients = [HttpClient(settings, base_url=server.url, rate_limit=10) for _ in range(2)]
 
