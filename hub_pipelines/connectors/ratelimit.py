@@ -85,3 +85,9 @@ def bucket_for(key: str, limit: float, *, window: float = 60.0) -> TokenBucket:
         if bucket is None or bucket.limit != limit:
             bucket = _registry[key] = TokenBucket(limit, window=window)
         return bucket
+
+
+def registered_bucket(key: str) -> TokenBucket | None:
+    """The bucket the process paces an organisation with now, if any."""
+    with _registry_lock:
+        return _registry.get(key)
