@@ -26,11 +26,9 @@ import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
-import dagster as dg
-
-from hub_pipelines.canonical import ConnectionTest, Entity, Invoice, ListedRecord, Listing, Page
+from hub_pipelines.canonical import ConnectionTest, Entity, Invoice, ListedRecord, Page
 from hub_pipelines.connectors.base import OverlappingWindows, parse_timestamp, to_decimal
 from hub_pipelines.connectors.errors import Category, SyncError
 from hub_pipelines.connectors.http import HttpClient, LogSink
@@ -42,6 +40,7 @@ from hub_pipelines.connectors.oauth import (
     request_tokens,
 )
 from hub_pipelines.connectors.settings import HttpSettings
+from hub_pipelines.connectors.source import ConnectorResource, HttpConnector
 from hub_pipelines.connectors.walk import (
     ReadOutcome,
     Stream,
@@ -95,7 +94,7 @@ def hard_expiry_warning(realm: str, expires_at: datetime, now: datetime) -> str:
     )
 
 
-class QuickBooksConnector:
+class QuickBooksConnector(HttpConnector):
     system = protocol.SYSTEM
 
     def __init__(
@@ -128,26 +127,14 @@ class QuickBooksConnector:
             token_store, self._refresh, redactor=self.http.redactor, rotating_refresh_tokens=True
         )
         self.auth = BearerAuth(manager)
-        self._listed: dict[str, Listing] = {}
         self._tax_rates: dict[str, TaxRateInfo] | None = None
         self._warned = False
         self.refresh_token_expires_at: datetime | None = None
         self._note_hard_expiry(config.refresh_token_expires_at)
 
     @property
-    def api_calls(self) -> int:
-        return self.http.api_calls
-
-    @property
-    def retries(self) -> int:
-        return self.http.retries
-
-    @property
     def quota_remaining(self) -> int | None:
         return None  # Intuit meters calls monthly and says nothing in its answers
-
-    def close(self) -> None:
-        self.http.close()
 
     # --- transport --------------------------------------------------------------------------
 
@@ -211,18 +198,12 @@ class QuickBooksConnector:
     def invoices(self, cursor: str | None) -> Iterator[Page]:
         return self._changed_pages("invoices", cursor)
 
-    def listed(self, entity: Entity) -> Listing:
-        return self._listed.get(entity) or Listing()
-
     def listing(self, entity: Entity) -> Iterator[ListedRecord]:
         stream = STREAMS[entity]
         for rows in self._windows(protocol.STREAM_ENTITIES[entity], None):
             for row in rows:
                 if stream.row_id(row) is not None:
                     yield ListedRecord(stream.row_id(row), stream.row_total(row))
-
-    def all_ids(self, entity: Entity) -> Iterator[str]:
-        return (record.external_id for record in self.listing(entity))
 
     def count(self, entity: Entity, near: int = 0) -> int:
         """`SELECT COUNT(*)`: one call."""
@@ -237,7 +218,7 @@ class QuickBooksConnector:
     def _changed_pages(self, entity: Entity, cursor: str | None) -> Iterator[Page]:
         """The kit's walk over CDC's answer (a cursor within 30 days) or over the query."""
         stream, walk = STREAMS[entity], Walk(cursor, self.overlap)
-        listed = self._listed[entity] = Listing()
+        listed = self.new_listing(entity)
         read = self._reader(entity)
         common = {"walk": walk, "versions": self.versions, "listed": listed}
         changes = self._cdc(entity, walk.since) if walk.since is not None else None
@@ -319,22 +300,9 @@ class QuickBooksConnector:
         return self._tax_rates
 
 
-class QuickBooksResource(dg.ConfigurableResource):
+class QuickBooksResource(ConnectorResource):
     """How the hub talks to QuickBooks Online; per-tenant credentials come from the vault."""
 
+    connector_class: ClassVar[type] = QuickBooksConnector
     page_size: int = protocol.MAX_RESULTS
-    cursor_overlap_seconds: int = 300
-    requests_per_minute: int = PACED_REQUESTS_PER_MINUTE
-
-    def connector(
-        self, config: QuickBooksConfig, token_store: TokenStore, versions: VersionsLookup, log=None
-    ) -> QuickBooksConnector:
-        return QuickBooksConnector(
-            config,
-            token_store,
-            versions=versions,
-            page_size=self.page_size,
-            cursor_overlap=timedelta(seconds=self.cursor_overlap_seconds),
-            requests_per_minute=self.requests_per_minute,
-            log=log,
-        )
+    requests_per_minute: int | None = PACED_REQUESTS_PER_MINUTE

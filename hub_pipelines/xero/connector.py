@@ -31,17 +31,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
-import dagster as dg
-
-from hub_pipelines.canonical import ConnectionTest, Entity, Invoice, ListedRecord, Listing, Page
+from hub_pipelines.canonical import ConnectionTest, Entity, Invoice, ListedRecord, Page
 from hub_pipelines.connectors.base import OverlappingWindows, records_at, to_decimal
 from hub_pipelines.connectors.errors import Category, SyncError
 from hub_pipelines.connectors.http import HttpClient, LogSink
 from hub_pipelines.connectors.oauth import BearerAuth, OAuthTokenManager, TokenStore, request_tokens
 from hub_pipelines.connectors.ratelimit import TokenBucket, bucket_for
 from hub_pipelines.connectors.settings import HttpSettings
+from hub_pipelines.connectors.source import ConnectorResource, HttpConnector
 from hub_pipelines.connectors.walk import (
     ReadOutcome,
     Stream,
@@ -133,7 +132,7 @@ class PacedClient(HttpClient):
             self.bucket.acquire()
 
 
-class XeroConnector:
+class XeroConnector(HttpConnector):
     system = "xero"
 
     def __init__(
@@ -178,25 +177,8 @@ class XeroConnector:
         self.auth = BearerAuth(manager)
         self._in_flight = calls_in_flight(self.tenant)
         self._now = now
-        self._listed: dict[str, Listing] = {}
         self._tax_rates: dict[str, mapping.TaxRateInfo] | None = None
         self._tax_rates_reread = False
-
-    @property
-    def api_calls(self) -> int:
-        return self.http.api_calls
-
-    @property
-    def retries(self) -> int:
-        return self.http.retries
-
-    @property
-    def quota_remaining(self) -> int | None:
-        """Calls left in the organisation's day, as Xero's last answer said."""
-        return self.http.quota_remaining
-
-    def close(self) -> None:
-        self.http.close()
 
     # --- transport ----------------------------------------------------------------------------
 
@@ -279,7 +261,7 @@ class XeroConnector:
 
     def customers(self, cursor: str | None) -> Iterator[Page]:
         walk = Walk(cursor, self.overlap)
-        listed = self._listed["customers"] = Listing()
+        listed = self.new_listing("customers")
         referenced: set[str] = set()
         return changed_pages(
             CONTACTS,
@@ -293,7 +275,7 @@ class XeroConnector:
 
     def invoices(self, cursor: str | None) -> Iterator[Page]:
         walk = Walk(cursor, self.overlap)
-        listed = self._listed["invoices"] = Listing()
+        listed = self.new_listing("invoices")
         return changed_pages(
             INVOICES,
             self._windows("invoices", walk.since),
@@ -304,9 +286,6 @@ class XeroConnector:
             complete=walk.since is None,
         )
 
-    def listed(self, entity: Entity) -> Listing:
-        return self._listed.get(entity) or Listing()
-
     def listing(self, entity: Entity) -> Iterator[ListedRecord]:
         """What the warehouse should hold live: importable contacts, invoices not DELETED."""
         stream = LISTS[entity][0]
@@ -316,9 +295,6 @@ class XeroConnector:
                 if external_id is None or not _counts(entity, row):
                     continue
                 yield ListedRecord(external_id, stream.row_total(row))
-
-    def all_ids(self, entity: Entity) -> Iterator[str]:
-        return (record.external_id for record in self.listing(entity))
 
     def count(self, entity: Entity, near: int = 0) -> int:
         """Invoices: one call, `pagination.itemCount` of the live statuses. Contacts: the
@@ -383,27 +359,18 @@ def _counts(entity: Entity, row: dict[str, Any]) -> bool:
     return mapping.should_import_contact(row, ())
 
 
-class XeroResource(dg.ConfigurableResource):
-    """How the hub talks to Xero; per-tenant credentials come from the vault at run time."""
+class XeroResource(ConnectorResource):
+    """How the hub talks to Xero; per-tenant credentials come from the vault at run time.
+    `requests_per_minute` None: the tenant config's (55, under Xero's 60)."""
 
+    connector_class: ClassVar[type] = XeroConnector
     page_size: int = PAGE_SIZE
-    cursor_overlap_seconds: int = 300
-    requests_per_minute: int | None = None  # default: the tenant config's (55, under Xero's 60)
     daily_limit: int | None = None  # default: the tenant config's (5,000)
     # Share of the daily limit an import leaves for the organisation's other apps and next runs.
     quota_reserve_percent: float = 10.0
 
-    def connector(
-        self, config: XeroConfig, token_store: TokenStore, versions: VersionsLookup, log=None
-    ) -> XeroConnector:
-        return XeroConnector(
-            config,
-            token_store,
-            versions=versions,
-            page_size=self.page_size,
-            cursor_overlap=timedelta(seconds=self.cursor_overlap_seconds),
-            requests_per_minute=self.requests_per_minute,
-            daily_limit=self.daily_limit,
-            quota_reserve_percent=self.quota_reserve_percent,
-            log=log,
-        )
+    def options(self) -> dict[str, Any]:
+        return {
+            "daily_limit": self.daily_limit,
+            "quota_reserve_percent": self.quota_reserve_percent,
+        }

@@ -29,9 +29,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
-import dagster as dg
 import httpx
 
 from hub_pipelines import gst
@@ -43,7 +42,6 @@ from hub_pipelines.canonical import (
     Invoice,
     InvoiceLine,
     ListedRecord,
-    Listing,
     Page,
     RecordFailure,
 )
@@ -73,6 +71,7 @@ from hub_pipelines.connectors.oauth import (
     token_response_check,
 )
 from hub_pipelines.connectors.settings import HttpSettings
+from hub_pipelines.connectors.source import ConnectorResource, HttpConnector
 from hub_pipelines.connectors.walk import (
     ReadOutcome,
     Stream,
@@ -284,7 +283,7 @@ MAPPING_FIX = (
 )
 
 
-class ZohoBooksConnector:
+class ZohoBooksConnector(HttpConnector):
     system = "zoho_books"
 
     def __init__(
@@ -306,7 +305,6 @@ class ZohoBooksConnector:
         self.page_size = min(page_size, MAX_PAGE_SIZE)
         self.overlap = cursor_overlap
         self.quota = DailyQuota(reserve_percent=quota_reserve_percent)
-        self._listed: dict[str, Listing] = {}
         api = str(config.api_base_url or API_HOSTS[config.region]).rstrip("/")
         self.http = HttpClient(
             settings,
@@ -337,23 +335,6 @@ class ZohoBooksConnector:
             scheme="Zoho-oauthtoken",
         )
         self._tax_heads: dict[str, str] | None = None
-
-    @property
-    def api_calls(self) -> int:
-        return self.http.api_calls
-
-    @property
-    def retries(self) -> int:
-        return self.http.retries
-
-    @property
-    def quota_remaining(self) -> int | None:
-        """Requests left in the organisation's daily quota as Zoho's last API answer said
-        (`X-Rate-Limit-Remaining`); None before the first answer."""
-        return self.http.quota_remaining
-
-    def close(self) -> None:
-        self.http.close()
 
     # --- transport --------------------------------------------------------------------------
 
@@ -434,12 +415,6 @@ class ZohoBooksConnector:
                     total = _listed_total(row) if stream.has_totals else None
                     yield ListedRecord(str(row[stream.id_field]), total)
 
-    def all_ids(self, entity: Entity) -> Iterator[str]:
-        return (record.external_id for record in self.listing(entity))
-
-    def listed(self, entity: Entity) -> Listing:
-        return self._listed.get(entity) or Listing()
-
     def count(self, entity: Entity, near: int = 0) -> int:
         """How many records the source lists now, from `page`/`per_page`/`has_more_page` alone
         (Zoho's list answers carry no count): the page where record `near` would be, then
@@ -504,7 +479,7 @@ class ZohoBooksConnector:
         than the cursor. Before a call that would eat into the daily quota's reserve, the
         records read so far are handed over and the walk stops (`DailyQuota`)."""
         walk = Walk(cursor, self.overlap)
-        listed = self._listed[stream.entity] = Listing()
+        listed = self.new_listing(stream.entity)
         windows = self._windows(stream, stream.params_since(walk.since))
         stops_early = stream.stops_early and walk.since is not None
         yield from changed_pages(
@@ -1096,25 +1071,14 @@ def _invoice_taxes(
 # --- Dagster resource -------------------------------------------------------------------------
 
 
-class ZohoBooksResource(dg.ConfigurableResource):
-    """How the hub talks to Zoho Books; per-tenant credentials come from the vault at run time."""
+class ZohoBooksResource(ConnectorResource):
+    """How the hub talks to Zoho Books; per-tenant credentials come from the vault at run time.
+    `requests_per_minute` None: the tenant config's (90, under Zoho's 100)."""
 
+    connector_class: ClassVar[type] = ZohoBooksConnector
     page_size: int = MAX_PAGE_SIZE
-    cursor_overlap_seconds: int = 300
-    requests_per_minute: int | None = None  # default: the tenant config's (90 = under 100)
     # Share of the daily quota (X-Rate-Limit-Limit) an import leaves unused (`DailyQuota`).
     quota_reserve_percent: float = 10.0
 
-    def connector(
-        self, config: ZohoBooksConfig, token_store: TokenStore, versions: VersionsLookup, log=None
-    ) -> ZohoBooksConnector:
-        return ZohoBooksConnector(
-            config,
-            token_store,
-            versions=versions,
-            page_size=self.page_size,
-            cursor_overlap=timedelta(seconds=self.cursor_overlap_seconds),
-            requests_per_minute=self.requests_per_minute,
-            log=log,
-            quota_reserve_percent=self.quota_reserve_percent,
-        )
+    def options(self) -> dict[str, Any]:
+        return {"quota_reserve_percent": self.quota_reserve_percent}
