@@ -380,3 +380,23 @@ def parse_date(value: str | None) -> date | None:
     if value is None or not value.strip():
         return None
     return date.fromisoformat(value.strip()[:10])
+
+
+class MappingError(ValueError):
+    """A source value that cannot be mapped; the message names the field (the walk turns it into
+    a MAPPING record error with the record's raw payload)."""
+
+
+def money(
+    record: Mapping[str, Any], field: str, *, required: bool = False, places: int | None = 2
+) -> Decimal | None:
+    """A record's amount as Decimal (`to_decimal`): None when absent or blank, unless required."""
+    value = record.get(field)
+    if value is None or value == "":
+        if required:
+            raise MappingError(f"{field}: missing")
+        return None
+    try:
+        return to_decimal(value, places=places)
+    except ValueError as exc:
+        raise MappingError(f"{field}: {exc}") from None

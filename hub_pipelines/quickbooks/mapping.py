@@ -36,7 +36,7 @@ from typing import Any
 
 from hub_pipelines import gst
 from hub_pipelines.canonical import ZERO, Customer, Invoice, InvoiceLine
-from hub_pipelines.connectors.base import parse_date, parse_timestamp, to_decimal
+from hub_pipelines.connectors.base import MappingError, parse_date, parse_timestamp, to_decimal
 from hub_pipelines.connectors.gst_heads import TAX_HEADS, head_from_name, no_taxes
 
 # GSTRegistrationType (India companies, minorversion ≥ 33) -> the canonical gst_treatment.
@@ -53,10 +53,6 @@ INDIA_NAMES = frozenset({"india", "in", "ind"})
 NOT_TAXABLE_CODE = "NON"  # US companies: a line's TaxCodeRef is "TAX" or "NON"
 PAN = re.compile(r"[A-Z]{5}[0-9]{4}[A-Z]")
 HALF_A_UNIT = Decimal("0.50")  # the most a rounding to the whole rupee (or dollar) changes
-
-
-class MappingError(ValueError):
-    """A source value that cannot be mapped; the message names the field."""
 
 
 # --- tax rates ---------------------------------------------------------------------------------

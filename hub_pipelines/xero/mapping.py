@@ -36,7 +36,7 @@ from typing import Any
 
 from hub_pipelines import gst
 from hub_pipelines.canonical import ZERO, Customer, Invoice, InvoiceLine
-from hub_pipelines.connectors.base import parse_date, to_decimal
+from hub_pipelines.connectors.base import MappingError, money, parse_date
 from hub_pipelines.connectors.gst_heads import TAX_AMOUNTS, add_tax, head_from_name, no_taxes
 from hub_pipelines.xero.protocol import ms_json_calendar_date, ms_json_date
 
@@ -58,10 +58,6 @@ SALES_DEFAULTS = ("AccountsReceivableTaxType", "SalesDefaultAccountCode")
 INDIA = frozenset({"india", "in", "ind"})
 _PAN = re.compile(r"[A-Z]{5}[0-9]{4}[A-Z]")
 _PAISA = Decimal("0.01")
-
-
-class MappingError(ValueError):
-    """A source value that cannot be mapped; the message names the field."""
 
 
 # --- tax rates ------------------------------------------------------------------------------------
@@ -98,7 +94,7 @@ class TaxRateInfo:
         if tax_type is None:
             raise MappingError(f"TaxType: missing in tax rate {row.get('Name')!r}")
         name = _text(row.get("Name"))
-        effective = _number(row, "EffectiveRate", places=4)
+        effective = money(row, "EffectiveRate", places=4)
         components = [
             _component(entry, index)
             for index, entry in enumerate(row.get("TaxComponents") or [])
@@ -125,7 +121,7 @@ def tax_rates_by_type(
 
 def _component(entry: Mapping[str, Any], index: int) -> TaxComponent:
     try:
-        rate = _number(entry, "Rate", places=4) or ZERO
+        rate = money(entry, "Rate", places=4) or ZERO
     except MappingError as exc:
         raise MappingError(f"TaxComponents[{index}].{exc}") from None
     return TaxComponent(
@@ -356,7 +352,7 @@ def _receivable(contact: Mapping[str, Any]) -> Decimal | None:
     if not isinstance(receivable, dict):
         return None
     try:
-        return _number(receivable, "Outstanding")
+        return money(receivable, "Outstanding")
     except MappingError as exc:
         raise MappingError(f"Balances.AccountsReceivable.{exc}") from None
 
@@ -390,10 +386,10 @@ def map_invoice(
         raise MappingError(
             f"LineAmountTypes: expected one of {LINE_AMOUNT_TYPES}, got {amount_type!r}"
         )
-    total = _number(invoice, "Total", required=True)
+    total = money(invoice, "Total", required=True)
     items = _required_lines(invoice, total)
     rounding = [item for item in items if _is_rounding(item, rounding_account)]
-    round_off = sum((_number(item, "LineAmount") or ZERO for item in rounding), ZERO)
+    round_off = sum((money(item, "LineAmount") or ZERO for item in rounding), ZERO)
     lines = [
         _map_line(item, index, tax_rates, amount_type)
         for index, item in enumerate(items)
@@ -403,7 +399,7 @@ def map_invoice(
         line.line_number = number
     heads = _sum_heads(lines)
     tax_total = sum(heads.values(), ZERO)
-    stated_tax = _number(invoice, "TotalTax")
+    stated_tax = money(invoice, "TotalTax")
     if stated_tax is not None and stated_tax != tax_total:
         raise MappingError(
             f"TotalTax: Xero states {stated_tax}, the lines' TaxAmount add up to {tax_total}"
@@ -429,7 +425,7 @@ def map_invoice(
         round_off=round_off,
         adjustment=total - taxable - tax_total - round_off,
         total=total,
-        balance_due=ZERO if status == "draft" else _number(invoice, "AmountDue") or ZERO,
+        balance_due=ZERO if status == "draft" else money(invoice, "AmountDue") or ZERO,
         source_updated_at=_timestamp(invoice, "UpdatedDateUTC"),
         lines=lines,
     )
@@ -452,15 +448,15 @@ def _status(invoice: Mapping[str, Any]) -> str:
 def _settled(invoice: Mapping[str, Any]) -> bool:
     """Anything paid or credited on an open invoice. Credit notes settle invoices as payments
     do (a recorded invoice is PAID with `AmountPaid` 0 and `AmountCredited` = `Total`)."""
-    paid = _number(invoice, "AmountPaid") or ZERO
-    credited = _number(invoice, "AmountCredited") or ZERO
+    paid = money(invoice, "AmountPaid") or ZERO
+    credited = money(invoice, "AmountCredited") or ZERO
     return paid + credited > 0
 
 
 def _subtotal(invoice: Mapping[str, Any], taxable: Decimal, round_off: Decimal) -> Decimal:
     """Xero's `SubTotal` (after discounts, without tax) less the rounding line it includes, else
     the lines' taxable values."""
-    stated = _number(invoice, "SubTotal")
+    stated = money(invoice, "SubTotal")
     return taxable if stated is None else stated - round_off
 
 
@@ -477,7 +473,7 @@ def _is_rounding(item: Any, account: str | None) -> bool:
 def _exchange_rate(invoice: Mapping[str, Any]) -> Decimal | None:
     """Units of the organisation's currency per unit of the invoice's. Xero's `CurrencyRate` is
     the other way round, invoice currency per base unit (1 INR = 0.012 USD) (unverified)."""
-    rate = _number(invoice, "CurrencyRate", places=None)
+    rate = money(invoice, "CurrencyRate", places=None)
     if not rate:
         return None
     return (1 / rate).quantize(Decimal("0.000001"))
@@ -522,12 +518,12 @@ def _map_line(
 def _line(
     item: dict[str, Any], line_number: int, tax_rates: Mapping[str, TaxRateInfo], amount_type: str
 ) -> InvoiceLine:
-    amount = _number(item, "LineAmount", required=True)
-    tax = _number(item, "TaxAmount") or ZERO
+    amount = money(item, "LineAmount", required=True)
+    tax = money(item, "TaxAmount") or ZERO
     rate = _tax_rate(item, tax, tax_rates)
     taxable = amount - tax if amount_type == "Inclusive" else amount
-    quantity = _number(item, "Quantity", places=4)
-    unit_amount = _number(item, "UnitAmount", places=4)
+    quantity = money(item, "Quantity", places=4)
+    unit_amount = money(item, "UnitAmount", places=4)
     named = item.get("Item") if isinstance(item.get("Item"), dict) else {}
     return InvoiceLine(
         line_number=line_number,
@@ -563,7 +559,7 @@ def _tax_rate(
 
 def _tax_amount_of(item: Mapping[str, Any]) -> Decimal:
     try:
-        return _number(item, "TaxAmount") or ZERO
+        return money(item, "TaxAmount") or ZERO
     except MappingError:
         return ZERO
 
@@ -573,10 +569,10 @@ def _discount(
 ) -> Decimal:
     """`DiscountAmount`, else what `DiscountRate` took off `Quantity × UnitAmount` (Xero's
     `LineAmount` is after the discount; on an Inclusive invoice the discount includes tax)."""
-    stated = _number(item, "DiscountAmount")
+    stated = money(item, "DiscountAmount")
     if stated is not None:
         return stated
-    if _number(item, "DiscountRate", places=4) and quantity is not None and unit is not None:
+    if money(item, "DiscountRate", places=4) and quantity is not None and unit is not None:
         return gst.round_money(quantity * unit) - amount
     return ZERO
 
@@ -606,20 +602,6 @@ def _required_text(record: Mapping[str, Any], field: str) -> str:
     if text is None:
         raise MappingError(f"{field}: missing")
     return text
-
-
-def _number(
-    record: Mapping[str, Any], field: str, *, required: bool = False, places: int | None = 2
-) -> Decimal | None:
-    value = record.get(field)
-    if value is None or value == "":
-        if required:
-            raise MappingError(f"{field}: missing")
-        return None
-    try:
-        return to_decimal(value, places=places)
-    except ValueError as exc:
-        raise MappingError(f"{field}: {exc}") from None
 
 
 def _timestamp(record: Mapping[str, Any], field: str) -> datetime | None:

@@ -47,8 +47,10 @@ from hub_pipelines.canonical import (
 )
 from hub_pipelines.connectors.base import (
     ListEndpoint,
+    MappingError,
     OverlappingWindows,
     PageNumberPaginator,
+    money,
     parse_date,
     parse_timestamp,
     records_at,
@@ -133,10 +135,6 @@ INVOICE_STATUSES = {
     "approved": "approved",
     "rejected": "rejected",
 }
-
-
-class MappingError(ValueError):
-    """A source value that cannot be mapped; the message names the field."""
 
 
 def zoho_timestamp(moment: datetime) -> str:
@@ -754,15 +752,8 @@ def _required_text(record: dict[str, Any], field: str) -> str:
 def _money(
     record: dict[str, Any], field: str, required: bool = True, places: int = 2
 ) -> Decimal | None:
-    value = record.get(field)
-    if value is None or value == "":
-        if required:
-            raise MappingError(f"{field}: missing")
-        return None
-    try:
-        return to_decimal(value, places=places)
-    except ValueError as exc:
-        raise MappingError(f"{field}: {exc}") from None
+    """Zoho's amounts are required unless said otherwise."""
+    return money(record, field, required=required, places=places)
 
 
 def _date(record: dict[str, Any], field: str):
