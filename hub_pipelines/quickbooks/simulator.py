@@ -741,7 +741,31 @@ def _simulated(simulator: QuickBooksSimulator, books: Any) -> Simulated:
         rotates_refresh_tokens=True,
         answer_empty=simulator.answer_empty,
         holds_drafts=False,
+        break_an_invoice=_invoice_breaker(simulator),
     )
+
+
+def _invoice_breaker(simulator: QuickBooksSimulator) -> Callable[[], None]:
+    """`Simulated.break_an_invoice`. Every entity is read through one query path, and its page
+    1 is also a TaxCode, a COUNT(*) or a Customer answer, so a counted `malformed_page` could
+    be spent on one of those: the armed rule stays on page 1 of the query path, and only the
+    next Invoice answer it meets gets the shape's `break_record`; later ones pass unchanged."""
+    pending = [0]
+    shape_break = simulator.break_record
+
+    def break_record(body: Any, index: int) -> Any:
+        if not pending[0] or not body.get("QueryResponse", {}).get("Invoice"):
+            return body
+        pending[0] -= 1
+        return shape_break(body, index)
+
+    def arm() -> None:
+        pending[0] += 1
+        simulator.break_record = break_record  # type: ignore[method-assign]
+        query_path = f"/v3/company/{simulator.realm_id}/query"
+        simulator.faults.malformed_page(query_path, 1)
+
+    return arm
 
 
 def simulate(books: Books, **limits: Any) -> Simulated:

@@ -25,6 +25,9 @@ class Simulated:
     rotates_refresh_tokens: bool
     # While entered, every list answers empty (a wrong company, an emptied org, a stub).
     answer_empty: Callable[[], AbstractContextManager[None]]
+    # Arms the engine's `malformed_page` so that the next invoice list answer carries one broken
+    # record (the shape's `break_record`), once: each system knows its own list path and paging.
+    break_an_invoice: Callable[[], None]
     # False for a system without draft invoices (QuickBooks Online's v3 API): Books' drafts are
     # not rendered there, and the truth leaves them out.
     holds_drafts: bool = True

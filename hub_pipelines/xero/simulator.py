@@ -656,6 +656,9 @@ def _simulated(simulator: XeroSimulator, org: Organisation, books: Books | None)
         finally:
             org.empty = False
 
+    def break_an_invoice() -> None:
+        simulator.faults.malformed_page(f"{API}/Invoices", 1, times=1)
+
     return Simulated(
         "xero",
         simulator,
@@ -664,6 +667,7 @@ def _simulated(simulator: XeroSimulator, org: Organisation, books: Books | None)
         refresh_token=lambda: simulator.refresh_token,
         rotates_refresh_tokens=True,
         answer_empty=answer_empty,
+        break_an_invoice=break_an_invoice,
     )
 
 

@@ -183,6 +183,9 @@ def simulate(
                 org.contacts, org.invoices = kept
                 org.changed()
 
+    def break_an_invoice() -> None:
+        simulator.faults.malformed_page("/books/v3/invoices", 1, times=1)
+
     return Simulated(
         "zoho_books",
         simulator,
@@ -191,6 +194,7 @@ def simulate(
         refresh_token=lambda: simulator.refresh_token,
         rotates_refresh_tokens=False,
         answer_empty=answer_empty,
+        break_an_invoice=break_an_invoice,
     )
 
 

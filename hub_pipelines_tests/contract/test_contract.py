@@ -4,6 +4,8 @@ crash, under the system's real limits and token rotation, and an empty answer ne
 
 from __future__ import annotations
 
+import json
+
 from hub_pipelines_tests.contract.conftest import (
     TENANT,
     failed_checks,
@@ -21,12 +23,22 @@ def live_invoices(tenant) -> int:
     )[0][0]
 
 
-def open_errors(tenant) -> list[tuple]:
+def record_errors(tenant) -> list[tuple]:
+    """(entity_type, raw_payload) of the open record errors."""
     return tenant.query(
-        "SELECT entity_type, error_category, raw_payload IS NOT NULL FROM hub.accounting_errors "
-        "WHERE tenant_id = %s AND system = %s AND resolved_at IS NULL",
+        "SELECT entity_type, raw_payload FROM hub.accounting_sync_errors "
+        "WHERE tenant_id = %s AND system = %s AND scope = 'record' AND NOT resolved",
         (TENANT, tenant.system),
     )
+
+
+def held_numbers(tenant) -> set[str]:
+    rows = tenant.query(
+        "SELECT invoice_number FROM accounting.invoices "
+        "WHERE tenant_id = %s AND system = %s AND deleted_at IS NULL",
+        (TENANT, tenant.system),
+    )
+    return {number for (number,) in rows}
 
 
 def test_a_first_import_holds_exactly_the_books(tenant):
@@ -94,6 +106,39 @@ def test_transient_faults_are_retried_and_change_nothing(tenant):
     assert result.success
     warehouse_matches_books(tenant)
     assert sum(1 for entry in tenant.simulated.request_log if entry.status in (None, 503)) == 3
+
+
+def test_a_throttle_is_waited_out_and_changes_nothing(tenant):
+    # QuickBooks asks for 60 s and Xero names a Retry-After: the client honours either, capped
+    # by RETRY_MAX_DELAY, which the fixture sets to 50 ms for this environment.
+    assert tenant.materialize("customers").success
+    tenant.simulated.faults.throttle_next(1)
+
+    result = tenant.materialize("invoices")
+
+    assert result.success
+    warehouse_matches_books(tenant)
+    assert sum(1 for entry in tenant.simulated.request_log if entry.status == 429) == 1
+
+
+def test_a_malformed_invoice_is_a_record_error_and_the_rest_load(tenant):
+    assert tenant.materialize("customers").success
+    tenant.simulated.break_an_invoice()
+
+    result = tenant.materialize("invoices")
+
+    assert result.success
+    assert metadata(result, "invoices")["records_failed"] == 1
+    (entity, payload), *more = record_errors(tenant)
+    assert (entity, more) == ("invoices", [])
+    missing = set(tenant.books.truth_invoices(drafts=tenant.simulated.holds_drafts))
+    missing -= held_numbers(tenant)
+    assert len(missing) == 1 and payload is not None
+    assert next(iter(missing)) in json.dumps(payload)  # the error carries the broken record
+    warehouse_matches_books(tenant, except_numbers=frozenset(missing))
+    # The fault healed (times=1): a full refresh loads the record too.
+    assert tenant.materialize("invoices", full_refresh=True).success
+    warehouse_matches_books(tenant)
 
 
 def test_a_crash_in_the_middle_then_a_rerun_loses_and_duplicates_nothing(tenant):
