@@ -327,10 +327,11 @@ def _refused(record, message: str) -> RecordFailure:
 
 
 _RECORD_FAILURE_SQL = """
-WITH refreshed AS (
+WITH log AS (SELECT config_id FROM hub.accounting_sync_logs WHERE id = %(log_id)s),
+refreshed AS (
     UPDATE hub.accounting_sync_errors
     SET updated_at = now(), dagster_run_id = %(run_id)s, raw_payload = %(raw)s,
-        sync_log_id = %(log_id)s
+        sync_log_id = %(log_id)s, config_id = (SELECT config_id FROM log)
     WHERE tenant_id = %(tenant)s AND system = %(system)s AND entity_type = %(entity)s
       AND entity_id IS NOT DISTINCT FROM %(entity_id)s AND error_message = %(message)s
       AND scope = 'record' AND NOT resolved
@@ -338,8 +339,9 @@ WITH refreshed AS (
 )
 INSERT INTO hub.accounting_sync_errors
     (tenant_id, system, entity_type, entity_id, category, error_message, severity, retryable,
-     suggested_fix, raw_payload, dagster_run_id, partition_key, sync_log_id)
+     suggested_fix, raw_payload, dagster_run_id, partition_key, sync_log_id, config_id)
 SELECT %(tenant)s, %(system)s, %(entity)s, %(entity_id)s, %(category)s, %(message)s,
-       %(severity)s, false, %(fix)s, %(raw)s, %(run_id)s, %(partition)s, %(log_id)s
+       %(severity)s, false, %(fix)s, %(raw)s, %(run_id)s, %(partition)s, %(log_id)s,
+       (SELECT config_id FROM log)
 WHERE NOT EXISTS (SELECT 1 FROM refreshed)
 """

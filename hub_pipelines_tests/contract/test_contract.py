@@ -24,9 +24,9 @@ def live_invoices(tenant) -> int:
 
 
 def record_errors(tenant) -> list[tuple]:
-    """(entity_type, raw_payload) of the open record errors."""
+    """(entity_type, raw_payload, config_id) of the open record errors."""
     return tenant.query(
-        "SELECT entity_type, raw_payload FROM hub.accounting_sync_errors "
+        "SELECT entity_type, raw_payload, config_id FROM hub.accounting_sync_errors "
         "WHERE tenant_id = %s AND system = %s AND scope = 'record' AND NOT resolved",
         (TENANT, tenant.system),
     )
@@ -129,8 +129,9 @@ def test_a_malformed_invoice_is_a_record_error_and_the_rest_load(tenant):
 
     assert result.success
     assert metadata(result, "invoices")["records_failed"] == 1
-    (entity, payload), *more = record_errors(tenant)
+    (entity, payload, config_id), *more = record_errors(tenant)
     assert (entity, more) == ("invoices", [])
+    assert config_id == tenant.registry.get(TENANT, tenant.system).row.id  # whose config it was
     missing = set(tenant.books.truth_invoices(drafts=tenant.simulated.holds_drafts))
     missing -= held_numbers(tenant)
     assert len(missing) == 1 and payload is not None
