@@ -417,9 +417,8 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     every system) or, with --from, the records of captured payload files."""
     import importlib
 
-    import uvicorn
-
     from hub_pipelines.simulation import books as generated
+    from hub_pipelines.simulation.engine import serve
     from hub_pipelines.simulation.replay import ReplayError, files_in
     from hub_pipelines.systems import AVAILABLE
 
@@ -428,7 +427,7 @@ def cmd_simulate(args: argparse.Namespace) -> None:
             f"no simulator for {args.system!r}; available: {', '.join(sorted(AVAILABLE))}"
         )
     _check_port_free(args.host, args.port)
-    module = importlib.import_module(AVAILABLE[args.system].books_module)
+    module = importlib.import_module(AVAILABLE[args.system].simulator_module)
     limits = _simulator_limits(args)
     try:
         if args.from_dir:
@@ -456,7 +455,7 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     else:
         print("  write the tenant config with --config-out FILE")
     print("  stop with Ctrl-C")
-    uvicorn.run(simulated.app, host=args.host, port=args.port, log_level="warning")
+    serve(simulated.app, args.host, args.port)
 
 
 def _simulator_limits(args: argparse.Namespace) -> dict[str, int]:

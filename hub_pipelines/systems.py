@@ -18,28 +18,23 @@ from hub_pipelines.zoho_books.connector import ZohoBooksResource
 class SystemEntry:
     label: str  # the product's name, as its users know it
     resource: type[dg.ConfigurableResource]
-    simulator_module: str  # offers serve(host, port, **options) for `hub simulate`
-    # Offers simulate(books, **limits) -> Simulated: Books rendered in the system's wire shape
-    # (the contract suite, `hub simulate`, the demo).
-    books_module: str
+    # Offers simulate(books, **limits) and replay(paths, **limits) -> Simulated: Books, or
+    # captured payloads, served in the system's wire shape (`hub simulate`, the contract suite).
+    simulator_module: str
 
 
 AVAILABLE: dict[str, SystemEntry] = {
     "zoho_books": SystemEntry(
         "Zoho Books",
         ZohoBooksResource,
-        "hub_pipelines.zoho_books.simulator",
         "hub_pipelines.zoho_books.rendering",
     ),
     "quickbooks": SystemEntry(
         "QuickBooks Online",
         QuickBooksResource,
         "hub_pipelines.quickbooks.simulator",
-        "hub_pipelines.quickbooks.simulator",
     ),
-    "xero": SystemEntry(
-        "Xero", XeroResource, "hub_pipelines.xero.simulator", "hub_pipelines.xero.simulator"
-    ),
+    "xero": SystemEntry("Xero", XeroResource, "hub_pipelines.xero.simulator"),
 }
 CONNECTOR_RESOURCES = {system: entry.resource for system, entry in AVAILABLE.items()}
 

@@ -55,3 +55,13 @@ class LoopbackServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class ForwardingApp:
+    """An ASGI app that forwards to whatever `app` is set now: one loopback server for a test
+    module, serving each test's fresh simulator (starting uvicorn per test would dominate)."""
+
+    app = None
+
+    async def __call__(self, scope, receive, send):
+        await self.app(scope, receive, send)

@@ -42,7 +42,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import operator
 import re
 import secrets
@@ -65,7 +64,7 @@ from hub_pipelines.connectors.base import parse_timestamp
 from hub_pipelines.quickbooks import protocol
 from hub_pipelines.quickbooks.webhooks import OPERATIONS, SIGNATURE_HEADER
 from hub_pipelines.simulation import engine
-from hub_pipelines.simulation.books import ZERO, Books, Party, Sale, SaleLine, generate
+from hub_pipelines.simulation.books import ZERO, Books, Party, Sale, SaleLine
 from hub_pipelines.simulation.catalogue import CATALOGUE
 from hub_pipelines.simulation.engine import Knob, RateLimits, RateStatus, Reply, SimulatorEngine
 from hub_pipelines.simulation.oauth_server import EVERY_REFRESH, TokenPolicy, TokenRefusal
@@ -835,24 +834,3 @@ def _records_of(body: Any) -> list[tuple[str, Any]] | None:
         name for name, value in body.items() if name[:1].isupper() and isinstance(value, dict)
     ]
     return [(entities[0], body[entities[0]])] if len(entities) == 1 else None
-
-
-def serve(
-    host: str = "127.0.0.1",
-    port: int = 8092,
-    *,
-    customers: int = 200,
-    invoices: int = 1000,
-    lines_per_invoice: int = 3,
-    seed: int = 42,
-    latency: float = 0.0,
-    **limits: Any,
-) -> None:
-    """Generated books served until Ctrl-C, after printing the tenant config that reaches them
-    (`hub simulate quickbooks` itself builds the simulator with `simulate` or `replay`)."""
-    books = generate(seed=seed, parties=customers, sales=invoices, max_lines=lines_per_invoice)
-    simulated = simulate(books, **{name: value for name, value in limits.items() if value})
-    simulated.faults.latency = latency
-    config = simulated.connection_config(f"http://{host}:{port}")
-    print(json.dumps({"connection_config": config, "sync_config": {}}, indent=2))
-    engine.serve(simulated.app, host, port)

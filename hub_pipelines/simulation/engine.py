@@ -663,9 +663,6 @@ class SimulatorEngine:
             json_media_type=self.json_media_type,
         )
 
-    def serve(self, host: str = "127.0.0.1", port: int = 8000) -> None:
-        serve(self.app, host, port)
-
     # --- the pipeline ----------------------------------------------------------------------------
 
     async def respond(

@@ -44,7 +44,6 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from hub_pipelines.connectors.base import to_decimal
-from hub_pipelines.simulation import books as generated
 from hub_pipelines.simulation.books import Books, Party, Sale, SaleLine
 from hub_pipelines.simulation.catalogue import CATALOGUE
 from hub_pipelines.simulation.engine import (
@@ -746,27 +745,3 @@ def _implied_tax_rates(invoices: Iterable[dict], described: dict) -> list[dict]:
             if tax and base:
                 rates[tax_type] = (tax * 100 / base).quantize(Decimal("0.01"))
     return [_tax_rate(name, name, [(name, rate)]) for name, rate in rates.items()]
-
-
-def serve(
-    host: str = "127.0.0.1",
-    port: int = 8093,
-    *,
-    customers: int = 20,
-    invoices: int = 100,
-    lines_per_invoice: int = 4,
-    seed: int = 42,
-    requests_per_minute: int = protocol.REQUESTS_PER_MINUTE,
-    daily_limit: int = protocol.DAILY_REQUESTS,
-    latency: float = 0.0,
-) -> None:
-    """Generated Books served as Xero until Ctrl-C, printing the tenant config that reaches it
-    (`hub simulate xero --config-out FILE` does the same and writes the config)."""
-    books = generated.generate(
-        seed=seed, parties=customers, sales=invoices, max_lines=lines_per_invoice
-    )
-    simulated = simulate(books, requests_per_minute=requests_per_minute, daily_limit=daily_limit)
-    simulated.faults.latency = latency
-    config = json_bytes(simulated.connection_config(f"http://{host}:{port}")).decode()
-    print(f"Xero simulator on http://{host}:{port}; connection_config: {config}")
-    simulated.simulator.serve(host, port)

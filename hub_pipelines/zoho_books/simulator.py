@@ -15,7 +15,8 @@ Test code drives it in-process:
 
 and shapes what the next requests see through `sim.faults` (latency, 5xx, 429, dropped
 connections, token expiry, malformed pages), `sim.clock` (record timestamps) and the mutation
-methods (`edit_invoice`, `void_invoice`, `delete_invoice`, ...). `serve()` runs it for the CLI.
+methods (`edit_invoice`, `void_invoice`, `delete_invoice`, ...). `hub simulate` serves it
+(through `rendering.simulate` or `rendering.replay`).
 
 Values marked (unverified) in the fact sheet are implemented as the fact sheet describes them and
 are listed in the docstrings where they matter, so that a real capture can correct them.
@@ -44,7 +45,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from hub_pipelines import gst
-from hub_pipelines.simulation import engine
 from hub_pipelines.simulation.catalogue import (
     BUSINESS_NAMES,
     CATALOGUE,
@@ -70,7 +70,7 @@ from hub_pipelines.simulation.engine import (
     json_bytes,
 )
 from hub_pipelines.simulation.oauth_server import NEVER, TokenPolicy, TokenRefusal
-from hub_pipelines.zoho_books.demo_organisation import DEMO_SIMULATOR, SIMULATOR_INFO_PATH
+from hub_pipelines.zoho_books.demo_organisation import SIMULATOR_INFO_PATH
 
 IST = timezone(timedelta(hours=5, minutes=30))
 
@@ -1729,42 +1729,6 @@ def send_webhook(
 # --- CLI entry point -----------------------------------------------------------------------------
 
 
-def build_simulator(
-    *,
-    customers: int = 200,
-    invoices: int = 1000,
-    lines_per_invoice: int = 3,
-    seed: int = 42,
-    org_id: str = DEFAULT_ORG_ID,
-    seller_state: str = "29",
-    client_id: str = DEFAULT_CLIENT_ID,
-    client_secret: str = DEFAULT_CLIENT_SECRET,
-    refresh_token: str = DEFAULT_REFRESH_TOKEN,
-    requests_per_minute: int = 100,
-    daily_limit: int = 10_000,
-    latency: float = 0.0,
-    mix: InvoiceMix | None = None,
-) -> ZohoBooksSimulator:
-    simulator = ZohoBooksSimulator(
-        client_id=client_id,
-        client_secret=client_secret,
-        refresh_token=refresh_token,
-        requests_per_minute=requests_per_minute,
-        daily_limit=daily_limit,
-    )
-    simulator.seed_generated(
-        org_id,
-        customers=customers,
-        invoices=invoices,
-        lines_per_invoice=lines_per_invoice,
-        seed=seed,
-        seller_state=seller_state,
-        mix=mix,
-    )
-    simulator.faults.latency = latency
-    return simulator
-
-
 def simulator_info(simulator: ZohoBooksSimulator) -> dict:
     """What a tenant config needs to reach this simulator (its credentials are fake)."""
     org_id = next(iter(simulator.organisations))
@@ -1776,18 +1740,3 @@ def simulator_info(simulator: ZohoBooksSimulator) -> dict:
         "refresh_token": simulator.refresh_token,
         "requests_per_minute": simulator.requests_per_minute,
     }
-
-
-def serve(host: str = "127.0.0.1", port: int = DEMO_SIMULATOR["port"], **options: Any) -> None:
-    """`hub simulate zoho_books`: seed, print what a tenant config needs, serve until Ctrl-C.
-    `options` are `build_simulator`'s keyword arguments."""
-    simulator = build_simulator(**options)
-    base_url = f"http://{host}:{port}"
-    org = next(iter(simulator.organisations.values()))
-    info = simulator_info(simulator)
-    print(f"Zoho Books simulator on {base_url} (accounts server and API domain)")
-    for name in ("organization_id", "client_id", "client_secret", "refresh_token"):
-        print(f"  {name + ':':17}{info[name]}")
-    print(f"  rate limit:      {simulator.requests_per_minute:,} requests/minute")
-    print(f"  data:            {len(org.contacts)} contacts, {len(org.invoices)} invoices")
-    engine.serve(simulator.app, host, port)

@@ -81,7 +81,7 @@ class Tenant:
 
 
 def simulate(system: str, books: generated.Books, **limits) -> Simulated:
-    module = importlib.import_module(AVAILABLE[system].books_module)
+    module = importlib.import_module(AVAILABLE[system].simulator_module)
     return module.simulate(books, **limits)
 
 

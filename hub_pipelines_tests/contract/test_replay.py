@@ -27,7 +27,7 @@ WHOLE_LISTS = sorted(set(AVAILABLE) - {"zoho_books"})
 def test_real_payloads_replayed_import_with_the_checks_passing(system, tenant_of):
     import importlib
 
-    module = importlib.import_module(AVAILABLE[system].books_module)
+    module = importlib.import_module(AVAILABLE[system].simulator_module)
     tenant = tenant_of(system, simulated=module.replay(files_in(REAL_FIXTURES / system)))
 
     result = tenant.materialize()

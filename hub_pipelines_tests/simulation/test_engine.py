@@ -13,7 +13,7 @@ import pytest
 from starlette.requests import Request
 from starlette.routing import BaseRoute
 
-from hub_pipelines.connectors.loopback import LoopbackServer
+from hub_pipelines.connectors.loopback import ForwardingApp, LoopbackServer
 from hub_pipelines.simulation.engine import (
     RateLimiter,
     RateLimits,
@@ -108,22 +108,13 @@ class TinyShape(SimulatorEngine):
         return Reply(404, {"error": "no such thing", "path": request.url.path})
 
 
-class CurrentApp:
-    """One loopback server for the module, forwarding to each test's fresh simulator."""
-
-    app = None
-
-    async def __call__(self, scope, receive, send):
-        await self.app(scope, receive, send)
+@pytest.fixture(scope="module")
+def current() -> ForwardingApp:
+    return ForwardingApp()
 
 
 @pytest.fixture(scope="module")
-def current() -> CurrentApp:
-    return CurrentApp()
-
-
-@pytest.fixture(scope="module")
-def server(current: CurrentApp):
+def server(current: ForwardingApp):
     with LoopbackServer(current) as running:
         yield running
 
@@ -134,7 +125,7 @@ def fake_time() -> FakeTime:
 
 
 @pytest.fixture
-def make(current: CurrentApp, server, fake_time: FakeTime):
+def make(current: ForwardingApp, server, fake_time: FakeTime):
     def build(policy: TokenPolicy | None = None, **limits) -> TinyShape:
         simulator = TinyShape(
             RateLimits(**limits), policy, clock=fake_time.clock, timer=fake_time.timer

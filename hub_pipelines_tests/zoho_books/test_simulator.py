@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from hub_pipelines import gst
-from hub_pipelines.connectors.loopback import LoopbackServer
+from hub_pipelines.connectors.loopback import ForwardingApp, LoopbackServer
 from hub_pipelines.zoho_books.simulator import (
     DEFAULT_ORG_ID,
     INVOICE_LIST_FIELDS,
@@ -62,29 +62,19 @@ def fake_time() -> FakeTime:
     return FakeTime()
 
 
-class CurrentSimulator:
-    """One loopback server for the module, forwarding to each test's fresh simulator: starting
-    and stopping uvicorn per test would dominate the run time."""
-
-    app = None
-
-    async def __call__(self, scope, receive, send):
-        await self.app(scope, receive, send)
+@pytest.fixture(scope="module")
+def current() -> ForwardingApp:
+    return ForwardingApp()
 
 
 @pytest.fixture(scope="module")
-def current() -> CurrentSimulator:
-    return CurrentSimulator()
-
-
-@pytest.fixture(scope="module")
-def server(current: CurrentSimulator):
+def server(current: ForwardingApp):
     with LoopbackServer(current) as running:
         yield running
 
 
 @pytest.fixture
-def sim(fake_time: FakeTime, current: CurrentSimulator, server) -> ZohoBooksSimulator:
+def sim(fake_time: FakeTime, current: ForwardingApp, server) -> ZohoBooksSimulator:
     simulator = ZohoBooksSimulator(clock=fake_time.clock, timer=fake_time.timer)
     simulator.seed_generated(ORG, customers=40, invoices=450, seed=7)
     current.app = simulator.app
