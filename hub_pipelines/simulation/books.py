@@ -212,19 +212,28 @@ class Books:
             if not sale.deleted and (drafts or sale.status != "draft")
         ]
 
-    def truth_invoices(self, drafts: bool = True) -> dict[str, TruthInvoice]:
-        return {sale.number: self._truth(sale) for sale in self.live_sales(drafts)}
+    def truth_invoices(self, drafts: bool = True, payments: bool = True) -> dict[str, TruthInvoice]:
+        """`payments=False` for a system whose sale document carries no payment state (Tally,
+        BUSY: a payment is a receipt voucher of its own): every issued sale is open, owing its
+        total."""
+        return {sale.number: self._truth(sale, payments) for sale in self.live_sales(drafts)}
 
-    def truth_customers(self) -> dict[str, Party]:
-        return {party.name: party for party in self.parties.values()}
+    def truth_customers(self, archives: bool = True) -> dict[str, Party]:
+        """`archives=False` for a system without an inactive flag on parties (Tally): an archived
+        party is still an active one there."""
+        return {
+            party.name: party if archives else replace(party, active=True)
+            for party in self.parties.values()
+        }
 
-    def _truth(self, sale: Sale) -> TruthInvoice:
+    def _truth(self, sale: Sale, payments: bool = True) -> TruthInvoice:
         heads = sale.tax_heads()
+        unpaid = not payments and sale.status == "issued"
         return TruthInvoice(
             sale.number,
             self.parties[sale.party_key].name,
             sale.issue_date,
-            sale.payment_status,
+            "open" if unpaid else sale.payment_status,
             sale.currency,
             sale.taxable,
             heads["cgst"],
@@ -232,7 +241,7 @@ class Books:
             heads["igst"],
             sale.round_off,
             sale.total,
-            sale.balance,
+            sale.total if unpaid else sale.balance,
             len(sale.lines),
         )
 

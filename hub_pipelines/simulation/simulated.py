@@ -31,6 +31,18 @@ class Simulated:
     # False for a system without draft invoices (QuickBooks Online's v3 API): Books' drafts are
     # not rendered there, and the truth leaves them out.
     holds_drafts: bool = True
+    # False for a system whose sale document carries no payment state (Tally, BUSY): payments
+    # are receipt vouchers of their own, so the truth holds every issued sale open, owing its total.
+    records_payments: bool = True
+    # False for a system without an inactive flag on parties (Tally): archiving changes nothing.
+    archives_parties: bool = True
+
+    def truth_invoices(self) -> dict[str, Any]:
+        """What the warehouse must hold of the books' sales, as this system can show them."""
+        return self.books.truth_invoices(drafts=self.holds_drafts, payments=self.records_payments)
+
+    def truth_customers(self) -> dict[str, Any]:
+        return self.books.truth_customers(archives=self.archives_parties)
 
     @property
     def app(self) -> Any:

@@ -154,7 +154,7 @@ def warehouse_matches_books(tenant: Tenant, except_numbers: frozenset[str] = fro
     zeroes a voided invoice's amounts, Zoho and Xero keep them), and a draft's balance is not
     compared (Zoho and Xero report its total as due). Customers match by name.
     `except_numbers`: sales the warehouse is known not to hold (a record error)."""
-    truth = tenant.books.truth_invoices(drafts=tenant.simulated.holds_drafts)
+    truth = tenant.simulated.truth_invoices()
     truth = {number: sale for number, sale in truth.items() if number not in except_numbers}
     rows = tenant.query(
         "SELECT invoice_number, status, taxable_amount, cgst, sgst, igst, total, balance_due, "
@@ -189,7 +189,7 @@ def warehouse_matches_books(tenant: Tenant, except_numbers: frozenset[str] = fro
         "WHERE tenant_id = %s AND system = %s AND deleted_at IS NULL",
         (TENANT, tenant.system),
     )
-    parties = tenant.books.truth_customers()
+    parties = tenant.simulated.truth_customers()
     assert {name for name, *_ in customers} == set(parties)
     for name, gstin, active in customers:
         assert (gstin, active) == (parties[name].gstin, parties[name].active), name
