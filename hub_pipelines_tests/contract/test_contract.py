@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from hub_pipelines.systems import AVAILABLE
+from hub_pipelines.tenants.models import CONNECTION_MODELS
 from hub_pipelines_tests.contract.conftest import (
     TENANT,
     failed_checks,
@@ -156,6 +160,11 @@ def test_a_crash_in_the_middle_then_a_rerun_loses_and_duplicates_nothing(tenant)
     warehouse_matches_books(tenant)
 
 
+# Only the systems that sign in with OAuth refresh tokens (Tally has no sign-in, BUSY a password).
+OAUTH_SYSTEMS = sorted(s for s in AVAILABLE if "refresh_token" in CONNECTION_MODELS[s].model_fields)
+
+
+@pytest.mark.parametrize("system", OAUTH_SYSTEMS)
 def test_a_rotated_refresh_token_is_saved_before_it_is_used(tenant):
     registered = tenant.stored_refresh_token()
 
