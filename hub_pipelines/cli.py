@@ -226,13 +226,17 @@ def cmd_tenants_add(args: argparse.Namespace) -> int:
 
     validate_tenant_slug(args.tenant)
     validate_system(args.system)
-    if not args.no_test and has_connection_test(args.system):
+    document = _registration_document(args)
+    if not args.no_test and not args.file_drop and has_connection_test(args.system):
         _check_http_settings()
     registry = _registry()
-    row = registry.add(args.tenant, args.system, _read_document(args.config))
+    row = registry.add(args.tenant, args.system, document)
     name = f"{row.tenant_id}/{row.system}"
     print(f"registered {name} (config id {row.id}, credentials encrypted)")
     print(_partition_note(row.tenant_id, row.system, add=True))
+    if args.file_drop:
+        print(_file_drop_note(row.tenant_id, row.system))
+        return 0
     retest = f"`hub tenants test {row.tenant_id} {row.system}`"
     if not has_connection_test(row.system):
         print(f"{name}: no connection test is available yet for {row.system} (no connector)")
@@ -256,6 +260,38 @@ def cmd_tenants_add(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1
+
+
+def _registration_document(args: argparse.Namespace) -> Any:
+    """The --config document, or for --file-drop the config of a tenant without a connection:
+    it imports only the files landed in its folder, so no schedule runs for it."""
+    if not args.file_drop:
+        if args.config is None:
+            raise CliError(
+                "--config FILE is required (or --file-drop for a Tally file-drop tenant)"
+            )
+        if args.company:
+            raise CliError("--company goes with --file-drop; put company_name in the --config file")
+        return _read_document(args.config)
+    if args.system != "tally" or args.config is not None:
+        raise CliError(
+            "--file-drop registers a Tally tenant fed by export files, without --config: "
+            f"`hub tenants add {args.tenant} tally --file-drop [--company NAME]`"
+        )
+    connection = {"file_drop": True, **({"company_name": args.company} if args.company else {})}
+    manual = {"customers_frequency": "manual", "invoices_frequency": "manual"}
+    return {"connection_config": connection, "sync_config": manual}
+
+
+def _file_drop_note(tenant: str, system: str) -> str:
+    from hub_pipelines.landing.folder import tenant_folder
+
+    folder = tenant_folder(settings.landing_dir(), system, tenant)
+    folder.mkdir(parents=True, exist_ok=True)
+    return (
+        f"file drop: put Tally XML exports (Day Book, masters) into {folder}/ — the landing "
+        f"sensor imports each complete file once; or run `hub import-file {tenant} {system} FILE`"
+    )
 
 
 def _connected(name: str, result: Any) -> str:
@@ -402,6 +438,35 @@ def cmd_sync(args: argparse.Namespace) -> int:
         entities,
         full_refresh=args.full_refresh,
         tags={"hub/trigger": "hub sync"},
+    )
+    print("\n".join(describe(result)))
+    if views is not None:
+        print(f"analyst views refreshed: {'yes' if views.success else 'FAILED'}")
+    return 0 if result.success else 1
+
+
+def cmd_import_file(args: argparse.Namespace) -> int:
+    from hub_pipelines.imports.local import describe, import_now
+    from hub_pipelines.landing.file_import import FILE_READERS, reads_files
+    from hub_pipelines.tenants.registry import validate_system, validate_tenant_slug
+
+    validate_tenant_slug(args.tenant)
+    validate_system(args.system)
+    if not reads_files(args.system):
+        raise CliError(
+            f"{args.system}: the hub imports files of {', '.join(FILE_READERS)} only; "
+            f"{args.system} tenants import through their connection (`hub sync`)"
+        )
+    path = args.file.expanduser().resolve()
+    if not path.is_file():
+        raise CliError(f"FILE: {args.file} is not a file; give the path of a Tally XML export")
+    row = _registry().row(args.tenant, args.system)  # a missing config names `hub tenants add`
+    result, views = import_now(
+        args.tenant,
+        args.system,
+        list(row.sync_config.entities),
+        landed_file=str(path),
+        tags={"hub/trigger": f"hub import-file:{path.name}"},
     )
     print("\n".join(describe(result)))
     if views is not None:
@@ -632,7 +697,16 @@ def build_parser() -> argparse.ArgumentParser:
         "test`); a failed test keeps the config and exits with code 1.",
     )
     _tenant_system(add)
-    add.add_argument("--config", required=True, metavar="FILE|-", help="JSON file, or - for stdin")
+    add.add_argument("--config", metavar="FILE|-", help="JSON file, or - for stdin")
+    add.add_argument(
+        "--file-drop",
+        action="store_true",
+        help="tally only: no live connection; import the export files dropped into "
+        "$HUB_LANDING_DIR/tally/TENANT/ (or given to `hub import-file`)",
+    )
+    add.add_argument(
+        "--company", help="with --file-drop: refuse files exported from any other company"
+    )
     add.add_argument(
         "--no-test",
         action="store_true",
@@ -690,6 +764,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="ignore the cursor, re-read everything, soft-delete what the source no longer has",
     )
     sync.set_defaults(func=cmd_sync)
+
+    import_file = groups.add_parser(
+        "import-file",
+        help="import an export file (Tally XML) into a tenant now, through Dagster",
+        description="Imports FILE into the tenant's partition on the local Dagster instance, as "
+        "the landing sensor does for a dropped file, and prints what it did; exits 1 if it "
+        "failed. The file stays where it is.",
+    )
+    _tenant_system(import_file)
+    import_file.add_argument("file", type=Path, help="the export file (XML, UTF-8 or UTF-16)")
+    import_file.set_defaults(func=cmd_import_file)
 
     simulate = groups.add_parser(
         "simulate",

@@ -13,6 +13,7 @@ from hub_pipelines.imports.freshness import freshness_sensor
 from hub_pipelines.imports.run_health import run_health_sensor
 from hub_pipelines.imports.schedules import import_schedules
 from hub_pipelines.imports.sensors import import_failure_sensor, import_retry_sensor
+from hub_pipelines.landing.sensors import landing_sensor
 from hub_pipelines.resources import VaultResource, WarehouseResource
 from hub_pipelines.systems import connector_resources
 from hub_pipelines.tenants.sensors import tenant_registry_sensor
@@ -31,6 +32,7 @@ defs = dg.Definitions(
         run_health_sensor,
         freshness_sensor,
         analytics_refresh_sensor,
+        landing_sensor,
     ],
     resources={
         "warehouse": WarehouseResource(),

@@ -45,6 +45,12 @@ def dagster_home() -> Path:
     return Path(os.environ.get("DAGSTER_HOME") or hub_home() / "dagster").expanduser().resolve()
 
 
+def landing_dir() -> Path:
+    """Where files land to be imported, laid out `<system>/<tenant>/` (`HUB_LANDING_DIR`)."""
+    given = os.environ.get("HUB_LANDING_DIR")
+    return Path(given).expanduser().resolve() if given else hub_home() / "landing"
+
+
 def ensure_dagster_home() -> Path:
     """Create DAGSTER_HOME with the project's dagster.yaml (run queue, per-system limits)."""
     import shutil

@@ -29,6 +29,7 @@ def import_partition(
     entities: list[Entity],
     *,
     full_refresh: bool = False,
+    landed_file: str = "",
     tags: dict[str, str] | None = None,
 ) -> dg.ExecuteInProcessResult:
     from hub_pipelines.imports.assets import import_asset, op_name
@@ -37,7 +38,8 @@ def import_partition(
     partitions = tenant_partitions(system)
     if not instance.has_dynamic_partition(partitions.name, tenant):
         instance.add_dynamic_partitions(partitions.name, [tenant])  # as the tenant sensor would
-    ops = {op_name(system, e): {"config": {"full_refresh": full_refresh}} for e in entities}
+    config = {"full_refresh": full_refresh, "landed_file": landed_file}
+    ops = {op_name(system, e): {"config": config} for e in entities}
     return _asset_job().execute_in_process(
         instance=instance,
         partition_key=tenant,
@@ -66,6 +68,7 @@ def import_now(
     entities: list[Entity],
     *,
     full_refresh: bool = False,
+    landed_file: str = "",
     tags: dict[str, str] | None = None,
 ) -> tuple[dg.ExecuteInProcessResult, dg.ExecuteInProcessResult | None]:
     """Import on the local instance ($HUB_HOME/dagster), then refresh the analyst views when the
@@ -73,7 +76,13 @@ def import_now(
     settings.ensure_dagster_home()
     with dg.DagsterInstance.get() as instance:
         result = import_partition(
-            instance, tenant, system, entities, full_refresh=full_refresh, tags=tags
+            instance,
+            tenant,
+            system,
+            entities,
+            full_refresh=full_refresh,
+            landed_file=landed_file,
+            tags=tags,
         )
         views = refresh_views(instance, tags) if result.success else None
     return result, views

@@ -21,6 +21,8 @@ from hub_pipelines.imports.run_health import WORKER_LOST_TAG
 from hub_pipelines.partitions import run_partition, system_of
 from hub_pipelines.resources import WarehouseResource
 
+# Set on a run importing a landed file (hub_pipelines.landing.sensors).
+LANDED_FILE_TAG = "hub/landed_file"
 RETRY_COUNT_TAG = "hub/retry_count"
 RETRY_OF_RUN_TAG = "hub/retry_of_run"
 RETRY_OF_BACKFILL_TAG = "hub/retry_of_backfill"
@@ -164,6 +166,8 @@ def import_failure_sensor(context: dg.RunFailureSensorContext, warehouse: Wareho
         _close_abandoned_logs(conn, run.run_id, dict(steps))
         failures = _failure_from_logs(conn, run.run_id) or steps or [(None, _unclassified(context))]
         for entity, error in failures:
+            if LANDED_FILE_TAG in run.tags:  # its file moves to failed/: a re-drop re-imports it
+                error.retryable = False
             audit.record_run_failure(
                 conn,
                 run_id=run.run_id,

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import dagster as dg
 import psycopg
@@ -20,6 +21,7 @@ from hub_pipelines.connectors.errors import Category, SyncError, classify
 from hub_pipelines.imports import audit, checks
 from hub_pipelines.imports.progress import ImportProgress
 from hub_pipelines.imports.run_health import session_name
+from hub_pipelines.landing.file_import import LandedFileConnector
 from hub_pipelines.tenants.models import TenantConfigError
 from hub_pipelines.tenants.registry import TenantConfig, TenantRegistry
 from hub_pipelines.tenants.token_store import ConfigTokenStore
@@ -37,6 +39,9 @@ class ImportConfig(dg.Config):
     full_refresh: bool = False
     max_delete_fraction: float = 0.5
     complete_listing_days: float = 7.0
+    # A file to import instead of calling the source (a landed Tally export; the landing sensor
+    # and `hub import-file` set it). Empty: the live source.
+    landed_file: str = ""
 
 
 COMPLETE = "a complete listing of the source"
@@ -69,6 +74,9 @@ FRESH_CONNECTION_DELAYS = (1, 4, 10)
 
 
 def is_full_refresh(context: dg.AssetExecutionContext, config: ImportConfig) -> bool:
+    """A file is a slice of the company, never a full refresh of it (nothing may be deleted)."""
+    if config.landed_file:
+        return False
     return config.full_refresh or "dagster/backfill" in context.run.tags
 
 
@@ -151,7 +159,13 @@ def _open(context: dg.AssetExecutionContext, entity: Entity, tenant: str, system
     return registry, enabled_config(registry, tenant, system, entity)
 
 
-def _connector(context, registry, tenant_config: TenantConfig, versions) -> Connector:
+def _connector(
+    context, registry, tenant_config: TenantConfig, versions, landed_file=""
+) -> Connector:
+    if landed_file:
+        return LandedFileConnector(
+            tenant_config.row.system, Path(landed_file), tenant_config.connection
+        )
     resource = getattr(context.resources, tenant_config.row.system)
     return resource.connector(
         tenant_config.connection,
@@ -270,7 +284,11 @@ class PartitionSync:
         connector = None
         try:
             connector = _connector(
-                self.context, self.registry, self.tenant_config, self.known_versions
+                self.context,
+                self.registry,
+                self.tenant_config,
+                self.known_versions,
+                self.config.landed_file,
             )
             self.run(connector)
         except Exception as exc:
@@ -431,6 +449,11 @@ class PartitionSync:
             **self.progress.metadata(),  # pages, and quota_remaining when the source says
             "sync_type": "full" if self.full else "incremental",
             "listing": self.listing,  # complete: the walk listed every record; else changes
+            **(
+                {"landed_file": Path(self.config.landed_file).name}
+                if self.config.landed_file
+                else {}
+            ),
             "cursor_before": self.cursor_before or "none",
             "cursor_after": self.cursor_after or "none",
             "duration_seconds": round(time.monotonic() - self.started, 3),

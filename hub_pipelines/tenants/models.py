@@ -22,6 +22,7 @@ from pydantic import (
     SecretStr,
     StringConstraints,
     ValidationError,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -144,11 +145,25 @@ class _OAuthConfig(_Config):
 
 
 class TallyConfig(_Config):
-    """TallyPrime / Tally.ERP 9 XML server (Gateway of Tally > F1 > Settings > Connectivity)."""
+    """TallyPrime / Tally.ERP 9 XML server (Gateway of Tally > F1 > Settings > Connectivity), or
+    with `file_drop` only the export files an office drops into the landing folder."""
 
     url: AnyHttpUrl = AnyHttpUrl("http://localhost:9000")
-    company_name: NonEmpty = Field(description="Company name exactly as loaded in Tally")
+    # Required for a live connection; for a file-drop tenant it guards against a file of another
+    # company dropped into the wrong folder (None: any company's file is accepted).
+    company_name: NonEmpty | None = Field(None, description="Company name exactly as in Tally")
+    file_drop: bool = False  # no live connection: only files landed in tally/<tenant>/
     timeout_seconds: float = Field(60, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _company_for_a_live_connection(self) -> TallyConfig:
+        if self.company_name is None and not self.file_drop:
+            raise PydanticCustomError(
+                "company_required",
+                "company_name is required for a live connection: give the company's name exactly "
+                "as loaded in Tally, or set file_drop to true to import dropped files only",
+            )
+        return self
 
 
 class BusyConfig(_Config):
