@@ -306,8 +306,9 @@ class PartitionSync:
     def run(self, connector: Connector) -> None:
         """Walk the source once: everything on a first import, a full refresh and when the
         last complete listing is `complete_listing_days` old, else what changed since the cursor.
-        A complete walk's listing serves `matches_source` (count and sum of totals) and a full
-        refresh's delete detection; after any other walk the source is counted (about one call).
+        A complete walk's listing serves `matches_source` (count and sum of totals) and delete
+        detection (whatever made it complete: a full refresh, the periodic complete walk, a
+        system that lists its ids every run); after any other walk the source is counted.
         No entity is listed twice in a run, and no run lists the whole books just to check."""
         self.progress = ImportProgress.for_run(
             self.context, self.entity, self.counts, connector, started=self.started
@@ -324,12 +325,13 @@ class PartitionSync:
         self.cursor_after = walked or self.cursor_before
         listing = connector.listed(self.entity)
         self.listing = "complete" if listing.complete else "changes"
-        if self.full:
-            if not listing.complete:  # a connector bug: never delete from a partial listing
-                raise SyncError(Category.MAPPING, "a full refresh listed only part of the source")
+        if listing.complete:  # the source listed everything (a full refresh, a periodic
+            # complete walk, Tally's GUID list): what it lacks is gone, unless suspiciously much
             self.counts.deleted += self.loader.soft_delete_missing(
                 listing.totals.keys(), self.config.max_delete_fraction
             )
+        elif self.full:  # a connector bug: never delete from a partial listing
+            raise SyncError(Category.MAPPING, "a full refresh listed only part of the source")
         self.live_rows = _row_count(self.conn, self.entity, self.tenant, self.system)
         if listing.complete:
             self.census = SourceCensus.of(listing)
