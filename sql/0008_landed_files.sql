@@ -10,6 +10,7 @@ CREATE TABLE hub.landed_files (
     size_bytes      bigint      NOT NULL,
     status          text        NOT NULL DEFAULT 'requested'
         CHECK (status IN ('requested', 'processed', 'failed', 'duplicate')),
+    attempts        integer     NOT NULL DEFAULT 1,  -- a failed file dropped again is tried again
     dagster_run_id  text,
     error_message   text,
     landed_at       timestamptz NOT NULL DEFAULT now(),

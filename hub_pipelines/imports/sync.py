@@ -164,7 +164,10 @@ def _connector(
 ) -> Connector:
     if landed_file:
         return LandedFileConnector(
-            tenant_config.row.system, Path(landed_file), tenant_config.connection
+            tenant_config.row.system,
+            Path(landed_file),
+            tenant_config.connection,
+            known_parties=lambda: _customer_names(context, tenant_config),
         )
     resource = getattr(context.resources, tenant_config.row.system)
     return resource.connector(
@@ -173,6 +176,17 @@ def _connector(
         versions=versions,
         log=context.log,
     )
+
+
+def _customer_names(context, tenant_config: TenantConfig) -> dict[str, str]:
+    """name -> external id of the partition's live customers."""
+    with context.resources.warehouse.connect() as conn:
+        rows = conn.execute(
+            "SELECT name, external_id FROM accounting.customers "
+            "WHERE tenant_id = %s AND system = %s AND deleted_at IS NULL",
+            (tenant_config.row.tenant_id, tenant_config.row.system),
+        ).fetchall()
+    return dict(rows)
 
 
 def run_sync(

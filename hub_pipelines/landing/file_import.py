@@ -37,7 +37,14 @@ class LandedFileConnector:
     retries = 0
     quota_remaining = None
 
-    def __init__(self, system: str, path: Path, connection: Any, page_size: int = PAGE_SIZE):
+    def __init__(
+        self,
+        system: str,
+        path: Path,
+        connection: Any,
+        known_parties: Callable[[], dict[str, str]] = dict,
+        page_size: int = PAGE_SIZE,
+    ):
         if not path.is_file():
             raise SyncError(
                 Category.CONFIG,
@@ -48,18 +55,20 @@ class LandedFileConnector:
             self.file = file_reader(system)(path)
         except ValueError as exc:  # not XML, not a Tally envelope: the reader says which
             raise SyncError(Category.SOURCE_DATA, str(exc)) from None
-        self.path, self.page_size = path, page_size
+        self.path, self.page_size, self.known_parties = path, page_size, known_parties
         _check_company(path, getattr(self.file, "company", None), connection)
 
     def customers(self, cursor: str | None) -> Iterator[Page]:
         return self._pages(self.file.customers)
 
     def invoices(self, cursor: str | None) -> Iterator[Page]:
-        return self._pages(self.file.invoices)
+        """Invoices name their party; the parties the warehouse already holds (from a masters
+        file dropped earlier, or the live connection) link those the file's masters lack."""
+        return self._pages(self.file.invoices, self.file.known(self.known_parties()))
 
-    def _pages(self, read: Callable[..., Iterator[Page]]) -> Iterator[Page]:
+    def _pages(self, read: Callable[..., Iterator[Page]], masters: Any = None) -> Iterator[Page]:
         try:
-            yield from read(page_size=self.page_size)
+            yield from read(page_size=self.page_size, masters=masters)
         except ValueError as exc:  # broken XML part-way: what loaded stays, the run fails
             raise SyncError(Category.SOURCE_DATA, f"{self.path.name}: {exc}") from None
 

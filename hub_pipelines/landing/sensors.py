@@ -2,8 +2,9 @@
 partition, and leaves the folder once that run has ended.
 
 The file's content hash is its identity (`hub.landed_files`, unique per tenant and system), so a
-file is imported once whatever it is called or however often it is dropped, and the run request's
-key is that row's id, so a sensor tick that dies half-way never requests it twice. The sensor
+file is imported once whatever it is called or however often it is dropped (a file that failed is
+tried again when dropped again), and the run request's key is that row's id and attempt, so a
+sensor tick that dies half-way never gets it imported twice. The sensor
 alone moves files, and only after their run ended: to `processed/` on success, else to `failed/`
 with the run's error (the failure sensor records the run's classified error; here the file's row
 says which run). A file the hub cannot import at all (no such tenant, no reader for the system)
@@ -11,6 +12,8 @@ goes to `failed/` with an error row of scope `file` naming the fix. Nothing is d
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import dagster as dg
 from psycopg.types.json import Jsonb
@@ -29,14 +32,25 @@ FINISHED = {
 }
 
 
-def landed_file_request(file_id: int, file: LandedFile, entities: list[str]) -> dg.RunRequest:
+@dataclass(frozen=True)
+class Attempt:
+    """One try at importing a landed file: its row and the how-many-th try this is."""
+
+    file_id: int
+    number: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.file_id}.{self.number}"
+
+
+def landed_file_request(attempt: Attempt, file: LandedFile, entities: list[str]) -> dg.RunRequest:
     ops = {op_name(file.system, e): {"config": {"landed_file": str(file.path)}} for e in entities}
     return dg.RunRequest(
-        run_key=f"landed:{file_id}",
+        run_key=f"landed:{attempt}",
         job_name=import_job_name(file.system),
         partition_key=file.tenant,
         run_config={"ops": ops},
-        tags={LANDED_FILE_TAG: str(file_id), "hub/trigger": f"landing:{file.path.name}"},
+        tags={LANDED_FILE_TAG: str(attempt), "hub/trigger": f"landing:{file.path.name}"},
     )
 
 
@@ -48,26 +62,36 @@ class Landing:
 
     def handle(self, file: LandedFile) -> dg.RunRequest | None:
         row = self.conn.execute(
-            "SELECT id, status, dagster_run_id FROM hub.landed_files "
+            "SELECT id, status, attempts, dagster_run_id FROM hub.landed_files "
             "WHERE tenant_id = %s AND system = %s AND sha256 = %s",
             (file.tenant, file.system, file.sha256),
         ).fetchone()
         if row is None:
             return self._first_sight(file)
-        file_id, status, run_id = row
-        if status != "requested":  # the same content again: it was imported (or failed) once
-            self._finish(file, file_id, "processed" if status == "processed" else "failed", None)
+        file_id, status, attempts, run_id = row
+        if status == "processed":  # the same content again: imported once is enough
+            self._finish(file, file_id, "processed", None)
             return None
-        return self._follow(file, file_id, run_id)
+        if status == "failed":  # dropped again after a failure: a new attempt
+            attempts = self._retry(file, file_id)
+        return self._follow(file, Attempt(file_id, attempts), run_id)
+
+    def _retry(self, file: LandedFile, file_id: int) -> int:
+        (attempts,) = self.conn.execute(
+            "UPDATE hub.landed_files SET status = 'requested', attempts = attempts + 1, "
+            "file_name = %s, dagster_run_id = NULL, error_message = NULL, finished_at = NULL "
+            "WHERE id = %s RETURNING attempts",
+            (file.path.name, file_id),
+        ).fetchone()
+        return attempts
 
     def _first_sight(self, file: LandedFile) -> dg.RunRequest | None:
         problem, entities = self._importable(file)
         file_id = self._record(file, "requested" if problem is None else "failed", problem)
         if problem is not None:
-            self._file_error(file, problem)
-            move(file, "failed")
+            self._fail(file, file_id, problem)
             return None
-        return landed_file_request(file_id, file, entities)
+        return landed_file_request(Attempt(file_id), file, entities)
 
     def _importable(self, file: LandedFile) -> tuple[str | None, list[str]]:
         if not reads_files(file.system):
@@ -89,13 +113,17 @@ class Landing:
             return f"{file.system} tenant {file.tenant!r} is disabled (paused)", []
         return None, list(row[1].get("entities") or ["customers", "invoices"])
 
-    def _follow(self, file: LandedFile, file_id: int, run_id: str | None) -> dg.RunRequest | None:
+    def _follow(self, file: LandedFile, attempt: Attempt, run_id: str | None):
+        file_id = attempt.file_id
         runs = self.context.instance.get_runs(
-            dg.RunsFilter(tags={LANDED_FILE_TAG: str(file_id)}), limit=1
+            dg.RunsFilter(tags={LANDED_FILE_TAG: str(attempt)}), limit=1
         )
-        if not runs:  # the tick that recorded it died before its run was created: ask again
-            entities = self._importable(file)[1] or ["customers", "invoices"]
-            return landed_file_request(file_id, file, entities)
+        if not runs:  # not launched yet (or the tick that asked died): ask again, same key
+            problem, entities = self._importable(file)
+            if problem is not None:
+                self._fail(file, file_id, problem)
+                return None
+            return landed_file_request(attempt, file, entities)
         run = runs[0]
         if run_id is None:
             self.conn.execute(
@@ -137,6 +165,10 @@ class Landing:
             (outcome, error, file_id),
         )
         self.context.log.info(f"{file.system}/{file.tenant}/{file.path.name} → {target}")
+
+    def _fail(self, file: LandedFile, file_id: int, problem: str) -> None:
+        self._file_error(file, problem)
+        self._finish(file, file_id, "failed", problem)
 
     def _file_error(self, file: LandedFile, problem: str) -> None:
         config = self.conn.execute(
