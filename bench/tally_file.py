@@ -124,10 +124,13 @@ def import_one(path: Path) -> None:
     from bench.__main__ import scratch_database
     from hub_pipelines.imports.local import import_partition
     from hub_pipelines.tenants.registry import TenantRegistry
-    from hub_pipelines.vault import Vault
+    from hub_pipelines.vault import KEY_VARIABLE, Vault, generate_key
+    from hub_pipelines.warehouse import db
 
     server, url = scratch_database()
     os.environ["HUB_DATABASE_URL"] = url
+    db.database_url.cache_clear()  # scratch_database asked for the server's URL first
+    os.environ[KEY_VARIABLE] = generate_key()  # a scratch key for the scratch tenant
     TenantRegistry(Vault.from_env()).add(
         "bench", "tally", {"connection_config": {"file_drop": True}, "sync_config": {}}
     )
@@ -136,9 +139,12 @@ def import_one(path: Path) -> None:
             instance, "bench", "tally", ["customers", "invoices"], landed_file=str(path)
         )
     import psycopg
+    from sqlalchemy.engine import make_url
 
     with psycopg.connect(url) as conn:
         (invoices,) = conn.execute("SELECT count(*) FROM accounting.invoices").fetchone()
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{make_url(url).database}" WITH (FORCE)')
     print(f"success={result.success} invoices={invoices}")
 
 
