@@ -238,11 +238,14 @@ class ListedRecord:
 class Listing:
     """What a walk listed: each id it saw (less those it then found deleted) with its listed total.
     `complete` when the walk listed every record the source has (no change filter, no early stop):
-    then it serves reconciliation (count and sum of totals) and a full refresh's delete detection,
-    and no second listing is needed."""
+    then it serves reconciliation (count and sum of totals) and delete detection, and no second
+    listing is needed. `totals_known` is False for a complete list of ids that read only the
+    changed records' totals (Tally's GUID list on an incremental run): it counts and deletes, but
+    its sum of totals is not compared."""
 
     complete: bool = False
     totals: dict[str, Decimal | None] = field(default_factory=dict)
+    totals_known: bool = True
 
     @property
     def count(self) -> int:

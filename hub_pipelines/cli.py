@@ -793,7 +793,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--from",
         dest="from_dir",
         metavar="DIR",
-        help="serve the records in DIR's .json files instead of generated books",
+        help="serve the records in DIR's .json and .xml files (captured answers, Tally "
+        "exports, BUSY rowsets) instead of generated books",
     )
     simulate.add_argument(
         "--config-out", metavar="FILE", help="write the tenant config reaching this simulator"

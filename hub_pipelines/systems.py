@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from hub_pipelines.busy.connector import BusyResource
 from hub_pipelines.quickbooks.connector import QuickBooksResource
+from hub_pipelines.tally.connector import TallyResource
 from hub_pipelines.xero.connector import XeroResource
 from hub_pipelines.zoho_books.connector import ZohoBooksResource
 
@@ -35,6 +37,8 @@ AVAILABLE: dict[str, SystemEntry] = {
         "hub_pipelines.quickbooks.simulator",
     ),
     "xero": SystemEntry("Xero", XeroResource, "hub_pipelines.xero.simulator"),
+    "tally": SystemEntry("Tally", TallyResource, "hub_pipelines.tally.simulator"),
+    "busy": SystemEntry("BUSY", BusyResource, "hub_pipelines.busy.simulator"),
 }
 CONNECTOR_RESOURCES = {system: entry.resource for system, entry in AVAILABLE.items()}
 

@@ -183,7 +183,7 @@ def test_the_default_instance_is_hub_homes(
             {**ZOHO_CONFIG, "sync_config": {"entities": ["payments"]}},
             "sync_config.entities.0",
         ),
-        ("acme", "tally", {}, "connection_config.company_name: Field required"),
+        ("acme", "tally", {}, "connection_config.company_name: required for a live connection"),
         (
             "acme",
             "busy",
@@ -239,13 +239,12 @@ def test_missing_encryption_key_names_the_variable(warehouse, monkeypatch, tmp_p
     assert _config_count(warehouse) == 0
 
 
-def test_unknown_subcommand_and_missing_argument_exit_2():
+def test_unknown_subcommand_and_missing_argument_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["tenants", "frobnicate"])
     assert exit_info.value.code == 2
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["tenants", "add", "acme", "zoho_books"])
-    assert exit_info.value.code == 2
+    assert cli.main(["tenants", "add", "acme", "zoho_books"]) == 2
+    assert "--config FILE is required" in capsys.readouterr().err
 
 
 def test_bad_database_url_names_the_variable(monkeypatch, capsys):
@@ -430,15 +429,15 @@ def test_replacing_a_config_forgets_the_old_test(warehouse, zoho_server, tmp_pat
     assert _connection_columns(warehouse) == (None, None)  # untested credentials are not "ok"
 
 
-def test_add_for_a_system_without_a_connector_registers_without_a_test(
-    warehouse, encryption_key, tmp_path, capsys
+def test_a_file_drop_tenant_registers_without_a_connection_test(
+    warehouse, encryption_key, tmp_path, monkeypatch, capsys
 ):
-    config = _write(tmp_path, {"company_name": "Acme Traders", "url": "http://127.0.0.1:9"})
-    assert cli.main(["tenants", "add", "acme", "tally", "--config", config]) == 0
+    monkeypatch.setenv("HUB_LANDING_DIR", str(tmp_path / "landing"))
+    assert cli.main(["tenants", "add", "acme", "tally", "--file-drop"]) == 0
     out = capsys.readouterr().out
-    assert "registered acme/tally" in out
-    assert "no connection test is available yet for tally" in out
-    assert _connection_columns(warehouse) == (None, None)
+    assert "registered acme/tally" in out and "file drop" in out
+    assert _connection_columns(warehouse) == (None, None)  # nothing to test: no connection
     assert cli.main(["tenants", "show", "acme", "tally"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["last_connection_test"] is None and shown["last_connection_status"] is None
+    assert shown["connection_config"]["file_drop"] is True
+    assert shown["sync_config"]["invoices_frequency"] == "manual"  # no schedule runs it

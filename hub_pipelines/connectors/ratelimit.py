@@ -91,3 +91,15 @@ def registered_bucket(key: str) -> TokenBucket | None:
     """The bucket the process paces an organisation with now, if any."""
     with _registry_lock:
         return _registry.get(key)
+
+
+_turns: dict[str, threading.Lock] = {}
+_turns_guard = threading.Lock()
+
+
+def one_at_a_time(address: str) -> threading.Lock:
+    """The process-wide turn for a source that serves one request at a time (Tally and BUSY are
+    desktop programs: a second request waits or stalls the first), shared by every connector
+    of this process calling `address`."""
+    with _turns_guard:
+        return _turns.setdefault(address, threading.Lock())

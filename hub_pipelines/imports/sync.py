@@ -66,6 +66,8 @@ class SourceCensus:
 
     @classmethod
     def of(cls, listing: Listing, counted_by: str = COMPLETE) -> SourceCensus:
+        if not listing.totals_known:
+            return cls(listing.count, None, f"{counted_by}'s ids (totals read for changes only)")
         return cls(listing.count, listing.total, counted_by)
 
 

@@ -21,16 +21,21 @@ class ReplayError(ValueError):
     """A file a simulator cannot replay; the message names the file and the problem."""
 
 
+# Captured answers: JSON bodies or recordings, and XML for the desktop systems (Tally, BUSY).
+REPLAY_SUFFIXES = (".json", ".xml")
+
+
 def files_in(folder: str | Path) -> list[Path]:
-    """The JSON files of a folder (sorted, not recursive); a file path is taken as itself."""
+    """The JSON and XML files of a folder (sorted, not recursive); a file path is taken as
+    itself."""
     path = Path(folder).expanduser()
     if path.is_file():
         return [path]
     if not path.is_dir():
         raise ReplayError(f"{folder}: no such folder")
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".json")
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in REPLAY_SUFFIXES)
     if not files:
-        raise ReplayError(f"{folder}: no .json files in it (response bodies or recordings)")
+        raise ReplayError(f"{folder}: no .json or .xml files in it (response bodies or recordings)")
     return files
 
 

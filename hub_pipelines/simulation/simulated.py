@@ -5,8 +5,8 @@ module in `hub_pipelines.systems` is all a new system needs to get the contract 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,3 +55,13 @@ class Simulated:
     @property
     def request_log(self) -> Any:
         return self.simulator.request_log
+
+
+@contextmanager
+def switched_on(target: Any, flag: str) -> Iterator[None]:
+    """`target.flag` True while inside: how a Shape answers empty for `Simulated.answer_empty`."""
+    setattr(target, flag, True)
+    try:
+        yield
+    finally:
+        setattr(target, flag, False)

@@ -1,3 +1,3 @@
-"""TallyPrime / Tally.ERP 9 over XML on port 9000: the protocol and its TDL (`protocol`), the
-mapping into canonical records (`mapping`), the connector and the simulator. See
-docs/connectors/tally.md."""
+"""TallyPrime / Tally.ERP 9: the XML-over-HTTP protocol and its TDL (`protocol`), the mapping into
+canonical records (`mapping`), export files (`export_file`), the live connector (`connector`) and
+the simulator (`simulator`). See docs/connectors/tally.md."""

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -22,6 +23,8 @@ from pydantic import (
     SecretStr,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -149,32 +152,73 @@ class TallyConfig(_Config):
     with `file_drop` only the export files an office drops into the landing folder."""
 
     url: AnyHttpUrl = AnyHttpUrl("http://localhost:9000")
+    file_drop: bool = False  # no live connection: only files landed in tally/<tenant>/
     # Required for a live connection; for a file-drop tenant it guards against a file of another
     # company dropped into the wrong folder (None: any company's file is accepted).
-    company_name: NonEmpty | None = Field(None, description="Company name exactly as in Tally")
-    file_drop: bool = False  # no live connection: only files landed in tally/<tenant>/
+    company_name: NonEmpty | None = Field(
+        None, description="Company name exactly as in Tally", validate_default=True
+    )
     timeout_seconds: float = Field(60, gt=0, le=600)
 
-    @model_validator(mode="after")
-    def _company_for_a_live_connection(self) -> TallyConfig:
-        if self.company_name is None and not self.file_drop:
+    @field_validator("company_name")
+    @classmethod
+    def _company_for_a_live_connection(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and not info.data.get("file_drop"):
             raise PydanticCustomError(
                 "company_required",
-                "company_name is required for a live connection: give the company's name exactly "
-                "as loaded in Tally, or set file_drop to true to import dropped files only",
+                "required for a live connection: give the company's name exactly as loaded in "
+                "Tally, or set file_drop to true to import dropped files only",
             )
-        return self
+        return value
+
+
+def _time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PydanticCustomError(
+            "time_zone", "is not a time zone name; give an IANA name such as Asia/Kolkata"
+        ) from None
+    return value
+
+
+# A financial year by the calendar year it starts in (April to March): 2024 is 2024-25.
+FinancialYear = Annotated[int, Field(ge=1990, le=2100)]
 
 
 class BusyConfig(_Config):
-    """BUSY Accounting web-service (Administration > Configuration > Web Service)."""
+    """BUSY Accounting's web service ("BUSY as Web Service", port 981): docs/connectors/busy.md.
+
+    The financial years imported: `financial_years` (each must exist in BUSY), or every year
+    from `first_financial_year` on that BUSY has, or, with neither, every year it has."""
 
     host: NonEmpty = "localhost"
     port: int = Field(981, ge=1, le=65535)
+    url: HostUrl | None = None  # instead of host and port: a tunnel, a TLS terminator, a simulator
     username: NonEmpty
     password: Password
-    company_code: NonEmpty = Field(description="BUSY company code (folder name, e.g. Comp0001)")
+    company_code: Annotated[
+        str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9]{1,32}$")
+    ] = Field(description="BUSY company code (its folder and database name, e.g. Comp0001)")
+    financial_years: list[FinancialYear] | None = Field(None, min_length=1, max_length=50)
+    first_financial_year: FinancialYear | None = None
+    # BUSY writes its times in the server's local time, without a zone.
+    timezone: Annotated[str, AfterValidator(_time_zone)] = "Asia/Kolkata"
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "INR"  # the base one
+    # BUSY currency names (`TranCurName`) beyond Rs./INR and ISO codes, e.g. {"Dollar": "USD"}.
+    currency_names: dict[NonEmpty, Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]] = {}
+    sundry_debtors_code: int = Field(116, ge=1)  # the group whose subtree holds the customers
     timeout_seconds: float = Field(60, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _one_way_to_name_years(self) -> BusyConfig:
+        if self.financial_years is not None and self.first_financial_year is not None:
+            raise PydanticCustomError(
+                "years",
+                "give financial_years (a list such as [2024, 2025]) or first_financial_year, "
+                "not both",
+            )
+        return self
 
 
 class ZohoBooksConfig(_OAuthConfig):

@@ -30,8 +30,7 @@ import base64
 import re
 import secrets
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -57,7 +56,7 @@ from hub_pipelines.simulation.engine import (
 )
 from hub_pipelines.simulation.oauth_server import EVERY_REFRESH, TokenPolicy, TokenRefusal
 from hub_pipelines.simulation.replay import read_json, records_by_kind
-from hub_pipelines.simulation.simulated import Simulated
+from hub_pipelines.simulation.simulated import Simulated, switched_on
 from hub_pipelines.xero import protocol
 from hub_pipelines.xero.mapping import ROUNDING_ACCOUNT
 from hub_pipelines.xero.webhooks import signature
@@ -647,14 +646,6 @@ def _simulated(simulator: XeroSimulator, org: Organisation, books: Books | None)
             "daily_limit": simulator.daily_limit or protocol.DAILY_REQUESTS,
         }
 
-    @contextmanager
-    def answer_empty() -> Iterator[None]:
-        org.empty = True
-        try:
-            yield
-        finally:
-            org.empty = False
-
     def break_an_invoice() -> None:
         simulator.faults.malformed_page(f"{API}/Invoices", 1, times=1)
 
@@ -665,7 +656,7 @@ def _simulated(simulator: XeroSimulator, org: Organisation, books: Books | None)
         connection_config,
         refresh_token=lambda: simulator.refresh_token,
         rotates_refresh_tokens=True,
-        answer_empty=answer_empty,
+        answer_empty=lambda: switched_on(org, "empty"),
         break_an_invoice=break_an_invoice,
     )
 

@@ -131,7 +131,7 @@ def test_each_tick_of_a_schedule_requests_runs_of_its_own(zoho):
 
 def test_a_tick_skips_what_it_cannot_import_and_says_when_it_requests_nothing(zoho):
     midnight = datetime(2026, 11, 21, 0, 0, tzinfo=ZoneInfo("Asia/Kolkata"))
-    # Listed before acme: a pair of a system without a connector yet is passed over.
+    # Listed before acme: another system's config is passed over by this system's schedule.
     busy = {"username": "u", "password": "p", "company_code": "Comp0001"}
     zoho.registry.add("aardvark", "busy", {"connection_config": busy, "sync_config": {}})
     (request,) = _schedule_requests(zoho, "zoho_books_imports_daily", midnight)
