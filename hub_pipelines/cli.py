@@ -295,10 +295,8 @@ def _file_drop_note(tenant: str, system: str) -> str:
 
 
 def _connected(name: str, result: Any) -> str:
-    return (
-        f"{name}: connected to {result.organisation!r} (API {result.version}) "
-        f"in {result.latency_ms} ms"
-    )
+    version = f" (API {result.version})" if result.version else ""
+    return f"{name}: connected to {result.organisation!r}{version} in {result.latency_ms} ms"
 
 
 def _last_test(row: Any) -> str:
