@@ -70,7 +70,7 @@ class LandedFileConnector:
         try:
             yield from read(page_size=self.page_size, masters=masters)
         except ValueError as exc:  # broken XML part-way: what loaded stays, the run fails
-            raise SyncError(Category.SOURCE_DATA, f"{self.path.name}: {exc}") from None
+            raise SyncError(Category.SOURCE_DATA, str(exc)) from None  # it names the file
 
     def listed(self, entity: Entity) -> Listing:
         return Listing()  # never complete: a file is a slice of the company
