@@ -11,6 +11,9 @@
 4. API calls per run for a 20,000-invoice organisation next to the protocol's minimum
    (`bench/api_calls.py`, also `python -m bench.api_calls` alone).
 
+`python -m bench.tally_file` (separately: it writes files of 20 to 200 MB) imports large Tally
+Day Book exports through the file drop's path and prints peak resident memory and time per size.
+
 Runs on a scratch database of the configured (or embedded) PostgreSQL, dropped afterwards.
 """
 
