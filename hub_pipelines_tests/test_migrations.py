@@ -42,6 +42,7 @@ def test_upgrade_on_empty_database_creates_every_table_and_second_run_is_a_noop(
         "hub.accounting_sync_logs",
         "hub.accounting_sync_errors",
         "hub.sync_state",
+        "hub.landed_files",
         "accounting.customers",
         "accounting.invoices",
         "accounting.invoice_lines",
