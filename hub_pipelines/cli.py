@@ -625,6 +625,19 @@ def cmd_dev(args: argparse.Namespace) -> None:
     os.execv(argv[0], argv)  # noqa: S606
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    """The hub service (webhooks, OAuth onboarding, test-connection, health, metrics) on uvicorn,
+    logging JSON lines. Stateless: run one per host or several behind a load balancer."""
+    import uvicorn
+
+    from hub_pipelines.service.app import build_app
+    from hub_pipelines.service.security import configure_logging
+
+    configure_logging()
+    settings.ensure_dagster_home()  # the instance /health and /metrics read the run queue from
+    uvicorn.run(build_app(), host=args.host, port=args.port, access_log=False, log_config=None)
+
+
 # --- parser -----------------------------------------------------------------------------------
 
 
@@ -692,7 +705,9 @@ def build_parser() -> argparse.ArgumentParser:
         description='CONFIG is JSON: {"connection_config": {...}, "sync_config": {...}} or just '
         "the connection config. See docs/connectors/ for each system's fields. The config is "
         "validated and stored encrypted, then the connection is tested with it (as `hub tenants "
-        "test`); a failed test keeps the config and exits with code 1.",
+        "test`); a failed test keeps the config and exits with code 1. Zoho Books, QuickBooks "
+        "and Xero tenants can instead be connected in a browser through `hub serve`: "
+        "GET /oauth/SYSTEM/start?tenant=TENANT (docs/connecting.md).",
     )
     _tenant_system(add)
     add.add_argument("--config", metavar="FILE|-", help="JSON file, or - for stdin")
@@ -848,6 +863,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--help", action="help", help="show this help message and exit")
     dev.set_defaults(func=cmd_dev, dagster_args=[])
+    serve = groups.add_parser(
+        "serve",
+        help="the hub service: webhooks, OAuth onboarding, test-connection, /health, /metrics",
+        description="Serves the hub's HTTP service with uvicorn (docs/service.md). Admin endpoints "
+        "need HUB_API_TOKEN; logs are JSON lines on stderr.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=PORT, default=8080, help="1 to 65535")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

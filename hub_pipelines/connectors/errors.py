@@ -24,7 +24,9 @@ class Category(StrEnum):
 # Suggested fixes name only what exists: `hub` commands of hub_pipelines/cli.py, files in docs/,
 # config fields of tenants/models.py (hub_pipelines_tests/test_suggested_fixes.py checks them).
 REAUTHORISE_STEPS = (
-    "Get new credentials from the accounting system (for Zoho Books a new refresh token: "
+    "For Zoho Books, QuickBooks and Xero, reconnect the tenant in a browser through the service "
+    "of `hub serve` (docs/connecting.md, section 3), which stores and tests the new tokens. "
+    "Otherwise get new credentials from the accounting system (for Zoho Books a new refresh token: "
     "docs/connectors/zoho_books.md, section 1), store them with "
     "`hub tenants add TENANT SYSTEM --config FILE` (the whole connection config; it tests the "
     "connection), check them any time with `hub tenants test TENANT SYSTEM`, and re-run a failed "

@@ -13,6 +13,7 @@ goes to `failed/` with an error row of scope `file` naming the fix. Nothing is d
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 import dagster as dg
@@ -23,6 +24,7 @@ from hub_pipelines.imports.assets import IMPORT_ASSETS, import_job, import_job_n
 from hub_pipelines.imports.sensors import LANDED_FILE_TAG
 from hub_pipelines.landing.file_import import FILE_READERS, reads_files
 from hub_pipelines.landing.folder import LandedFile, landed_files, move, settle_seconds
+from hub_pipelines.landing.notices import NOTICE_SYSTEMS, NoticeTick, takes_notices
 from hub_pipelines.resources import WarehouseResource
 
 FINISHED = {
@@ -56,6 +58,8 @@ def landed_file_request(attempt: Attempt, file: LandedFile, entities: list[str])
 
 class Landing:
     """One tick's work on the folder, against the warehouse's record of landed files."""
+
+    FINISHED = FINISHED
 
     def __init__(self, context: dg.SensorEvaluationContext, conn) -> None:
         self.context, self.conn = context, conn
@@ -97,21 +101,26 @@ class Landing:
         if not reads_files(file.system):
             readers = ", ".join(sorted(FILE_READERS))
             return f"the hub does not import {file.system} files (it reads files of {readers})", []
+        problem, entities = self._configured(file.system, file.tenant)
+        return problem, sorted(entities)
+
+    def _configured(self, system: str, tenant: str) -> tuple[str | None, set[str]]:
+        """Why the tenant's files cannot be imported (None: they can), and its entities."""
         row = self.conn.execute(
             "SELECT is_enabled, sync_config FROM hub.accounting_configs "
             "WHERE tenant_id = %s AND system = %s AND deleted_at IS NULL",
-            (file.tenant, file.system),
+            (tenant, system),
         ).fetchone()
         if row is None:
+            how = "--file-drop" if reads_files(system) else "--config FILE"
             return (
-                f"no {file.system} tenant {file.tenant!r} is registered: register it with "
-                f"`hub tenants add {file.tenant} {file.system} --file-drop`, then drop the "
-                "file again",
-                [],
+                f"no {system} tenant {tenant!r} is registered: register it with "
+                f"`hub tenants add {tenant} {system} {how}`, then drop the file again",
+                set(),
             )
         if not row[0]:
-            return f"{file.system} tenant {file.tenant!r} is disabled (paused)", []
-        return None, list(row[1].get("entities") or ["customers", "invoices"])
+            return f"{system} tenant {tenant!r} is disabled (paused)", set()
+        return None, set(row[1].get("entities") or ["customers", "invoices"])
 
     def _follow(self, file: LandedFile, attempt: Attempt, run_id: str | None):
         file_id = attempt.file_id
@@ -193,22 +202,33 @@ class Landing:
 
 @dg.sensor(
     name="landing_sensor",
-    jobs=[import_job(system) for system in FILE_READERS if system in IMPORT_ASSETS],
+    jobs=[import_job(s) for s in (*FILE_READERS, *NOTICE_SYSTEMS) if s in IMPORT_ASSETS],
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Imports the files landed in HUB_LANDING_DIR/<system>/<tenant>/ (Tally exports) "
-    "through a run of the tenant's partition, then moves each to processed/ or failed/.",
+    description="Imports the files landed in HUB_LANDING_DIR/<system>/<tenant>/ (Tally exports: "
+    "one run each; webhook notices: one incremental run per tenant and tick) through runs of the "
+    "tenant's partition, then moves each to processed/ or failed/.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     root = settings.landing_dir()
     requested = 0
     with warehouse.connect() as conn:
         landing = Landing(context, conn)
+        notices = defaultdict(list)
         for file in landed_files(root, settle_seconds()):
+            if takes_notices(file.system):
+                notices[file.system, file.tenant].append(file)
+                continue
             request = landing.handle(file)
             conn.commit()  # each file's record stands on its own
             if request is not None:
                 requested += 1
                 yield request
+        for (system, tenant), files in notices.items():
+            for request in NoticeTick(landing, system, tenant).handle(files):
+                conn.commit()
+                requested += 1
+                yield request
+            conn.commit()
     if not requested:
         yield dg.SkipReason(f"no new complete file in {root}")

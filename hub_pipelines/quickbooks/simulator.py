@@ -7,7 +7,8 @@ Wire behaviour (shared/protocols/quickbooks.md; "(unverified)" where the fact sh
   refused at once: 400 `invalid_grant`, no grace. Rolling 100-day and 5-year hard expiries; the
   hard one is answered in `x_refresh_token_hard_expires_in` when the request carries
   `x-include-refresh-token-hard-expires-in: true`. Wrong client credentials: 401
-  `invalid_client` (unverified).
+  `invalid_client` (unverified). `grant_type=authorization_code` exchanges a code of the
+  consent page `GET /connect/oauth2`, whose "Allow" redirects with `code`, `state`, `realmId`.
 - `GET /v3/company/{realm}/query?query=…`: one entity, conditions joined by AND (OR is a 400
   QueryParserError), `Active` (customers hide inactive rows unless asked), `Id`,
   `MetaData.LastUpdatedTime` comparisons, ORDERBY, STARTPOSITION / MAXRESULTS (default 100, at
@@ -66,6 +67,7 @@ from hub_pipelines.quickbooks.webhooks import OPERATIONS, SIGNATURE_HEADER
 from hub_pipelines.simulation import engine
 from hub_pipelines.simulation.books import ZERO, Books, Party, Sale, SaleLine
 from hub_pipelines.simulation.catalogue import CATALOGUE
+from hub_pipelines.simulation.consent import consent_route
 from hub_pipelines.simulation.engine import Knob, RateLimits, RateStatus, Reply, SimulatorEngine
 from hub_pipelines.simulation.oauth_server import EVERY_REFRESH, TokenPolicy, TokenRefusal
 from hub_pipelines.simulation.replay import ReplayError, read_json, response_bodies
@@ -73,6 +75,7 @@ from hub_pipelines.simulation.simulated import Simulated
 
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
 TOKEN_PATH = "/oauth2/v1/tokens/bearer"  # noqa: S105 - a path
+AUTHORIZE_PATH = "/connect/oauth2"  # appcenter.intuit.com's consent page
 DEFAULT_REALM = "9130357766900456"
 CLIENT_ID, CLIENT_SECRET = "ABsimulatedQuickBooksClient", "simulated-quickbooks-secret"
 DAY = 86_400
@@ -527,6 +530,13 @@ class QuickBooksSimulator(SimulatorEngine):
         company = "/v3/company/{realm}"
         return [
             self.api_route(TOKEN_PATH, self._token, methods=("POST",), auth=False, limited=False),
+            consent_route(
+                self,
+                AUTHORIZE_PATH,
+                title=f"QuickBooks: {self.company_name}",
+                context=lambda: {"realm": self.realm_id},
+                extras=lambda _request: {"realmId": self.realm_id},
+            ),
             self.api_route(f"{company}/query", self._query),
             self.api_route(f"{company}/cdc", self._cdc),
             self.api_route(f"{company}/companyinfo/{{company_id}}", self._company_info),
@@ -536,13 +546,23 @@ class QuickBooksSimulator(SimulatorEngine):
         return qbo_time(self.clock())
 
     def _token(self, request: Request, params: dict[str, str]) -> Reply:
-        if params.get("grant_type") != "refresh_token":
-            return Reply(400, {"error": "unsupported_grant_type"})
+        grant_type = params.get("grant_type")
         client_id, secret = _basic_credentials(request.headers.get("authorization", ""))
         wants_hard = request.headers.get(protocol.HARD_EXPIRY_HEADER, "").lower() == "true"
-        answer = self.oauth.refresh(
-            client_id, secret, params.get("refresh_token", ""), want_hard_expiry=wants_hard
-        )
+        if grant_type == "refresh_token":
+            answer = self.oauth.refresh(
+                client_id, secret, params.get("refresh_token", ""), want_hard_expiry=wants_hard
+            )
+        elif grant_type == "authorization_code":  # the consent page's code
+            answer = self.oauth.exchange_code(
+                client_id,
+                secret,
+                params.get("code", ""),
+                params.get("redirect_uri", ""),
+                want_hard_expiry=wants_hard,
+            )
+        else:
+            return Reply(400, {"error": "unsupported_grant_type"})
         if isinstance(answer, TokenRefusal):
             if answer.error == "invalid_client":
                 return Reply(401, {"error": "invalid_client"})

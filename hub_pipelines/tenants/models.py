@@ -229,6 +229,8 @@ class ZohoBooksConfig(_OAuthConfig):
     api_base_url: HostUrl | None = None
     accounts_url: HostUrl | None = None
     requests_per_minute: int = Field(90, ge=2, le=100_000)
+    # The secret of the Books webhook (Settings > Automation > Webhooks), for POST /webhooks.
+    webhook_secret: Token | None = None
 
 
 class QuickBooksConfig(_OAuthConfig):
@@ -241,6 +243,8 @@ class QuickBooksConfig(_OAuthConfig):
     minor_version: int = Field(75, ge=1)
     # Hub-managed: when the refresh token hits Intuit's 5-year cap, as its last refresh said.
     refresh_token_expires_at: AwareDatetime | None = None
+    # The app's webhook verifier token (Intuit developer portal > Webhooks), for POST /webhooks.
+    webhook_verifier_token: Token | None = None
 
 
 class XeroConfig(_OAuthConfig):
@@ -259,6 +263,8 @@ class XeroConfig(_OAuthConfig):
     requests_per_minute: int = Field(55, ge=2, le=100_000)
     # Calls a day per organisation: 5,000, or 1,000 on Xero's entry tier (reportedly).
     daily_limit: int = Field(5_000, ge=1, le=10**9)
+    # The app's webhooks key (Xero developer portal > Webhooks), for POST /webhooks.
+    webhook_key: Token | None = None
 
 
 # In the order of `settings.SYSTEMS`, the one list of system keys.

@@ -5,6 +5,8 @@
   the current one back), an unused one dies after 60 days; refusals are 400 `invalid_grant`.
   Xero's identity server is another host than its API, so faults queued for the API do not reach
   it; `lose_token_answers = n` makes it act on the next n refreshes and drop their answers.
+  `grant_type=authorization_code` exchanges a code of the consent page
+  `GET /identity/connect/authorize`, whose "Allow" connects every organisation of the simulator.
 - `GET /connections` (tenantless; only `X-AppMinLimit-Remaining`) lists the grant's tenants.
   Every API call needs `Xero-Tenant-Id` naming one of them (else 403).
 - `/api.xro/2.0/Contacts`, `/Invoices` (and `/{id}`), `/TaxRates`: JSON with
@@ -45,6 +47,7 @@ from starlette.routing import BaseRoute, Route
 from hub_pipelines.connectors.base import to_decimal
 from hub_pipelines.simulation.books import Books, Party, Sale, SaleLine
 from hub_pipelines.simulation.catalogue import CATALOGUE
+from hub_pipelines.simulation.consent import consent_route
 from hub_pipelines.simulation.engine import (
     Knob,
     RateLimits,
@@ -54,7 +57,12 @@ from hub_pipelines.simulation.engine import (
     SimulatorEngine,
     json_bytes,
 )
-from hub_pipelines.simulation.oauth_server import EVERY_REFRESH, TokenPolicy, TokenRefusal
+from hub_pipelines.simulation.oauth_server import (
+    EVERY_REFRESH,
+    TokenGrant,
+    TokenPolicy,
+    TokenRefusal,
+)
 from hub_pipelines.simulation.replay import read_json, records_by_kind
 from hub_pipelines.simulation.simulated import Simulated, switched_on
 from hub_pipelines.xero import protocol
@@ -66,6 +74,7 @@ CLIENT_ID = "SIMULATORXEROCLIENT0000000000001"
 CLIENT_SECRET = "simulator-xero-client-secret"  # noqa: S105 (a simulator's own credential)
 WEBHOOK_KEY = "simulator-xero-webhook-key"
 TOKEN_PATH = "/connect/token"  # noqa: S105 (a path)
+AUTHORIZE_PATH = "/identity/connect/authorize"  # login.xero.com's consent page
 API = "/api.xro/2.0"
 COLLECTIONS = {"Contacts": "ContactID", "Invoices": "InvoiceID"}
 _IDS = uuid.UUID("7d0c51ab-5f4a-4c1e-9d7b-3e0f1a2b4c5d")  # namespace of the rendered ids
@@ -140,6 +149,13 @@ class XeroSimulator(SimulatorEngine):
         api = self.api_route
         return [
             Route(TOKEN_PATH, self._token_endpoint, methods=["POST"]),
+            # The user connects every organisation of the simulator (Xero lets them pick).
+            consent_route(
+                self,
+                AUTHORIZE_PATH,
+                title="Xero",
+                context=lambda: {"tenants": list(self.organisations)},
+            ),
             api("/connections", self._connections, limited=False),
             api(f"{API}/Contacts", self._lister("Contacts")),
             api(f"{API}/Contacts/{{record_id}}", self._getter("Contacts")),
@@ -197,10 +213,16 @@ class XeroSimulator(SimulatorEngine):
         params = await self.request_params(request)
         client_id, secret = _basic_credentials(request)
         with self.lock:
-            if params.get("grant_type") != "refresh_token":
-                reply = Reply(400, {"error": "unsupported_grant_type"})
-            else:
+            grant_type = params.get("grant_type")
+            if grant_type == "refresh_token":
                 reply = self._refreshed(client_id, secret, params.get("refresh_token", ""))
+            elif grant_type == "authorization_code":  # the consent page's code
+                code, redirect_uri = params.get("code", ""), params.get("redirect_uri", "")
+                reply = self._token_reply(
+                    self.oauth.exchange_code(client_id, secret, code, redirect_uri)
+                )
+            else:
+                reply = Reply(400, {"error": "unsupported_grant_type"})
             entry = RequestLogEntry(
                 "POST", TOKEN_PATH, {}, self.timer(), self.clock(), reply.status or None
             )
@@ -209,11 +231,14 @@ class XeroSimulator(SimulatorEngine):
 
     def _refreshed(self, client_id: str, secret: str | None, refresh_token: str) -> Reply:
         answer = self.oauth.refresh(client_id, secret, refresh_token)
-        if isinstance(answer, TokenRefusal):
-            return Reply(400, {"error": answer.error})
-        if self.lose_token_answers > 0:
+        if not isinstance(answer, TokenRefusal) and self.lose_token_answers > 0:
             self.lose_token_answers -= 1
             return Reply(0, kind="drop")  # refreshed, but the answer never arrives
+        return self._token_reply(answer)
+
+    def _token_reply(self, answer: TokenGrant | TokenRefusal) -> Reply:
+        if isinstance(answer, TokenRefusal):
+            return Reply(400, {"error": answer.error})
         return Reply(
             200,
             {

@@ -1,11 +1,11 @@
 """A local Zoho Books v3 (India data centre) for tests, the demo and the benchmarks.
 
 One Starlette app serves both hosts Zoho splits across domains: the accounts server
-(`POST /oauth/v2/token`) and the Books API (`/books/v3/...`). It follows the Zoho Books protocol
-fact sheet (`protocols/zoho_books.md`): refresh without rotation, HTTP 200 token errors, mandatory
-`organization_id`, list rows without line items, `last_modified_time` filters with `±hhmm`
-offsets, 100 requests/minute/organisation and a daily quota with `X-Rate-Limit-*` headers, HTTP 429
-without `Retry-After`.
+(`POST /oauth/v2/token`, and the consent page `GET /oauth/v2/auth`) and the Books API
+(`/books/v3/...`). It follows the Zoho Books protocol fact sheet (`protocols/zoho_books.md`):
+refresh without rotation, HTTP 200 token errors, mandatory `organization_id`, list rows without
+line items, `last_modified_time` filters with `±hhmm` offsets, 100 requests/minute/organisation
+and a daily quota with `X-Rate-Limit-*` headers, HTTP 429 without `Retry-After`.
 
 Test code drives it in-process:
 
@@ -61,6 +61,7 @@ from hub_pipelines.simulation.catalogue import (
     slug,
     unique,
 )
+from hub_pipelines.simulation.consent import consent_route
 from hub_pipelines.simulation.engine import (
     Knob,
     RateLimits,
@@ -706,6 +707,12 @@ class Organisation:
 def _zoho_token(kind: str) -> str:
     """Zoho's token shape: `1000.<32 hex>.<32 hex>` for access and refresh tokens alike."""
     return f"1000.{secrets.token_hex(16)}.{secrets.token_hex(16)}"
+
+
+def _zoho_redirect_extras(request: Request) -> dict[str, str]:
+    """Zoho's multi-DC redirect names the user's data centre and its accounts server; this one
+    is both hosts, in the India DC."""
+    return {"location": "in", "accounts-server": f"{request.url.scheme}://{request.url.netloc}"}
 
 
 def _break_record(body: dict[str, Any], index: int) -> dict[str, Any]:
@@ -1354,6 +1361,7 @@ class ZohoBooksSimulator(SimulatorEngine):
         )
         return [
             token,
+            consent_route(self, "/oauth/v2/auth", title="Zoho Books", extras=_zoho_redirect_extras),
             api(ORGANIZATIONS_PATH, self._list_organisations),
             api("/books/v3/contacts", self._list_contacts),
             api("/books/v3/contacts/{contact_id}", self._get_contact),
@@ -1382,25 +1390,28 @@ class ZohoBooksSimulator(SimulatorEngine):
     def _token_endpoint(self, request: Request, params: dict[str, str]) -> Reply:
         # Zoho documents query-string parameters; a form body is accepted too (the engine merges
         # both), as OAuth libraries send one.
-        if params.get("grant_type") != "refresh_token":
+        grant_type = params.get("grant_type")
+        client = (params.get("client_id", ""), params.get("client_secret"))
+        if grant_type == "refresh_token":
+            answer = self.oauth.refresh(*client, params.get("refresh_token", ""))
+        elif grant_type == "authorization_code":  # the consent page's code (`hub serve` onboarding)
+            answer = self.oauth.exchange_code(
+                *client, params.get("code", ""), params.get("redirect_uri", "")
+            )
+        else:
             return Reply(200, {"error": "unsupported_grant_type"})  # (unverified)
-        answer = self.oauth.refresh(
-            params.get("client_id", ""),
-            params.get("client_secret"),
-            params.get("refresh_token", ""),
-        )
         if isinstance(answer, TokenRefusal):
             return self._token_refusal(answer)
         base_url = f"{request.url.scheme}://{request.url.netloc}"
-        return Reply(
-            200,
-            {
-                "access_token": answer.access_token,
-                "expires_in": answer.expires_in,
-                "api_domain": self.api_domain or base_url,
-                "token_type": "Bearer",
-            },
-        )
+        body = {
+            "access_token": answer.access_token,
+            "expires_in": answer.expires_in,
+            "api_domain": self.api_domain or base_url,
+            "token_type": "Bearer",
+        }
+        if grant_type == "authorization_code":  # only a code exchange hands out a refresh token
+            body["refresh_token"] = answer.refresh_token
+        return Reply(200, body)
 
     def _token_refusal(self, refusal: TokenRefusal) -> Reply:
         """Zoho answers token errors with HTTP 200; an unknown refresh token is `invalid_code`."""
