@@ -114,3 +114,21 @@ def test_a_forged_or_replayed_notice_changes_nothing(quickbooks):
 
     assert files(folder) == [] and tick(tenant) == []
     assert len(files(folder / "processed")) == 1
+
+
+def test_an_unreadable_notice_fails_with_its_error_and_the_others_still_run(quickbooks):
+    tenant, service, folder = quickbooks
+    realm = tenant.registry.get(TENANT, "quickbooks").connection.realm_id
+    assert send(service, realm, "7").status_code == 200
+    (folder / "notice-garbage.json").write_text("{not json")
+
+    (request,) = tick(tenant)
+
+    assert files(folder / "failed") == ["notice-garbage.json"]
+    (error,) = tenant.query(
+        "SELECT error_message FROM hub.accounting_sync_errors WHERE scope = 'file'"
+    )
+    assert "notice-garbage.json" in error[0] and "not a readable notice" in error[0]
+    assert run(tenant, request).success
+    tick(tenant)
+    assert len(files(folder / "processed")) == 1 and files(folder) == []
