@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import psycopg
 from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
@@ -54,7 +53,6 @@ SECRETS = {
     "xero": "bench-xero-webhook-key",
     "zoho_books": "BenchZohoSecret42",
 }
-CONNECTIONS_PER_CLIENT = 10
 OAUTH = {"client_id": "bench", "client_secret": "bench-secret", "refresh_token": "bench-refresh"}
 
 
@@ -172,29 +170,48 @@ def memory_kib(pid: int) -> tuple[int, int]:
 
 
 async def send_all(base: str, batch: list[Delivery], concurrency: int) -> list[tuple[int, float]]:
-    """(status, seconds) per delivery, at most `concurrency` in flight. The connections are
-    spread over small clients: one httpx client with 100 connections spends most of the
-    client's CPU managing its pool, which would measure the client, not the service."""
-    gate = asyncio.Semaphore(concurrency)
-    size = min(CONNECTIONS_PER_CLIENT, concurrency)
-    limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-    clients = [
-        httpx.AsyncClient(base_url=base, limits=limits, timeout=30)
-        for _ in range(-(-concurrency // size))
-    ]
+    """(status, seconds) per delivery over `concurrency` keep-alive connections, each sending its
+    next delivery when the last one is answered. The sender speaks plain HTTP/1.1 on asyncio
+    streams: a full client (httpx) spends several times the service's CPU per request, and on a
+    2-core machine shared with the service that would measure the sender, not the service."""
+    host, port = base.removeprefix("http://").split(":")
+    queue = list(enumerate(batch))
+    queue.reverse()
+    results: list[tuple[int, float]] = [(0, 0.0)] * len(batch)
 
-    async def send(number: int, item: Delivery) -> tuple[int, float]:
-        async with gate:
-            started = time.perf_counter()
-            client = clients[number % len(clients)]
-            answer = await client.post(item.path, content=item.body, headers=item.headers)
-            return answer.status_code, time.perf_counter() - started
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            while queue:
+                number, item = queue.pop()
+                started = time.perf_counter()
+                writer.write(request_bytes(host, port, item))
+                status = await read_answer(reader)
+                results[number] = (status, time.perf_counter() - started)
+        finally:
+            writer.close()
 
-    try:
-        return await asyncio.gather(*(send(n, item) for n, item in enumerate(batch)))
-    finally:
-        for client in clients:
-            await client.aclose()
+    await asyncio.gather(*(connection() for _ in range(min(concurrency, len(batch)))))
+    return results
+
+
+def request_bytes(host: str, port: str, item: Delivery) -> bytes:
+    headers = {**item.headers, "Host": f"{host}:{port}", "Content-Length": str(len(item.body))}
+    lines = [f"POST {item.path} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + item.body
+
+
+async def read_answer(reader: asyncio.StreamReader) -> int:
+    """The status of one answer, its body read (by Content-Length) so the connection is reusable."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    length = 0
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return int(status_line.split()[1])
 
 
 def landed_files(landing: Path) -> Iterator[Path]:
