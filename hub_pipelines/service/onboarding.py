@@ -358,6 +358,29 @@ def connect_zoho(
     return Connected(fields, tokens, name)
 
 
+def exchange_code(
+    http: HttpClient,
+    settings: AppSettings,
+    params: Mapping[str, str],
+    check: Any,
+    headers: Mapping[str, str] | None = None,
+) -> Any:
+    """The authorization code for tokens at a token endpoint taking HTTP Basic client auth
+    (Intuit, Xero); the secret, the Basic header and the code are redacted from every message."""
+    http.redactor.register(settings.client_secret, settings.basic_auth, params.get("code"))
+    return request_tokens(
+        http,
+        settings.token_url,
+        data={
+            "grant_type": "authorization_code",
+            "code": params.get("code", ""),
+            "redirect_uri": settings.redirect_uri,
+        },
+        headers={"Authorization": settings.basic_auth, **(headers or {})},
+        check=check,
+    )
+
+
 def connect_quickbooks(
     settings: AppSettings, params: Mapping[str, str], state: State, existing: Existing
 ) -> Connected:
@@ -369,21 +392,12 @@ def connect_quickbooks(
             + (f", not {state.account} as asked" if state.account else ""),
         )
     with HttpClient() as http:
-        http.redactor.register(settings.client_secret, settings.basic_auth, params.get("code"))
-        tokens = request_tokens(
+        tokens = exchange_code(
             http,
-            settings.token_url,
-            data={
-                "grant_type": "authorization_code",
-                "code": params.get("code", ""),
-                "redirect_uri": settings.redirect_uri,
-            },
-            headers={
-                "Authorization": settings.basic_auth,
-                "Accept": "application/json",
-                quickbooks_protocol.HARD_EXPIRY_HEADER: "true",
-            },
-            check=quickbooks_protocol.token_check,
+            settings,
+            params,
+            quickbooks_protocol.token_check,
+            {"Accept": "application/json", quickbooks_protocol.HARD_EXPIRY_HEADER: "true"},
         )
     seconds = tokens.extra.get(quickbooks_protocol.HARD_EXPIRY_FIELD)
     if isinstance(seconds, int | float) and not isinstance(seconds, bool):
@@ -404,18 +418,7 @@ def connect_xero(
     settings: AppSettings, params: Mapping[str, str], state: State, existing: Existing
 ) -> Connected:
     with HttpClient() as http:
-        http.redactor.register(settings.client_secret, settings.basic_auth, params.get("code"))
-        tokens = request_tokens(
-            http,
-            settings.token_url,
-            data={
-                "grant_type": "authorization_code",
-                "code": params.get("code", ""),
-                "redirect_uri": settings.redirect_uri,
-            },
-            headers={"Authorization": settings.basic_auth},
-            check=xero_protocol.token_check,
-        )
+        tokens = exchange_code(http, settings, params, xero_protocol.token_check)
         http.redactor.register(tokens.access_token, tokens.refresh_token)
         api = settings.api_url or "https://api.xero.com"
         connections = http.get_json(
