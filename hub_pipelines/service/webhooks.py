@@ -340,5 +340,11 @@ def routes(
         rate if rate is not None else _env_number("HUB_WEBHOOK_RATE", RATE_PER_SECOND),
         burst if burst is not None else int(_env_number("HUB_WEBHOOK_BURST", BURST)),
     )
+    from hub_pipelines.service.app_webhooks import AccountIndex, AppWebhookEndpoint
+
     endpoint = WebhookEndpoint(ReceiverCache(load), limiter)
-    return [Route("/webhooks/{system}/{tenant}", endpoint.handle, methods=["POST"])]
+    app_endpoint = AppWebhookEndpoint(AccountIndex(), limiter)
+    return [
+        Route("/webhooks/{system}/{tenant}", endpoint.handle, methods=["POST"]),
+        Route("/webhooks/{system}", app_endpoint.handle, methods=["POST"]),
+    ]

@@ -352,3 +352,43 @@ def test_an_unreadable_registry_answers_503(tenants, landing, monkeypatch):
         answer = post(server, "/webhooks/quickbooks/acme", body, signed_quickbooks(body))
     assert answer.status_code == 503
     assert landed(landing) == []
+
+
+# --- one URL for a whole app ----------------------------------------------------------------
+
+
+APP_VERIFIER = "app-wide-verifier-token"
+OTHER_REALM = "9130357766900999"
+
+
+def test_an_app_wide_delivery_lands_in_the_folder_of_each_company_s_tenant(
+    tenants, landing, monkeypatch
+):
+    monkeypatch.setenv("HUB_QUICKBOOKS_WEBHOOK_VERIFIER_TOKEN", APP_VERIFIER)
+    tenants.add("beta", "quickbooks", {**OAUTH, "realm_id": OTHER_REALM})
+    at = datetime(2026, 5, 1, 10, tzinfo=UTC)
+    body = qbo.webhook_body(
+        REALM, [qbo.WebhookChange("Invoice", "1", "Update", at)], cloud_events=True
+    )
+    events = json.loads(body)  # three companies in one delivery: acme's, beta's and a stranger's
+    for realm, entity in ((OTHER_REALM, "Customer"), ("1111", "Invoice")):
+        event = json.loads(qbo.webhook_body(realm, [qbo.WebhookChange(entity, "2", "Create", at)],
+                                            cloud_events=True))[0]  # fmt: skip
+        events.append({**event, "id": f"{event['id']}-{realm}"})
+    body = json.dumps(events).encode()
+
+    with serve() as server:
+        forged = post(server, "/webhooks/quickbooks", body, signed_quickbooks(body, "wrong"))
+        assert forged.status_code == 401 and landed(landing) == []
+        assert (
+            post(
+                server, "/webhooks/quickbooks", body, signed_quickbooks(body, APP_VERIFIER)
+            ).status_code
+            == 200
+        )
+        assert post(server, "/webhooks/xero", b"{}", {}).status_code == 404  # no app key set
+
+    found = {path.parent.name: read_notice(path) for path in landed(landing)}
+    assert sorted(found) == ["acme", "beta", "plain"]  # plain names acme's realm too
+    for tenant, realm, entity in (("acme", REALM, "invoices"), ("beta", OTHER_REALM, "customers")):
+        assert {(n.account_id, n.entity) for n in found[tenant]} == {(realm, entity)}
