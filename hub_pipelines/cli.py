@@ -63,6 +63,26 @@ def cmd_db_psql(args: argparse.Namespace) -> None:
     os.execv(psql, [psql, url, *extra])  # noqa: S606
 
 
+def cmd_db_backup(args: argparse.Namespace) -> None:
+    from hub_pipelines.warehouse import backup, db
+
+    path = args.file or backup.default_path(settings.hub_home() / "backups")
+    written = backup.backup(db.database_url(), Path(path).expanduser().resolve())
+    print(f"backup written: {written} ({written.stat().st_size:,} bytes)")
+
+
+def cmd_db_restore(args: argparse.Namespace) -> None:
+    from hub_pipelines.warehouse import backup, db
+
+    if not args.yes:
+        raise CliError(
+            "restore replaces the warehouse's hub and accounting tables with the backup's: "
+            "add --yes to confirm (stop the Dagster daemon and hub serve first)"
+        )
+    backup.restore(db.database_url(), Path(args.file).expanduser().resolve())
+    print(f"restored {args.file}; check it with `hub db status` and `hub tenants list`")
+
+
 def cmd_db_start(args: argparse.Namespace) -> None:
     from hub_pipelines.warehouse import db
 
@@ -685,6 +705,18 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(func=func)
         if name == "psql":
             sub.add_argument("psql_args", nargs=argparse.REMAINDER, help="passed to psql")
+    backup_parser = db_commands.add_parser(
+        "backup", help="pg_dump the warehouse (custom format) to FILE or $HUB_HOME/backups/"
+    )
+    backup_parser.add_argument("file", nargs="?", type=Path, help="where to write the dump")
+    backup_parser.set_defaults(func=cmd_db_backup)
+    restore_parser = db_commands.add_parser(
+        "restore",
+        help="replace the warehouse's tables with a backup's (pg_restore, one transaction)",
+    )
+    restore_parser.add_argument("file", type=Path, help="a dump written by `hub db backup`")
+    restore_parser.add_argument("--yes", action="store_true", help="confirm the replacement")
+    restore_parser.set_defaults(func=cmd_db_restore)
 
     keys_parser = groups.add_parser("keys", help="credential encryption keys")
     keys_commands = keys_parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
@@ -880,11 +912,13 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from hub_pipelines.imports.error_log import ErrorNotFound
     from hub_pipelines.tenants.models import TenantConfigError
     from hub_pipelines.vault import VaultError
+    from hub_pipelines.warehouse.backup import BackupError
     from hub_pipelines.warehouse.db import DatabaseConfigError
     from hub_pipelines.warehouse.migrations import MigrationError
 
     return (
         CliError,
+        BackupError,
         TenantConfigError,
         VaultError,
         DatabaseConfigError,
