@@ -108,6 +108,47 @@ def test_an_unchanged_record_writes_nothing_and_keeps_its_run_and_time(warehouse
     assert after["b"][1] > before["b"][1]
 
 
+def test_a_change_in_the_raw_payload_alone_is_written(warehouse):
+    """The fingerprint covers the raw payload: an edit the mapping does not read still reaches
+    the warehouse's copy of the source record."""
+    load(warehouse, "run-1", [customer("a")])
+    edited = customer("a")
+    edited.raw = {"contact_id": "a", "notes": "new"}
+    assert counts_of(load(warehouse, "run-2", [edited])) == (0, 1, 0)
+    assert rows(warehouse, "SELECT raw->>'notes' FROM accounting.customers") == [("new",)]
+
+
+def test_a_row_written_before_fingerprints_is_rewritten_once_then_recognised(warehouse):
+    load(warehouse, "run-1", [invoice("i1", lines=2)], entity="invoices")
+    rows(warehouse, "UPDATE accounting.invoices SET content_hash = NULL RETURNING 1")
+    assert counts_of(load(warehouse, "run-2", [invoice("i1", lines=2)], entity="invoices")) == (
+        0,
+        1,
+        0,
+    )
+    assert counts_of(load(warehouse, "run-3", [invoice("i1", lines=2)], entity="invoices")) == (
+        0,
+        0,
+        1,
+    )
+    assert rows(warehouse, "SELECT count(*) FROM accounting.invoice_lines") == [(2,)]
+
+
+def test_the_loader_analyses_a_table_that_outgrew_its_statistics(warehouse):
+    """A first import into a fresh warehouse: the planner's statistics are refreshed as the
+    table grows, so the lines' foreign-key check is planned on the table's real size."""
+    with psycopg.connect(warehouse) as conn:
+        writer = loader(conn, "run-1", "invoices")
+        for start in range(0, 1500, 100):
+            writer.load_page(Page([invoice(f"i{n}") for n in range(start, start + 100)]))
+    analysed = rows(
+        warehouse,
+        "SELECT relname, last_analyze IS NOT NULL FROM pg_stat_user_tables "
+        "WHERE relname IN ('invoices', 'invoice_lines') ORDER BY relname",
+    )
+    assert analysed == [("invoice_lines", True), ("invoices", True)]
+
+
 def test_an_unchanged_invoice_keeps_its_lines_and_a_changed_one_gets_new_ones(warehouse):
     load(warehouse, "run-1", [invoice("i1"), invoice("i2")], entity="invoices")
     lines_sql = (

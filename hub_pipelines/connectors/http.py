@@ -136,6 +136,16 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+def json_body(response: httpx.Response) -> Any:
+    """The response's JSON, decoded once however many checks read it (a response check, then
+    the caller): `ValueError` when the body is not JSON."""
+    try:
+        return response.extensions["hub.json"]
+    except KeyError:
+        body = response.extensions["hub.json"] = response.json()
+        return body
+
+
 def body_excerpt(response: httpx.Response, limit: int = BODY_EXCERPT_CHARS) -> str:
     """The start of a body on one line (not redacted: the client redacts whole messages)."""
     text = " ".join(response.text.split())
@@ -171,12 +181,14 @@ class HttpClient:
         self._check = check
         self._quota_header = quota_header
         self.quota_remaining: int | None = None  # as the last answer with `quota_header` said
+        self._quota_sent_as = 0  # which request (by `api_calls`) that answer answered
         self._logger: LogSink = logger or logging.getLogger(__name__)
         self._sleep = sleep
         self._rng = rng or random.Random()  # jitter only: no cryptographic strength needed
         self._counter_lock = threading.Lock()
         self.api_calls = 0
         self.retries = 0
+        self._registered: set[str] = set()  # secret header values the redactor already has
         self._client = httpx.Client(
             base_url=base_url,
             headers=headers,
@@ -252,7 +264,7 @@ class HttpClient:
         """GET and decode JSON; a body that is not JSON is a (retryable) SERVER error."""
         response = self.request("GET", url, **kwargs)
         try:
-            return response.json()
+            return json_body(response)
         except ValueError:
             message = f"GET {response.request.url} answered a body that is not JSON: "
             raise SyncError(
@@ -300,6 +312,7 @@ class HttpClient:
         self._throttle(rate_key)
         with self._counter_lock:
             self.api_calls += 1
+            sent_as = self.api_calls
         try:
             response = self._client.send(request)
         except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
@@ -308,19 +321,22 @@ class HttpClient:
             code, unsent = type(exc).__name__, isinstance(exc, _NOT_SENT)
             message = self.redactor.describe(exc)
             return None, Failure(Category.NETWORK, message, code=code, unprocessed=unsent)
-        self._note_quota(response)
+        self._note_quota(response, sent_as)
         failure = (check(response) if check else None) or status_failure(response)
         return response, failure
 
-    def _note_quota(self, response: httpx.Response) -> None:
+    def _note_quota(self, response: httpx.Response, sent_as: int) -> None:
         """Remember the quota the source reports; an answer without a whole number (a token
-        endpoint on another host, a proxy's error page) leaves the last one standing."""
+        endpoint on another host, a proxy's error page) leaves the last one standing, and so
+        does the answer to a request sent before the one whose count is kept (concurrent
+        answers arrive in any order)."""
         if self._quota_header is None:
             return
         value = response.headers.get(self._quota_header, "").strip()
         if value.isdigit():
             with self._counter_lock:
-                self.quota_remaining = int(value)
+                if sent_as > self._quota_sent_as:
+                    self.quota_remaining, self._quota_sent_as = int(value), sent_as
 
     def _throttle(self, rate_key: str | None) -> None:
         if rate_key is None:
@@ -369,10 +385,13 @@ class HttpClient:
         )
 
     def _register_secret_headers(self, headers: Mapping[str, str]) -> None:
+        """Each new credential once (an access token is sent with every request until it is
+        refreshed; registering means recompiling the redactor's pattern)."""
         for name, value in headers.items():
-            if name.lower() in _SECRET_HEADERS:
+            if name.lower() in _SECRET_HEADERS and value not in self._registered:
                 # "Bearer abc" -> also "abc", which a server might echo on its own.
                 self.redactor.register(value, value.rpartition(" ")[2])
+                self._registered.add(value)
 
 
 def _describe_outcome(response: httpx.Response | None) -> str:

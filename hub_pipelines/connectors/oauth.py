@@ -32,7 +32,13 @@ from typing import Any, Protocol
 import httpx
 
 from hub_pipelines.connectors.errors import REAUTHORISE_STEPS, Category, SyncError
-from hub_pipelines.connectors.http import Failure, HttpClient, OutcomeUnknown, body_excerpt
+from hub_pipelines.connectors.http import (
+    Failure,
+    HttpClient,
+    OutcomeUnknown,
+    body_excerpt,
+    json_body,
+)
 from hub_pipelines.connectors.redact import Redactor, default_redactor
 
 REAUTHORISE = (
@@ -242,7 +248,7 @@ def token_response_check(response: httpx.Response) -> Failure | None:
     if response.status_code == 429 or response.status_code >= 500:
         return None  # throttled or down: the default rules retry
     try:
-        error = response.json().get("error")
+        error = json_body(response).get("error")
     except (ValueError, AttributeError):
         error = None
     if error or response.status_code >= 400:
@@ -272,7 +278,7 @@ def request_tokens(
     endpoint may have issued tokens. Its text, which can hold those tokens, is redacted."""
     response = client.request("POST", url, params=params, data=data, headers=headers, check=check)
     try:
-        body = response.json()
+        body = json_body(response)
     except ValueError:
         body = None
     if not isinstance(body, Mapping):

@@ -16,12 +16,18 @@ whole records); this module owns the rules that keep a crash or a bad record fro
 - detail reads that keep failing are record errors, until several in a row say the source itself
   is down;
 - a budget (a daily quota) stops the walk cleanly: the records read so far are handed over as a
-  page before the stop is raised.
+  page before the stop is raised;
+- detail reads may run several at once (`concurrency`: the source's limit of calls in flight),
+  on a thread pool; their outcomes are still taken in list order, so everything above holds.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -46,7 +52,9 @@ class Tombstone:
 # next complete listing).
 ReadOutcome = Record | RecordFailure | Tombstone | None
 VersionsLookup = Callable[[Entity, list[str]], dict[str, datetime | None]]
-Budget = Callable[[], SyncError | None]  # the stop to raise before the next call, if any
+# The stop to raise before the next call, if any, given the reads in flight (started, their
+# answers not yet seen: a quota counted from answers does not include them yet).
+Budget = Callable[[int], SyncError | None]
 
 # Detail answers that fail in a row before the walk gives up: one broken record is a record
 # error, but a source that fails every detail call is down, and the run should say so.
@@ -106,6 +114,7 @@ class Walk:
         self.oldest_failed: datetime | None = None
         self.held_at_start = False
         self.failures_in_a_row = 0
+        self._lock = threading.Lock()  # detail reads may report from several threads
 
     def saw(self, stamps: Iterable[datetime | None]) -> None:
         self.newest = _latest(self.newest, *stamps)
@@ -118,16 +127,19 @@ class Walk:
             self.oldest_failed = _earliest(self.oldest_failed, stamp)
 
     def detail_read(self) -> None:
-        self.failures_in_a_row = 0
+        with self._lock:
+            self.failures_in_a_row = 0
 
     def detail_failed(
         self, error: SyncError, external_id: str, call: str, listed: Any
     ) -> RecordFailure:
         """A detail call that failed after its retries: a record error, unless the source is
         failing as a whole (auth, throttling, network, or many details in a row)."""
-        self.failures_in_a_row += 1
+        with self._lock:
+            self.failures_in_a_row += 1
+            in_a_row = self.failures_in_a_row
         record_level = error.category in (Category.SERVER, Category.SOURCE_DATA)
-        if not record_level or self.failures_in_a_row >= MAX_DETAIL_FAILURES_IN_A_ROW:
+        if not record_level or in_a_row >= MAX_DETAIL_FAILURES_IN_A_ROW:
             raise error
         return RecordFailure(
             external_id,
@@ -156,20 +168,74 @@ def changed_pages(
     complete: bool,
     budget: Budget | None = None,
     stop_after: Callable[[], bool] | None = None,
+    concurrency: int = 1,
 ) -> Iterator[Page]:
     """The walk over `pages` (lists of raw rows). `read(row, walk)` turns a changed row into its
     record. `complete` says whether the pages list every record the source has (no change
     filter), so `listed` can serve reconciliation and delete detection; `stop_after()` ends a
     walk early after a page (a newest-first list that has passed the cursor), which makes the
-    listing incomplete. The last page carries the final cursor."""
+    listing incomplete. `concurrency`: reads in flight at once. The last page carries the final
+    cursor."""
     stopped_early = False
-    for rows in pages:
-        yield from _changed_page(stream, rows, read, walk, versions, listed, budget)
-        if stop_after is not None and stop_after():
-            stopped_early = True
-            break
+    pool = ThreadPoolExecutor(concurrency, "detail-read") if concurrency > 1 else None
+    with pool or nullcontext():
+        reader = _Reader(pool, concurrency, budget)
+        for rows in pages:
+            yield from _changed_page(stream, rows, read, walk, versions, listed, reader)
+            if stop_after is not None and stop_after():
+                stopped_early = True
+                break
     listed.complete = complete and not stopped_early
     yield Page([], [], cursor=walk.cursor())
+
+
+class _Stopped(Exception):
+    """The budget said stop before the next read; the reads in flight were handed over."""
+
+    def __init__(self, error: SyncError) -> None:
+        self.error = error
+
+
+@dataclass
+class _Reader:
+    """Reads changed rows in list order, up to `width` at once when given a pool."""
+
+    pool: ThreadPoolExecutor | None
+    width: int
+    budget: Budget | None
+
+    def outcomes(self, changed: list, read_one: Callable[[str], ReadOutcome]) -> Iterator[tuple]:
+        """(item, outcome) per `(external_id, stamp)` item, in order. The budget is asked
+        before each read; when it says stop with reads in flight, they are finished and it is
+        asked again; a stop then raises `_Stopped`."""
+        in_flight: deque[tuple[Any, Future]] = deque()
+        try:
+            for item in changed:
+                stop = self._stop(len(in_flight))
+                if stop is not None and in_flight:  # maybe: the answers in flight tell
+                    yield from _finished(in_flight)
+                    stop = self._stop(0)
+                if stop is not None:
+                    raise _Stopped(stop)
+                if self.pool is None:
+                    yield item, read_one(item[0])
+                    continue
+                in_flight.append((item, self.pool.submit(read_one, item[0])))
+                if len(in_flight) >= self.width:
+                    yield from _finished(in_flight, keep=self.width - 1)
+            yield from _finished(in_flight)
+        finally:
+            for _, future in in_flight:  # a failure stops the walk: reads not started never are
+                future.cancel()
+
+    def _stop(self, in_flight: int) -> SyncError | None:
+        return self.budget(in_flight) if self.budget else None
+
+
+def _finished(in_flight: deque, keep: int = 0) -> Iterator[tuple]:
+    while len(in_flight) > keep:
+        item, future = in_flight.popleft()
+        yield item, future.result()
 
 
 def _changed_page(
@@ -179,7 +245,7 @@ def _changed_page(
     walk: Walk,
     versions: VersionsLookup,
     listed: Listing,
-    budget: Budget | None,
+    reader: _Reader,
 ) -> Iterator[Page]:
     valid, failures = valid_rows(rows, stream.id_field)
     for failure in failures:
@@ -189,26 +255,30 @@ def _changed_page(
         listed.totals[external_id] = stream.row_total(row)
     stamps = {external_id: stream.row_version(row) for external_id, row in by_id.items()}
     known = versions(stream.entity, list(stamps))
+    changed = [  # what the warehouse does not hold in this version
+        (external_id, stamp)
+        for external_id, stamp in stamps.items()
+        if stamp is None or known.get(external_id) != stamp
+    ]
     records: list[Record] = []
     deleted: list[str] = []
-    for external_id, stamp in stamps.items():
-        if stamp is not None and known.get(external_id) == stamp:
-            continue  # the warehouse already holds this version
-        stop = budget() if budget else None
-        if stop is not None:
-            yield Page(records, failures, deleted=deleted)  # keep what was read
-            raise stop
-        outcome = read(by_id[external_id], walk)
-        if isinstance(outcome, RecordFailure):
-            failures.append(outcome)
-            walk.hold(stamp)
-        elif isinstance(outcome, Tombstone):
-            deleted.append(outcome.external_id)
-            listed.totals.pop(external_id, None)
-        elif outcome is not None:
-            records.append(outcome)
-        else:
-            listed.totals.pop(external_id, None)  # deleted since it was listed
+    try:
+        for (external_id, stamp), outcome in reader.outcomes(
+            changed, lambda external_id: read(by_id[external_id], walk)
+        ):
+            if isinstance(outcome, RecordFailure):
+                failures.append(outcome)
+                walk.hold(stamp)
+            elif isinstance(outcome, Tombstone):
+                deleted.append(outcome.external_id)
+                listed.totals.pop(external_id, None)
+            elif outcome is not None:
+                records.append(outcome)
+            else:
+                listed.totals.pop(external_id, None)  # deleted since it was listed
+    except _Stopped as stopped:
+        yield Page(records, failures, deleted=deleted)  # keep what was read
+        raise stopped.error from None
     walk.saw(stamps.values())
     cursor = walk.cursor() if stream.commit == "per_page" else None
     yield Page(records, failures, cursor=cursor, deleted=deleted)

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from hub_pipelines.connectors.errors import Category
-from hub_pipelines.connectors.http import Failure, body_excerpt, parse_retry_after
+from hub_pipelines.connectors.http import Failure, body_excerpt, json_body, parse_retry_after
 from hub_pipelines.connectors.oauth import token_response_check
 
 SYSTEM = "quickbooks"
@@ -414,7 +414,7 @@ def token_check(response: httpx.Response) -> Failure | None:
     if response.status_code == 429 or response.status_code >= 500:
         return None
     try:
-        body = response.json()
+        body = json_body(response)
     except ValueError:
         body = None
     error = _text(body.get("error")) if isinstance(body, Mapping) else None
@@ -470,7 +470,7 @@ def _first_code(faults: list[Fault]) -> str | None:
 
 def _is_json(response: httpx.Response) -> bool:
     try:
-        response.json()
+        json_body(response)
     except ValueError:
         return False
     return True

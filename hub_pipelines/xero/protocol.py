@@ -31,7 +31,7 @@ from urllib.parse import unquote
 import httpx
 
 from hub_pipelines.connectors.errors import Category
-from hub_pipelines.connectors.http import Failure, body_excerpt, parse_retry_after
+from hub_pipelines.connectors.http import Failure, body_excerpt, json_body, parse_retry_after
 from hub_pipelines.connectors.oauth import token_response_check
 
 SYSTEM = "xero"
@@ -335,7 +335,7 @@ def _problem_detail(response: httpx.Response) -> str | None:
 
 def _json_object(response: httpx.Response) -> dict[str, Any] | None:
     try:
-        body = response.json()
+        body = json_body(response)
     except (ValueError, UnicodeDecodeError):
         return None
     return body if isinstance(body, dict) else None

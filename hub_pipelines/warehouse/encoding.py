@@ -1,0 +1,133 @@
+"""Canonical records as the loader's COPY sends them, each with a fingerprint of its content.
+
+A record is encoded once per load: its row (the raw payload as JSON text, written by orjson once
+for both the COPY and the fingerprint), its lines' rows, and a blake2b fingerprint of all of it
+(the values' `repr`s and the raw payloads' JSON).
+The loader compares fingerprints with the warehouse's to skip unchanged records before they cost
+a staging write, and screens only what it is about to write for values PostgreSQL would refuse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from decimal import Decimal
+from hashlib import blake2b
+from operator import attrgetter
+
+import orjson
+
+from hub_pipelines.canonical import (
+    CURRENCY_CODE,
+    INTEGER_DIGITS,
+    MONEY_INTEGER_DIGITS,
+    UNSTORABLE,
+    Customer,
+    Invoice,
+    InvoiceLine,
+    column_names,
+)
+
+# A NUL inside a raw payload reaches the JSON text escaped; PostgreSQL's jsonb refuses it.
+ESCAPED_NUL = "\\u0000"
+
+
+@dataclass(slots=True)
+class EncodedRecord:
+    """One record as sent: its row (fingerprint last) and its lines' rows (the run id is added
+    when they are sent: it is no part of the content)."""
+
+    record: Customer | Invoice
+    row: tuple
+    lines: list[tuple]
+
+    @property
+    def external_id(self) -> str:
+        return self.record.external_id
+
+    @property
+    def fingerprint(self) -> bytes:
+        return self.row[-1]
+
+
+class _Shape:
+    """Where one record type's values sit in its row: the raw payload, the texts, the numbers
+    (with the digits before the point their column holds)."""
+
+    def __init__(self, record_type: type, offset: int) -> None:
+        names = column_names(record_type)
+        kinds = {f.name: str(f.type) for f in fields(record_type)}
+        self.raw = names.index("raw")
+        self.before_raw, self.after_raw = attrgetter(*names[: self.raw]), names[self.raw + 1 :]
+        self.after_raw = attrgetter(*self.after_raw)
+        self.raw_index = offset + self.raw
+        self.texts = [
+            offset + i
+            for i, name in enumerate(names)
+            if kinds[name].startswith("str") and name != "raw"
+        ]
+        self.numbers = [
+            (offset + i, INTEGER_DIGITS.get(name, MONEY_INTEGER_DIGITS))
+            for i, name in enumerate(names)
+            if "Decimal" in kinds[name]
+        ]
+
+    def encoded(self, record, prefix: tuple, fingerprint) -> tuple:
+        """The row as sent; the fingerprint takes in its values and raw payload as they go."""
+        before, after = _tuple(self.before_raw(record)), _tuple(self.after_raw(record))
+        raw = orjson.dumps(record.raw, default=str, option=orjson.OPT_NON_STR_KEYS)
+        fingerprint.update(raw)
+        fingerprint.update(str((before, after)).encode())
+        return prefix + before + (raw.decode(),) + after
+
+    def suspect(self, row: tuple) -> bool:
+        """Whether the row may hold what the warehouse refuses (a cheap screen: the canonical
+        `storage_problem` then names the field). The raw payload's JSON text holds neither a
+        bare NUL nor a lone surrogate (orjson escapes the one and refuses the other)."""
+        if ESCAPED_NUL in row[self.raw_index]:
+            return True
+        for index in self.texts:
+            text = row[index]
+            if text is not None and UNSTORABLE.search(text):
+                return True
+        return any(
+            isinstance(row[index], Decimal) and row[index].adjusted() >= digits
+            for index, digits in self.numbers
+        )
+
+
+def _tuple(values) -> tuple:
+    """attrgetter gives a bare value for a single name."""
+    return values if isinstance(values, tuple) else (values,)
+
+
+class RecordEncoder:
+    """Encodes the records of one (tenant, system) and entity for the loader."""
+
+    def __init__(self, tenant_id: str, system: str, record_type: type) -> None:
+        self.tenant_id, self.system = tenant_id, system
+        self.record = _Shape(record_type, offset=2)  # after tenant_id, system
+        self.line = _Shape(InvoiceLine, offset=3)  # after tenant_id, system, invoice id
+
+    def encode(self, record) -> EncodedRecord | None:
+        """The record as sent, or None when its raw payload cannot be JSON for PostgreSQL (a
+        lone surrogate: orjson refuses it)."""
+        fingerprint = blake2b(digest_size=16)
+        try:
+            row = self.record.encoded(record, (self.tenant_id, self.system), fingerprint)
+            lines = [
+                self.line.encoded(
+                    line, (self.tenant_id, self.system, record.external_id), fingerprint
+                )
+                for line in getattr(record, "lines", ())
+            ]
+        except orjson.JSONEncodeError:
+            return None
+        return EncodedRecord(record, row + (fingerprint.digest(),), lines)
+
+    def suspect(self, encoded: EncodedRecord) -> bool:
+        currency = encoded.record.currency
+        return (
+            (currency is not None and not CURRENCY_CODE.fullmatch(currency))
+            or self.record.suspect(encoded.row)
+            or any(self.line.suspect(line) for line in encoded.lines)
+        )
