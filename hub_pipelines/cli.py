@@ -89,7 +89,15 @@ def cmd_db_start(args: argparse.Namespace) -> None:
     if db.configured_url():
         raise CliError("an external database is configured (HUB_DATABASE_URL / DATABASE_HOST)")
     db.start_embedded()
+    tcp = db.embedded_tcp_address()
+    tcp_text = f" and on TCP {tcp.host}:{tcp.port} (passwords required)" if tcp else " only"
     print(f"embedded PostgreSQL running, data in {db.embedded_data_dir()}")
+    print(f"listening on its Unix socket{tcp_text}")
+    if db.embedded_listen() != tcp:
+        print(
+            "note: the running server listens as it was started; `hub db stop` then `hub db "
+            f"start` applies the current {db.LISTEN_VARIABLE}"
+        )
 
 
 def cmd_db_stop(args: argparse.Namespace) -> None:
@@ -390,6 +398,59 @@ def _set_state(verb: str) -> Callable[[argparse.Namespace], None]:
             print(_partition_note(args.tenant, args.system, add=False))
 
     return command
+
+
+# --- analysts ---------------------------------------------------------------------------------
+
+
+def cmd_analysts_grant(args: argparse.Namespace) -> None:
+    from hub_pipelines.warehouse import analyst_access
+
+    print("\n".join(analyst_access.grant_report(analyst_access.grant(args.role, args.tenant))))
+
+
+def cmd_analysts_revoke(args: argparse.Namespace) -> None:
+    from hub_pipelines.warehouse import analyst_access
+
+    tenants = analyst_access.revoke(args.role)
+    print(f"analyst role {args.role} dropped; it read tenants {', '.join(tenants) or 'none'}")
+
+
+def cmd_analysts_list(args: argparse.Namespace) -> None:
+    from hub_pipelines.warehouse import analyst_access
+
+    print("\n".join(analyst_access.list_report(analyst_access.list_roles())))
+
+
+# --- retention --------------------------------------------------------------------------------
+
+
+def cmd_retention_run(args: argparse.Namespace) -> None:
+    """What `retention_job` does, from here: for a dry run, or a run outside the schedule."""
+    from datetime import UTC, datetime
+
+    from hub_pipelines.retention import archive
+    from hub_pipelines.warehouse import db
+
+    try:
+        given = {name: getattr(args, name) for name in archive.ENV_VARIABLES}
+        policy = archive.resolve_policy(given)
+    except ValueError as exc:
+        raise CliError(exc) from None
+    with archive.connect(db.database_url()) as conn:
+        try:
+            results = archive.run_retention(
+                conn, policy, datetime.now(UTC), dry_run=args.dry_run, log=print
+            )
+        except archive.RetentionError as exc:
+            raise CliError(exc) from None
+    verb = "would take" if args.dry_run else "took"
+    for result in results:
+        print(
+            f"{result.step.name}: {verb} {result.rows} row(s) older than "
+            f"{result.cutoff:%Y-%m-%d %H:%M} UTC in {result.batches} batch(es) of "
+            f"{policy.batch_size}"
+        )
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -774,6 +835,30 @@ def build_parser() -> argparse.ArgumentParser:
         _tenant_system(sub)
         sub.set_defaults(func=cmd_tenants_show if verb == "show" else _set_state(verb))
 
+    analysts_parser = groups.add_parser(
+        "analysts", help="read-only database roles for analysts, each seeing only its tenants"
+    )
+    analysts = analysts_parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    grant = analysts.add_parser(
+        "grant",
+        help="create or update a read-only login role; prints its URL with a new password",
+        description="Makes ROLE a read-only login role of schema accounting that sees the given "
+        "tenants' rows only (exactly those: a tenant left out is taken away), with a new "
+        "password every time; the last line printed is its connection URL with the password. "
+        "See docs/analysts.md.",
+    )
+    grant.add_argument("role", help="login role name, e.g. acme_analyst")
+    grant.add_argument(
+        "--tenant", action="append", required=True, help="a tenant it reads (repeat for more)"
+    )
+    grant.set_defaults(func=cmd_analysts_grant)
+    revoke = analysts.add_parser("revoke", help="drop an analyst role made by `grant`")
+    revoke.add_argument("role", help="login role name")
+    revoke.set_defaults(func=cmd_analysts_revoke)
+    analysts.add_parser("list", help="analyst roles and their tenants").set_defaults(
+        func=cmd_analysts_list
+    )
+
     errors_parser = groups.add_parser("errors", help="the sync error table")
     errors = errors_parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     listing = errors.add_parser("list", help="open errors, newest first")
@@ -794,6 +879,29 @@ def build_parser() -> argparse.ArgumentParser:
         if verb == "resolve":
             sub.add_argument("--note", default="resolved by hand", help="why it is resolved")
         sub.set_defaults(func=func)
+
+    retention_parser = groups.add_parser(
+        "retention", help="archive old sync logs and resolved errors, delete very old archived ones"
+    )
+    retention = retention_parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    retention_run = retention.add_parser(
+        "run",
+        help="what the daily retention_job does, now",
+        description="Moves sync logs and resolved errors older than the archive age to the "
+        "archive tables and deletes archived rows older than the deletion age, in batches "
+        "(docs/operations.md, Retention and archive). Unset options: HUB_RETENTION_* or the "
+        "defaults 365, 730, 5000.",
+    )
+    retention_run.add_argument(
+        "--dry-run", action="store_true", help="count what each step would take; change nothing"
+    )
+    for option, limit, text in [
+        ("--archive-after-days", 36_500, "archive rows older than this (default 365)"),
+        ("--delete-after-days", 36_500, "delete archived rows older than this (default 730)"),
+        ("--batch-size", 100_000, "rows per transaction (default 5000)"),
+    ]:
+        retention_run.add_argument(option, type=whole_number(1, limit), help=text)
+    retention_run.set_defaults(func=cmd_retention_run)
 
     sync = groups.add_parser(
         "sync",
@@ -912,12 +1020,14 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from hub_pipelines.imports.error_log import ErrorNotFound
     from hub_pipelines.tenants.models import TenantConfigError
     from hub_pipelines.vault import VaultError
+    from hub_pipelines.warehouse.analyst_access import AnalystAccessError
     from hub_pipelines.warehouse.backup import BackupError
     from hub_pipelines.warehouse.db import DatabaseConfigError
     from hub_pipelines.warehouse.migrations import MigrationError
 
     return (
         CliError,
+        AnalystAccessError,
         BackupError,
         TenantConfigError,
         VaultError,

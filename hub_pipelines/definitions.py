@@ -3,11 +3,7 @@
 import dagster as dg
 
 from hub_pipelines import settings
-from hub_pipelines.analytics.assets import (
-    analytics_refresh_sensor,
-    customer_directory,
-    gst_sales_summary,
-)
+from hub_pipelines.analytics.assets import ANALYTICS_ASSETS, analytics_refresh_sensor
 from hub_pipelines.imports.assets import IMPORT_JOBS, all_import_assets
 from hub_pipelines.imports.freshness import freshness_sensor
 from hub_pipelines.imports.run_health import run_health_sensor
@@ -15,6 +11,7 @@ from hub_pipelines.imports.schedules import import_schedules
 from hub_pipelines.imports.sensors import import_failure_sensor, import_retry_sensor
 from hub_pipelines.landing.sensors import landing_sensor
 from hub_pipelines.resources import VaultResource, WarehouseResource
+from hub_pipelines.retention.jobs import retention_daily, retention_job
 from hub_pipelines.systems import connector_resources
 from hub_pipelines.tenants.sensors import tenant_registry_sensor
 
@@ -22,9 +19,9 @@ from hub_pipelines.tenants.sensors import tenant_registry_sensor
 settings.load_local_env()
 
 defs = dg.Definitions(
-    assets=[*all_import_assets(), gst_sales_summary, customer_directory],
-    jobs=IMPORT_JOBS,
-    schedules=import_schedules,
+    assets=[*all_import_assets(), *ANALYTICS_ASSETS],
+    jobs=[*IMPORT_JOBS, retention_job],
+    schedules=[*import_schedules, retention_daily],
     sensors=[
         tenant_registry_sensor,
         import_failure_sensor,

@@ -154,23 +154,18 @@ def print_summary(url: str, result: dg.ExecuteInProcessResult) -> None:
 def print_gst_summary(url: str) -> None:
     with db.connect(url) as conn:
         rows = conn.execute(
-            "SELECT fiscal_year, currency, sum(invoices), sum(taxable_amount), sum(cgst), "
-            "sum(sgst), sum(igst) FROM accounting.gst_sales_summary WHERE tenant_id = %s "
-            "GROUP BY 1, 2 ORDER BY 1, sum(invoices) DESC, 2",
+            "SELECT fiscal_year, currency, sum(taxable_amount), sum(cgst), sum(sgst), sum(igst) "
+            "FROM accounting.gst_sales_summary WHERE tenant_id = %s "
+            "GROUP BY 1, 2 ORDER BY 1, sum(taxable_amount) DESC, 2",
             (DEMO_TENANT,),
         ).fetchall()
     print(
         "\nGST sales by fiscal year and currency (accounting.gst_sales_summary; "
         "amounts in the row's currency, not converted):"
     )
-    print(
-        f"  {'FY':8} {'currency':8} {'invoices':>8} {'taxable':>16} {'CGST':>14} {'SGST':>14} "
-        f"{'IGST':>14}"
-    )
-    for fy, currency, count, taxable, cgst, sgst, igst in rows:
-        print(
-            f"  {fy:8} {currency:8} {count:>8} {taxable:>16,} {cgst:>14,} {sgst:>14,} {igst:>14,}"
-        )
+    print(f"  {'FY':8} {'currency':8} {'taxable':>16} {'CGST':>14} {'SGST':>14} {'IGST':>14}")
+    for fy, currency, taxable, cgst, sgst, igst in rows:
+        print(f"  {fy:8} {currency:8} {taxable:>16,} {cgst:>14,} {sgst:>14,} {igst:>14,}")
 
 
 def print_next_steps(port: int) -> None:

@@ -42,7 +42,7 @@ def test_one_pair_of_assets_per_system_partitioned_by_that_systems_tenants():
     }
     assert set(TENANT_PARTITIONS) == set(SYSTEMS)
     assert len({p.name for p in TENANT_PARTITIONS.values()}) == len(SYSTEMS)
-    views = {dg.AssetKey("gst_sales_summary"), dg.AssetKey("customer_directory")}
+    views = {dg.AssetKey("gst_sales_summary"), dg.AssetKey("customer_360")}
     for view in views:  # the analyst views depend on every system's imports
         assert {k.path[0] for k in graph.get(view).parent_keys} == set(AVAILABLE)
 

@@ -43,6 +43,10 @@ def test_upgrade_on_empty_database_creates_every_table_and_second_run_is_a_noop(
         "hub.accounting_sync_errors",
         "hub.sync_state",
         "hub.landed_files",
+        "hub.accounting_sync_logs_archive",  # 0011
+        "hub.accounting_sync_errors_archive",  # 0011
+        "hub.analyst_grants",  # 0012
+        "hub.analyst_roles",  # 0013
         "accounting.customers",
         "accounting.invoices",
         "accounting.invoice_lines",

@@ -3,9 +3,13 @@
 Syncs run in Dagster's run workers, not in this service, and several replicas may answer scrapes:
 counters kept in memory would count only what one process saw. So every value is read, when
 scraped, from the audit trail every sync writes (`hub.accounting_sync_logs`,
-`hub.accounting_sync_errors`) and from the Dagster instance's run queue; any replica answers the
-same. The counters follow the rows: a sync is counted once it has finished (a running sync
-shows in `accounting_sync_running`), and deleting audit rows lowers them.
+`hub.accounting_sync_errors`), from the tenant configs (`hub.accounting_configs`) and from the
+Dagster instance's run queue; any replica answers the same. The counters follow the rows: a sync
+is counted once it has finished (a running sync shows in `accounting_sync_running`), and deleting
+audit rows lowers them.
+
+What `deploy/prometheus/alerts.yml` and `deploy/grafana/accounting-hub.json` query is exported
+here (hub_pipelines_tests/service/test_dashboards.py checks every name against a scrape).
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from hub_pipelines.service.health import queued_run_count
+from hub_pipelines.imports.checks import FREQUENCY_INTERVALS
+from hub_pipelines.service.health import dagster_instance, queued_run_count
 from hub_pipelines.service.security import log
+from hub_pipelines.tenants.models import SyncConfig
 from hub_pipelines.warehouse import db
 
 # Imports take seconds to an hour: finer buckets below a second would be empty.
@@ -51,6 +57,40 @@ _RECORDS = """
 _LAST_SUCCESS = """
     SELECT tenant_id, system, extract(epoch FROM max(completed_at)) FROM hub.accounting_sync_logs
     WHERE status = 'success' GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+
+# Only enabled configs: a paused or removed tenant is neither failing nor stale.
+_LIVE_CONFIG = "c.is_enabled AND c.deleted_at IS NULL"
+_CONSECUTIVE_FAILURES = f"""
+    SELECT tenant_id, system, consecutive_failures FROM hub.accounting_configs c
+    WHERE {_LIVE_CONFIG} ORDER BY 1, 2
+"""
+# An open run-level AUTH failure that no passing connection test has followed: the stored
+# credentials were rejected, and neither `hub tenants add` nor the browser reconnection (both
+# test the new credentials) has replaced them since. A later success resolves the error too.
+_RECONNECT_NEEDED = f"""
+    SELECT c.tenant_id, c.system, EXISTS (
+        SELECT 1 FROM hub.accounting_sync_errors e
+        WHERE e.config_id = c.id AND e.scope = 'run' AND e.category = 'AUTH' AND NOT e.resolved
+          AND (c.last_connection_status IS DISTINCT FROM 'ok'
+               OR c.last_connection_test IS NULL OR c.last_connection_test < e.updated_at))
+    FROM hub.accounting_configs c WHERE {_LIVE_CONFIG} ORDER BY 1, 2
+"""
+# What the `fresh` check measures (imports/freshness.py): the last successful or partial sync of
+# each entity of an enabled config, else its registration. One pass over the logs, not one per
+# config: a scrape comes every 30-60 s.
+_IMPORT_AGES = f"""
+    WITH last AS (
+        SELECT config_id, entity_type, max(completed_at) AS finished
+        FROM hub.accounting_sync_logs WHERE status IN ('success', 'partial') GROUP BY 1, 2
+    )
+    SELECT c.tenant_id, c.system, c.sync_config, e.entity,
+           extract(epoch FROM now() - coalesce(last.finished, c.created_at))
+    FROM hub.accounting_configs c
+    CROSS JOIN (VALUES ('customers'), ('invoices')) AS e (entity)
+    LEFT JOIN last ON last.config_id = c.id AND last.entity_type = e.entity
+    WHERE {_LIVE_CONFIG} ORDER BY 1, 2, 4
 """
 
 
@@ -85,9 +125,10 @@ class SyncLogCollector(Collector):
             yield self._durations(conn.execute(_durations_sql(DURATION_BUCKETS)).fetchone())
             yield self._records(conn.execute(_RECORDS).fetchall())
             yield self._last_success(conn.execute(_LAST_SUCCESS).fetchall())
-        queue = self._queue()
-        if queue is not None:
-            yield queue
+            yield self._consecutive_failures(conn.execute(_CONSECUTIVE_FAILURES).fetchall())
+            yield self._reconnect_needed(conn.execute(_RECONNECT_NEEDED).fetchall())
+            yield from self._import_ages(conn.execute(_IMPORT_AGES).fetchall())
+        yield from self._dagster()
 
     @staticmethod
     def _syncs(rows) -> Metric:
@@ -158,22 +199,83 @@ class SyncLogCollector(Collector):
         return metric
 
     @staticmethod
-    def _queue() -> Metric | None:
-        """Left out of the scrape (and logged) when the Dagster instance does not answer: a
-        missing series alerts as absent, where a made-up 0 would read as an empty queue."""
+    def _consecutive_failures(rows) -> Metric:
+        metric = GaugeMetricFamily(
+            "accounting_consecutive_failures",
+            "Failed import runs of an enabled config since its last success (reset by a success).",
+            labels=["tenant", "system"],
+        )
+        for tenant, system, failures in rows:
+            metric.add_metric([tenant, system], failures)
+        return metric
+
+    @staticmethod
+    def _reconnect_needed(rows) -> Metric:
+        metric = GaugeMetricFamily(
+            "accounting_reconnect_needed",
+            "1 while an enabled config's credentials were rejected (an open AUTH failure) and "
+            "no passing connection test followed; 0 otherwise.",
+            labels=["tenant", "system"],
+        )
+        for tenant, system, needed in rows:
+            metric.add_metric([tenant, system], int(needed))
+        return metric
+
+    @staticmethod
+    def _import_ages(rows) -> Iterator[Metric]:
+        labels = ["tenant", "system", "entity"]
+        ages = GaugeMetricFamily(
+            "accounting_import_age_seconds",
+            "Seconds since the last successful (or partial) import of an enabled config's entity "
+            "finished; since the config was registered while there has been none.",
+            labels=labels,
+        )
+        intervals = GaugeMetricFamily(
+            "accounting_import_interval_seconds",
+            "The schedule period of an enabled config's entity (sync_config "
+            "<entity>_frequency); absent for manual.",
+            labels=labels,
+        )
+        for tenant, system, sync_config, entity, age in rows:
+            sync = SyncConfig.model_validate(sync_config)
+            if entity not in sync.entities:
+                continue
+            ages.add_metric([tenant, system, entity], float(age))
+            interval = FREQUENCY_INTERVALS.get(getattr(sync, f"{entity}_frequency"))
+            if interval is not None:
+                intervals.add_metric([tenant, system, entity], interval.total_seconds())
+        yield ages
+        yield intervals
+
+    @staticmethod
+    def _dagster() -> Iterator[Metric]:
+        """The run queue and the daemon's heartbeats, left out of the scrape (and logged) when
+        the Dagster instance does not answer: a missing series alerts as absent, where a made-up
+        0 would read as an empty queue. A queue read from an instance no daemon has ever beaten
+        in (a DAGSTER_HOME that is not the deployment's) has no heartbeat series beside it."""
         try:
             queued = queued_run_count()
+            heartbeats = dagster_instance().get_daemon_heartbeats()
         except Exception as exc:
             log.warning(
-                "accounting_queue_size left out: Dagster instance unreachable (%s)",
+                "accounting_queue_size and the daemon heartbeats left out: Dagster instance "
+                "unreachable (%s)",
                 type(exc).__name__,
             )
-            return None
-        metric = GaugeMetricFamily(
+            return
+        queue = GaugeMetricFamily(
             "accounting_queue_size", "Runs waiting to start in the Dagster instance."
         )
-        metric.add_metric([], queued)
-        return metric
+        queue.add_metric([], queued)
+        yield queue
+        beats = GaugeMetricFamily(
+            "accounting_dagster_daemon_heartbeat_timestamp",
+            "Unix time of the last heartbeat of each Dagster daemon in the instance read.",
+            labels=["daemon"],
+        )
+        for daemon, heartbeat in sorted(heartbeats.items()):
+            beats.add_metric([daemon], heartbeat.timestamp)
+        yield beats
 
 
 def _bound(bucket: float) -> str:

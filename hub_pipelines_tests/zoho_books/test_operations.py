@@ -12,14 +12,10 @@ import dagster as dg
 import pytest
 
 from hub_pipelines import cli
-from hub_pipelines.analytics.assets import (
-    analytics_refresh_sensor,
-    customer_directory,
-    gst_sales_summary,
-)
+from hub_pipelines.analytics.assets import ANALYTICS_ASSETS, analytics_refresh_sensor
 from hub_pipelines.definitions import defs
 from hub_pipelines.imports.freshness import freshness_sensor, staleness
-from hub_pipelines.imports.schedules import import_schedules
+from hub_pipelines.imports.schedules import import_schedules, import_time
 from hub_pipelines.resources import VaultResource, WarehouseResource
 from hub_pipelines.vault import generate_key
 from hub_pipelines.zoho_books.connector import ZohoBooksResource
@@ -213,7 +209,9 @@ def test_the_views_are_refreshed_after_a_scheduled_import_even_one_landing_mid_r
     schedule = next(s for s in import_schedules if s.name == "zoho_books_imports_daily")
     with dg.build_schedule_context(  # closed again: it opens an instance of its own
         instance=zoho.instance,
-        scheduled_execution_time=datetime(2026, 11, 26, tzinfo=ZoneInfo("Asia/Kolkata")),
+        scheduled_execution_time=import_time(  # the tenant's minute of the day
+            "zoho_books", TENANT, "daily", datetime(2026, 11, 26, tzinfo=ZoneInfo("Asia/Kolkata"))
+        ),
         resources={"warehouse": WarehouseResource(database_url=zoho.warehouse_url)},
         repository_def=defs.get_repository_def(),
     ) as context:
@@ -221,23 +219,28 @@ def test_the_views_are_refreshed_after_a_scheduled_import_even_one_landing_mid_r
     assert run_request(zoho, request).success
     tick = _views_tick(zoho, None)
     (refresh,) = tick.run_requests
-    assert refresh.asset_selection == [dg.AssetKey("customer_directory")]  # what customers feed
+    assert refresh.asset_selection == [  # what customers feed (sorted)
+        dg.AssetKey(view)
+        for view in ("customer_360", "gst_sales_summary", "receivables_ageing", "sync_health")
+    ]
 
     assert zoho.materialize(invoices).success  # lands while that refresh would be running
     later = _views_tick(zoho, tick.cursor)
     (again,) = later.run_requests
-    assert again.asset_selection == [dg.AssetKey("gst_sales_summary")]
+    assert again.asset_selection == [
+        dg.AssetKey(view) for view in ("gst_sales_summary", "receivables_ageing", "sync_health")
+    ]
     assert isinstance(_views_tick(zoho, later.cursor), dg.SkipReason)  # each import once
 
     views = dg.materialize(
-        [gst_sales_summary, customer_directory],
+        ANALYTICS_ASSETS,
         selection=again.asset_selection,
         instance=zoho.instance,
         resources=zoho.resources,
     )
     assert views.success
-    assert zoho.scalar("SELECT sum(invoices) FROM accounting.gst_sales_summary") == zoho.scalar(
-        "SELECT count(*) FROM accounting.invoices WHERE status <> 'void'"
+    assert zoho.scalar("SELECT sum(taxable_amount) FROM accounting.gst_sales_summary") == (
+        zoho.scalar("SELECT sum(taxable_amount) FROM accounting.invoices WHERE status <> 'void'")
     )
     sensor = next(s for s in defs.sensors if s.name == "analytics_refresh_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING  # nobody switches it on

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from hub_pipelines import cli
+from hub_pipelines.analytics.assets import VIEWS
 from hub_pipelines.zoho_books.demo_organisation import SIMULATOR_INFO_PATH
 from hub_pipelines_tests.conftest import empty_tables
 from hub_pipelines_tests.dagster_webserver import (
@@ -265,7 +266,7 @@ def test_the_analyst_views_refresh_after_imports_with_only_the_defaults_running(
 
 def _view_run_records(hub) -> list:
     """Runs that refreshed the views and that no person or command launched."""
-    views = {dg.AssetKey("gst_sales_summary"), dg.AssetKey("customer_directory")}
+    views = {dg.AssetKey(view) for view in VIEWS}
     return [
         record
         for record in hub.instance.get_run_records(limit=200)
