@@ -9,7 +9,7 @@ import pytest
 
 from hub_pipelines import cli
 from hub_pipelines.definitions import defs
-from hub_pipelines.imports.schedules import import_schedules
+from hub_pipelines.imports.schedules import import_schedules, import_time
 from hub_pipelines.imports.sensors import import_failure_sensor
 from hub_pipelines.resources import WarehouseResource
 from hub_pipelines_tests.zoho_books.conftest import (
@@ -87,32 +87,42 @@ def _schedule_requests(zoho, name: str, when: datetime) -> list[dg.RunRequest]:
     return _schedule_tick(zoho, name, when).run_requests or []
 
 
+def _due(frequency: str, day: datetime) -> datetime:
+    """The minute the tenant's FREQUENCY imports are due in the period starting at DAY (the
+    schedules stagger tenants over each period; test_schedules.py covers the stagger)."""
+    return import_time("zoho_books", TENANT, frequency, day)
+
+
 def test_schedules_request_one_run_per_enabled_config_and_entity(zoho):
     midnight = datetime(2026, 11, 21, 0, 0, tzinfo=ZoneInfo("Asia/Kolkata"))
-    daily = _schedule_requests(zoho, "zoho_books_imports_daily", midnight)
-    six_hourly = _schedule_requests(zoho, "zoho_books_imports_every_6_hours", midnight)
+    daily = _schedule_requests(zoho, "zoho_books_imports_daily", _due("daily", midnight))
+    six_hourly = _schedule_requests(
+        zoho, "zoho_books_imports_every_6_hours", _due("every_6_hours", midnight)
+    )
     assert [(r.partition_key, r.asset_selection) for r in daily] == [
         (TENANT, [dg.AssetKey(["zoho_books", "customers"])])
     ]
     assert [(r.partition_key, r.asset_selection) for r in six_hourly] == [
         (TENANT, [dg.AssetKey(["zoho_books", "invoices"])])
     ]
-    again = _schedule_requests(zoho, "zoho_books_imports_daily", midnight)
+    again = _schedule_requests(zoho, "zoho_books_imports_daily", _due("daily", midnight))
     assert [r.run_key for r in again] == [
         r.run_key for r in daily
     ]  # a re-evaluated tick is idempotent
     assert _schedule_requests(zoho, "zoho_books_imports_hourly", midnight) == []
 
     zoho.registry.set_enabled(TENANT, "zoho_books", False)
-    assert _schedule_requests(zoho, "zoho_books_imports_daily", midnight) == []
+    assert _schedule_requests(zoho, "zoho_books_imports_daily", _due("daily", midnight)) == []
     schedule = next(s for s in import_schedules if s.name == "zoho_books_imports_every_6_hours")
-    assert schedule.cron_schedule == "0 */6 * * *" and schedule.execution_timezone == "Asia/Kolkata"
+    assert schedule.cron_schedule == "* * * * *" and schedule.execution_timezone == "Asia/Kolkata"
 
 
 def test_each_tick_of_a_schedule_requests_runs_of_its_own(zoho):
-    """Run keys name the tick: a schedule whose keys repeated would launch once, ever."""
+    """Run keys name the period: a schedule whose keys repeated would launch once, ever."""
     ist = ZoneInfo("Asia/Kolkata")
-    ticks = [datetime(2026, 11, 21, hour, 0, tzinfo=ist) for hour in (0, 6, 12)]
+    ticks = [
+        _due("every_6_hours", datetime(2026, 11, 21, hour, 0, tzinfo=ist)) for hour in (0, 6, 12)
+    ]
     keys = [
         [r.run_key for r in _schedule_requests(zoho, "zoho_books_imports_every_6_hours", tick)]
         for tick in ticks
@@ -120,13 +130,9 @@ def test_each_tick_of_a_schedule_requests_runs_of_its_own(zoho):
     assert [len(k) for k in keys] == [1, 1, 1]
     assert len({k[0] for k in keys}) == 3
     assert all(f"zoho_books:{TENANT}:invoices" in k[0] for k in keys)
-    next_day = _schedule_requests(
-        zoho, "zoho_books_imports_daily", datetime(2026, 11, 22, 0, 0, tzinfo=ist)
-    )
-    assert (
-        next_day[0].run_key
-        != _schedule_requests(zoho, "zoho_books_imports_daily", ticks[0])[0].run_key
-    )
+    days = [_due("daily", datetime(2026, 11, day, tzinfo=ist)) for day in (21, 22)]
+    first, second = (_schedule_requests(zoho, "zoho_books_imports_daily", day) for day in days)
+    assert first[0].run_key != second[0].run_key
 
 
 def test_a_tick_skips_what_it_cannot_import_and_says_when_it_requests_nothing(zoho):
@@ -134,7 +140,7 @@ def test_a_tick_skips_what_it_cannot_import_and_says_when_it_requests_nothing(zo
     # Listed before acme: another system's config is passed over by this system's schedule.
     busy = {"username": "u", "password": "p", "company_code": "Comp0001"}
     zoho.registry.add("aardvark", "busy", {"connection_config": busy, "sync_config": {}})
-    (request,) = _schedule_requests(zoho, "zoho_books_imports_daily", midnight)
+    (request,) = _schedule_requests(zoho, "zoho_books_imports_daily", _due("daily", midnight))
     assert (request.partition_key, request.tags["hub/trigger"]) == (TENANT, "schedule:daily")
     hourly = _schedule_tick(zoho, "zoho_books_imports_hourly", midnight)
     assert not hourly.run_requests
