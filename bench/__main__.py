@@ -1,234 +1,133 @@
-"""`make bench` (python -m bench): the loader and the import stream, measured against baselines.
+"""`make bench` (`python -m bench`): the hub against the COPY floor and a dlt pipeline, on the same
+data and the same PostgreSQL, and the figures of issue 12's table. bench/README.md explains each.
 
-1. Loader: canonical invoices (with lines) written page by page with COPY + merge, against a
-   baseline of row-by-row INSERT … ON CONFLICT (what a straightforward loader does), for a first
-   load and for a re-load of unchanged data.
-2. Memory: the peak Python allocation while importing N invoices end to end (simulator over
-   loopback → connector → loader) for two sizes; a page-bounded stream keeps the peak flat.
-3. Pacing: the gaps between the connector's API requests on the wire at Zoho's real limit of 100
-   requests a minute (≥ 0.6 s on average, none throttled), and how long the simulator takes to
-   generate 5,000 invoices. Timings are figures here, never assertions in the tests.
-4. API calls per run for a 20,000-invoice organisation next to the protocol's minimum
-   (`bench/api_calls.py`, also `python -m bench.api_calls` alone).
+    python -m bench                         # everything (hours on two cores)
+    python -m bench --only load --sizes 10000 --repeats 1
+    python -m bench --only e2e --systems xero,busy --sizes 10000
+    python -m bench --smoke                 # tiny sizes, one repeat, no results files
+    python -m bench --table bench/results/2026-11-26-vm.json   # a results file's table again
 
-`python -m bench.tally_file` (separately: it writes files of 20 to 200 MB) imports large Tally
-Day Book exports through the file drop's path and prints peak resident memory and time per size.
-
-Runs on a scratch database of the configured (or embedded) PostgreSQL, dropped afterwards.
+Each timed measurement runs in a fresh process (`bench.measure`), contenders interleaved within
+every repeat, on a scratch database of the configured (or embedded) PostgreSQL dropped at the
+end. The table is printed and, unless --smoke, written with the raw figures to
+bench/results/<UTC date>-<host>.{md,json}.
 """
 
 from __future__ import annotations
 
-import gc
-import time
-import tracemalloc
-import uuid
-from collections import deque
+import argparse
+import json
+import sys
+import traceback
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-import psycopg
-from psycopg.types.json import Jsonb
-from sqlalchemy.engine import make_url
+from bench import report
+from bench.database import scratch_database, server_version
+from bench.runner import REPOSITORY
+from bench.sections import RUNS, SECTIONS, SYSTEMS, Plan, say
 
-from hub_pipelines.canonical import Invoice, InvoiceLine, Page, column_names
-from hub_pipelines.connectors.loopback import LoopbackServer
-from hub_pipelines.connectors.oauth import InMemoryTokenStore, TokenSet
-from hub_pipelines.tenants.models import ZohoBooksConfig
-from hub_pipelines.warehouse import db, migrations
-from hub_pipelines.warehouse.loader import PartitionLoader, _values
-from hub_pipelines.zoho_books.connector import ZohoBooksConnector, map_invoice
-from hub_pipelines.zoho_books.simulator import ZohoBooksSimulator
-
-INVOICES = 5000
-PAGE = 200
-ORG = "60099990000"
-PACED_ORG = "60099990001"  # its own rate bucket: the limit of a bucket is fixed when first used
-ZOHO_LIMIT = 100  # requests per minute per organisation
-
-
-def scratch_database() -> tuple[str, str]:
-    server = db.database_url()
-    name = f"hub_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    migrations.upgrade(url)
-    return server, url
+RESULTS = REPOSITORY / "bench" / "results"
+SMOKE = Plan(
+    sizes=[200],
+    repeats=1,
+    memory_sizes=[200, 400],
+    calls_invoices=400,
+    tick_configs=[50],
+    rate_per_minute=3_000,
+    rate_invoices=30,
+)
 
 
-def generated_invoices(count: int) -> list[Invoice]:
-    simulator = ZohoBooksSimulator()
-    simulator.seed_generated(ORG, customers=200, invoices=count, seed=11)
-    # Empty tax master: heads come from the summary names ("CGST9 (9%)"), as the connector falls
-    # back to when the master lacks a tax.
-    return [map_invoice(simulator.get_invoice(ORG, i), {}) for i in simulator.invoice_ids(ORG)]
+def sizes(text: str) -> list[int]:
+    return [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
 
 
-def invoice_loader(conn: psycopg.Connection, tenant: str) -> PartitionLoader:
-    return PartitionLoader(
-        conn,
-        tenant_id=tenant,
-        system="zoho_books",
-        entity="invoices",
-        run_id="bench",
-        partition_key=tenant,
+def names(allowed: tuple[str, ...]):
+    def parse(text: str) -> list[str]:
+        chosen = [part.strip() for part in text.split(",") if part.strip()]
+        unknown = sorted(set(chosen) - set(allowed))
+        if unknown:
+            raise argparse.ArgumentTypeError(f"{', '.join(unknown)}: choose from {allowed}")
+        return chosen
+
+    return parse
+
+
+def arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-
-
-def load_with_merge(url: str, invoices: list[Invoice], tenant: str) -> float:
-    with psycopg.connect(url) as conn:
-        loader = invoice_loader(conn, tenant)
-        started = time.perf_counter()
-        for start in range(0, len(invoices), PAGE):
-            loader.load_page(Page(invoices[start : start + PAGE]))
-        return time.perf_counter() - started
-
-
-def load_row_by_row(url: str, invoices: list[Invoice], tenant: str) -> float:
-    """Baseline: one INSERT … ON CONFLICT DO UPDATE per invoice and per line, a commit a page."""
-    header = ["tenant_id", "system", *column_names(Invoice)]
-    line_cols = ["tenant_id", "system", "invoice_external_id", *column_names(InvoiceLine)]
-
-    def upsert(table, columns, key):
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in key)
-        marks = ", ".join(["%s"] * len(columns))
-        return (
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "
-            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
-        )
-
-    invoice_sql = upsert("accounting.invoices", header, ("tenant_id", "system", "external_id"))
-    line_sql = upsert(
-        "accounting.invoice_lines",
-        line_cols,
-        ("tenant_id", "system", "invoice_external_id", "line_number"),
+    parser.add_argument("--only", type=names(SECTIONS), help=f"sections: {', '.join(SECTIONS)}")
+    parser.add_argument("--sizes", type=sizes, help="invoices, load and e2e (10000,100000)")
+    parser.add_argument("--repeats", type=int, help="interleaved repeats (3)")
+    parser.add_argument("--memory-sizes", type=sizes, help="invoices (10000,100000,1000000)")
+    parser.add_argument("--systems", type=names(SYSTEMS), help="e2e systems (all five)")
+    parser.add_argument("--calls-invoices", type=int, help="invoices for calls (100000)")
+    parser.add_argument("--tick-configs", type=sizes, help="configs for ticks (10000,100000)")
+    parser.add_argument("--rate-per-minute", type=int, help="the simulator's limit (600)")
+    parser.add_argument("--rate-invoices", type=int, help="invoices for rate (500)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat")
+    parser.add_argument(
+        "--results", type=Path, help="folder for the results files (bench/results; --smoke: none)"
     )
-
-    def adapt(values):
-        return [Jsonb(v) if isinstance(v, dict) else v for v in values]
-
-    started = time.perf_counter()
-    with psycopg.connect(url) as conn:
-        for start in range(0, len(invoices), PAGE):
-            with conn.transaction(), conn.cursor() as cur:
-                for invoice in invoices[start : start + PAGE]:
-                    cur.execute(
-                        invoice_sql, adapt([tenant, "zoho_books", *_values(invoice, header[2:])])
-                    )
-                    for line in invoice.lines:
-                        row = [
-                            tenant,
-                            "zoho_books",
-                            invoice.external_id,
-                            *_values(line, line_cols[3:]),
-                        ]
-                        cur.execute(line_sql, adapt(row))
-    return time.perf_counter() - started
-
-
-def simulator_config(simulator: ZohoBooksSimulator, org: str, url: str, rpm: int):
-    return ZohoBooksConfig(
-        organization_id=org,
-        client_id=simulator.client_id,
-        client_secret=simulator.client_secret,
-        refresh_token=simulator.refresh_token,
-        api_base_url=url,
-        accounts_url=url,
-        requests_per_minute=rpm,
+    parser.add_argument(
+        "--table", type=Path, metavar="RESULTS.json", help="print the table of a results file"
     )
+    return parser.parse_args(argv)
 
 
-def fresh_tokens(simulator: ZohoBooksSimulator) -> InMemoryTokenStore:
-    return InMemoryTokenStore(
-        TokenSet("", simulator.refresh_token, datetime(1970, 1, 1, tzinfo=UTC))
-    )
+def plan_of(args: argparse.Namespace) -> Plan:
+    plan = Plan(**vars(SMOKE)) if args.smoke else Plan()
+    for name in vars(plan):
+        given = getattr(args, name, None)
+        if given is not None:
+            setattr(plan, name, given)
+    return plan
 
 
-def pacing_at_zohos_limit(customers: int = 12) -> tuple[float, float, int]:
-    """(mean gap, smallest gap, requests throttled) between the connector's API requests as the
-    simulator received them, with both sides at Zoho's limit."""
-    simulator = ZohoBooksSimulator(requests_per_minute=ZOHO_LIMIT, daily_limit=10**6)
-    simulator.seed_generated(PACED_ORG, customers=customers, invoices=0, seed=5)
-    with LoopbackServer(simulator.app) as server:
-        config = simulator_config(simulator, PACED_ORG, server.url, ZOHO_LIMIT)
-        connector = ZohoBooksConnector(
-            config, fresh_tokens(simulator), versions=lambda _e, _ids: {}
-        )
-        for _page in connector.customers(None):
-            pass
-        connector.close()
-    stamps = [e.timestamp for e in simulator.request_log if "/books/v3/" in e.path]
-    gaps = [later - earlier for earlier, later in zip(stamps, stamps[1:], strict=False)]
-    return (stamps[-1] - stamps[0]) / len(gaps), min(gaps), simulator.requests_throttled
+def run(plan: Plan, sections: list[str], stem: Path | None) -> dict[str, Any]:
+    """Every section in turn; the raw figures written after each (to `stem`.json) when given."""
+    results: dict[str, Any] = {
+        "started_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "options": vars(plan),
+        "sections": {},
+        "failed": {},
+    }
+    with scratch_database() as url:
+        results["machine"] = report.machine(server_version(url))
+        for section in sections:
+            try:
+                results["sections"][section] = RUNS[section](plan, url)
+            except Exception as exc:  # noqa: BLE001 - the other sections still run
+                say(f"{section} failed:\n{traceback.format_exc()}")
+                results["failed"][section] = str(exc) or type(exc).__name__
+            if stem is not None:
+                report.write_json(results, stem)
+    return results
 
 
-def generation_seconds(invoices: int = INVOICES) -> float:
-    started = time.perf_counter()
-    ZohoBooksSimulator().seed_generated(ORG, customers=500, invoices=invoices, seed=42)
-    return time.perf_counter() - started
-
-
-def import_peak_bytes(url: str, invoices: int) -> tuple[int, int]:
-    """Peak traced allocation (bytes) of a full import of `invoices` through the connector."""
-    simulator = ZohoBooksSimulator(requests_per_minute=10**6, daily_limit=10**9)
-    simulator.seed_generated(ORG, customers=100, invoices=invoices, seed=3)
-    simulator.request_log = deque(maxlen=1)  # the simulator's own log is not the importer's memory
-    tenant = f"mem{invoices}"
-    with LoopbackServer(simulator.app) as server, psycopg.connect(url) as conn:
-        config = simulator_config(simulator, ORG, server.url, 100_000)
-        loader = invoice_loader(conn, tenant)
-        connector = ZohoBooksConnector(
-            config, fresh_tokens(simulator), versions=lambda _e, ids: loader.versions(ids)
-        )
-        gc.collect()
-        tracemalloc.start()
-        loaded = 0
-        for page in connector.invoices(None):
-            loaded += loader.load_page(page).inserted
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        connector.close()
-    return loaded, peak
-
-
-def main() -> None:
-    server, url = scratch_database()
-    try:
-        invoices = generated_invoices(INVOICES)
-        lines = sum(len(i.lines) for i in invoices)
-        print(f"loader: {INVOICES} invoices, {lines} lines, pages of {PAGE}")
-        merge_first = load_with_merge(url, invoices, "merge")
-        merge_again = load_with_merge(url, invoices, "merge")
-        naive_first = load_row_by_row(url, invoices, "naive")
-        naive_again = load_row_by_row(url, invoices, "naive")
-        rows = INVOICES + lines
-        for label, merge, naive in (
-            ("first load", merge_first, naive_first),
-            ("unchanged re-load", merge_again, naive_again),
-        ):
-            print(
-                f"  {label:18} COPY+merge {rows / merge:9.0f} rows/s   "
-                f"row-by-row baseline {rows / naive:9.0f} rows/s   speed-up ×{naive / merge:.1f}"
-            )
-        print("memory: peak Python allocation, end-to-end import (simulator → connector → loader)")
-        for size in (1000, 4000):
-            loaded, peak = import_peak_bytes(url, size)
-            print(f"  {loaded:5} invoices: peak {peak / 2**20:6.1f} MiB")
-        mean, smallest, throttled = pacing_at_zohos_limit()
-        print(f"pacing at Zoho's {ZOHO_LIMIT} requests/minute (the wire, simulator's clock)")
-        print(
-            f"  mean gap {mean:.3f} s (limit {60 / ZOHO_LIMIT:.3f} s), smallest {smallest:.3f} s, "
-            f"{throttled} throttled"
-        )
-        print(f"simulator: {INVOICES} invoices generated in {generation_seconds():.2f} s")
-    finally:
-        db.engine.cache_clear()
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
+    if args.table:
+        print(report.markdown(json.loads(args.table.read_text())))
+        return 0
+    plan = plan_of(args)
+    sections = args.only or list(SECTIONS)
+    folder = args.results or (None if args.smoke else RESULTS)
+    suffix = "" if sections == list(SECTIONS) else "-" + "-".join(sections)
+    stem = folder / report.results_stem(suffix) if folder is not None else None
+    results = run(plan, sections, stem)
+    text = report.markdown(results)
+    print(text)
+    if stem is not None:
+        report.write_markdown(text, stem)
+        say(f"results: {stem}.md and .json")
+    for section, message in results["failed"].items():
+        say(f"{section} FAILED: {message.splitlines()[0]}")
+    return 1 if results["failed"] else 0
 
 
 if __name__ == "__main__":
-    main()
-    from bench import api_calls  # 4. API calls per run (its own scratch database)
-
-    api_calls.main()
+    sys.exit(main())

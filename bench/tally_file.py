@@ -3,7 +3,7 @@
 
 The file is written as Tally writes a Day Book export (UTF-16 LE with a BOM, CRLF, masters first,
 then one TALLYMESSAGE per voucher), so the reader streams exactly what an office drops. Each size
-is imported in a fresh process whose peak resident memory (`ru_maxrss`) is what the figure shows:
+is imported in a fresh process whose peak resident memory (VmHWM) is what the figure shows:
 a reader that held the document would grow with the file; a streaming one stays flat. Time should
 grow linearly with size.
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -121,15 +120,16 @@ def import_one(path: Path) -> None:
     through Dagster, print the counts."""
     import dagster as dg
 
-    from bench.__main__ import scratch_database
+    from bench.database import count, create_scratch_database, drop_database
+    from bench.measure import peak_megabytes
     from hub_pipelines.imports.local import import_partition
     from hub_pipelines.tenants.registry import TenantRegistry
     from hub_pipelines.vault import KEY_VARIABLE, Vault, generate_key
     from hub_pipelines.warehouse import db
 
-    server, url = scratch_database()
+    server, url = create_scratch_database()
     os.environ["HUB_DATABASE_URL"] = url
-    db.database_url.cache_clear()  # scratch_database asked for the server's URL first
+    db.database_url.cache_clear()  # create_scratch_database asked for the server's URL first
     os.environ[KEY_VARIABLE] = generate_key()  # a scratch key for the scratch tenant
     TenantRegistry(Vault.from_env()).add(
         "bench", "tally", {"connection_config": {"file_drop": True}, "sync_config": {}}
@@ -138,14 +138,10 @@ def import_one(path: Path) -> None:
         result = import_partition(
             instance, "bench", "tally", ["customers", "invoices"], landed_file=str(path)
         )
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    with psycopg.connect(url) as conn:
-        (invoices,) = conn.execute("SELECT count(*) FROM accounting.invoices").fetchone()
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{make_url(url).database}" WITH (FORCE)')
+    invoices = count(url, "SELECT count(*) FROM accounting.invoices")
+    drop_database(server, url)
     print(f"success={result.success} invoices={invoices}")
+    print(f"peak_mb={peak_megabytes():.0f}")
 
 
 def measure(path: Path) -> tuple[float, float, str]:
@@ -159,8 +155,8 @@ def measure(path: Path) -> tuple[float, float, str]:
     seconds = time.perf_counter() - started
     if done.returncode:
         raise SystemExit(f"import of {path} failed:\n{done.stdout}\n{done.stderr}")
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # of the largest child
-    return seconds, peak_mb, done.stdout.strip().splitlines()[-1]
+    *_, outcome, peak = done.stdout.strip().splitlines()
+    return seconds, float(peak.removeprefix("peak_mb=")), outcome
 
 
 def main(argv: list[str] | None = None) -> None:
