@@ -95,6 +95,11 @@ class _Shape:
         )
 
 
+def json_text(value) -> str:
+    """A JSON value as the loader writes it (orjson; anything it cannot encode by `str`)."""
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def _tuple(values) -> tuple:
     """attrgetter gives a bare value for a single name."""
     return values if isinstance(values, tuple) else (values,)
