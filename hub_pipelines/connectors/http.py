@@ -180,8 +180,7 @@ class HttpClient:
         self.redactor = redactor or default_redactor()
         self._check = check
         self._quota_header = quota_header
-        self.quota_remaining: int | None = None  # as the last answer with `quota_header` said
-        self._quota_sent_as = 0  # which request (by `api_calls`) that answer answered
+        self.quota_remaining: int | None = None  # the least an answer's `quota_header` said
         self._logger: LogSink = logger or logging.getLogger(__name__)
         self._sleep = sleep
         self._rng = rng or random.Random()  # jitter only: no cryptographic strength needed
@@ -312,7 +311,6 @@ class HttpClient:
         self._throttle(rate_key)
         with self._counter_lock:
             self.api_calls += 1
-            sent_as = self.api_calls
         try:
             response = self._client.send(request)
         except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
@@ -321,22 +319,23 @@ class HttpClient:
             code, unsent = type(exc).__name__, isinstance(exc, _NOT_SENT)
             message = self.redactor.describe(exc)
             return None, Failure(Category.NETWORK, message, code=code, unprocessed=unsent)
-        self._note_quota(response, sent_as)
+        self._note_quota(response)
         failure = (check(response) if check else None) or status_failure(response)
         return response, failure
 
-    def _note_quota(self, response: httpx.Response, sent_as: int) -> None:
-        """Remember the quota the source reports; an answer without a whole number (a token
-        endpoint on another host, a proxy's error page) leaves the last one standing, and so
-        does the answer to a request sent before the one whose count is kept (concurrent
-        answers arrive in any order)."""
+    def _note_quota(self, response: httpx.Response) -> None:
+        """Remember the quota the source reports: the smallest count an answer gave, since
+        concurrent requests reach the source, and their answers the client, in any order (a run
+        that crosses the source's daily reset thus stops early, and is retried). An answer
+        without a whole number (a token endpoint on another host, a proxy's error page) leaves
+        the count standing."""
         if self._quota_header is None:
             return
         value = response.headers.get(self._quota_header, "").strip()
         if value.isdigit():
             with self._counter_lock:
-                if sent_as > self._quota_sent_as:
-                    self.quota_remaining, self._quota_sent_as = int(value), sent_as
+                if self.quota_remaining is None or int(value) < self.quota_remaining:
+                    self.quota_remaining = int(value)
 
     def _throttle(self, rate_key: str | None) -> None:
         if rate_key is None:
