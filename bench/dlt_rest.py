@@ -127,13 +127,28 @@ def zoho_books(config: dict[str, Any]) -> list:
     ]
 
 
-def quickbooks(config: dict[str, Any]) -> list:
-    token = _token(
+def _app_token(config: dict[str, Any]) -> str:
+    """An access token from a token endpoint taking the app's Basic client auth (Intuit, Xero)."""
+    return _token(
         config["token_url"],
         (config["client_id"], config["client_secret"]),
         config["refresh_token"],
         basic=True,
     )
+
+
+def pipeline_into(url: str, dataset: str, working: str):
+    """A dlt pipeline writing `dataset` (a schema) of the benchmark database."""
+    return dlt.pipeline(
+        pipeline_name=dataset,
+        pipelines_dir=working,
+        destination=dlt.destinations.postgres(credentials=dlt_credentials(url)),
+        dataset_name=dataset,
+    )
+
+
+def quickbooks(config: dict[str, Any]) -> list:
+    token = _app_token(config)
     client = RESTClient(
         base_url=f"{config['api_base_url']}/v3/company/{config['realm_id']}/",
         headers={"Accept": "application/json"},
@@ -158,12 +173,7 @@ def quickbooks(config: dict[str, Any]) -> list:
 
 
 def xero(config: dict[str, Any]) -> list:
-    token = _token(
-        config["token_url"],
-        (config["client_id"], config["client_secret"]),
-        config["refresh_token"],
-        basic=True,
-    )
+    token = _app_token(config)
     client = RESTClient(
         base_url=f"{config['api_base_url']}/api.xro/2.0/",
         headers={"Accept": "application/json", "Xero-Tenant-Id": config["xero_tenant_id"]},
@@ -200,12 +210,7 @@ def run(system: str, simulator_url: str, url: str, dataset: str) -> dict[str, in
     """Customers and invoices of the simulator into `dataset`; the rows of its main tables."""
     config = requests.get(f"{simulator_url}{CONTROL}config", timeout=60).json()
     with tempfile.TemporaryDirectory(prefix="bench_dlt_") as working:
-        pipeline = dlt.pipeline(
-            pipeline_name=dataset,
-            pipelines_dir=working,
-            destination=dlt.destinations.postgres(credentials=dlt_credentials(url)),
-            dataset_name=dataset,
-        )
+        pipeline = pipeline_into(url, dataset, working)
         pipeline.run(SOURCES[system](config))
     counted = dlt_counts(url, dataset, "customers", "invoices", LINE_TABLES[system])
     return {

@@ -115,7 +115,7 @@ def dlt_pipeline(pages: Path, url: str, dataset: str) -> dict[str, Any]:
     structure, the lines' raw JSON included, stays JSON), the invoice's raw JSON as json."""
     import dlt
 
-    from bench.database import dlt_credentials
+    from bench.dlt_rest import pipeline_into  # dlt's modules load only for this contender
 
     resource = dlt.resource(
         _dlt_rows(pages),
@@ -126,12 +126,7 @@ def dlt_pipeline(pages: Path, url: str, dataset: str) -> dict[str, Any]:
         max_table_nesting=1,
     )
     with tempfile.TemporaryDirectory(prefix="bench_dlt_") as working:
-        pipeline = dlt.pipeline(
-            pipeline_name=dataset,
-            pipelines_dir=working,
-            destination=dlt.destinations.postgres(credentials=dlt_credentials(url)),
-            dataset_name=dataset,
-        )
+        pipeline = pipeline_into(url, dataset, working)
         pipeline.run(resource)
     return dlt_counts(url, dataset, "invoices", "invoices__lines")
 
