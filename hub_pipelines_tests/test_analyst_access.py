@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 
 from hub_pipelines import cli
 from hub_pipelines.warehouse import analyst_access, db, migrations
-from hub_pipelines.warehouse.passwords import scram_sha256_verifier
+from hub_pipelines.warehouse.passwords import scram_verifier
 from hub_pipelines_tests.conftest import create_database, drop_database
 
 TENANTS = ("acme", "globex", "initech")  # initech: granted to no one
@@ -485,7 +485,7 @@ def test_the_embedded_server_wants_a_password_on_tcp_and_analyst_urls_work(tcp_h
         owner_password = "owner-" + uuid.uuid4().hex
         conn.execute(
             sql.SQL("CREATE ROLE hub_owner LOGIN CREATEROLE PASSWORD {}").format(
-                sql.Literal(scram_sha256_verifier(owner_password))
+                sql.Literal(scram_verifier(conn, "hub_owner", owner_password))
             )
         )
         conn.execute("CREATE DATABASE hubdb OWNER hub_owner")

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 
 from hub_pipelines.settings import TENANT_SLUG_PATTERN
 from hub_pipelines.warehouse import db
-from hub_pipelines.warehouse.passwords import new_password, scram_sha256_verifier
+from hub_pipelines.warehouse.passwords import new_password, scram_verifier
 
 GROUP_ROLE = "hub_analyst"
 # Lowercase so that the name needs no quoting in psql or a BI tool; 63 bytes is PostgreSQL's limit.
@@ -209,7 +209,7 @@ def _refuse_wider_powers(conn: psycopg.Connection, role: str) -> None:
 def _create_login_role(conn: psycopg.Connection, role: str, password: str) -> None:
     statement = sql.SQL("CREATE ROLE {role} LOGIN PASSWORD {verifier} IN ROLE {group}").format(
         role=sql.Identifier(role),
-        verifier=sql.Literal(scram_sha256_verifier(password)),
+        verifier=sql.Literal(scram_verifier(conn, role, password)),
         group=sql.Identifier(GROUP_ROLE),
     )
     _execute_as_role_admin(conn, statement)
@@ -224,7 +224,7 @@ def _create_login_role(conn: psycopg.Connection, role: str, password: str) -> No
 
 def _set_login_password(conn: psycopg.Connection, role: str, password: str) -> None:
     statement = sql.SQL("ALTER ROLE {role} LOGIN PASSWORD {verifier}").format(
-        role=sql.Identifier(role), verifier=sql.Literal(scram_sha256_verifier(password))
+        role=sql.Identifier(role), verifier=sql.Literal(scram_verifier(conn, role, password))
     )
     _execute_as_role_admin(conn, statement)
     if not conn.execute("SELECT pg_has_role(%s, %s, 'MEMBER')", (role, GROUP_ROLE)).fetchone()[0]:

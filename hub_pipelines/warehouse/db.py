@@ -295,7 +295,7 @@ def _write_keeping_owner(path: Path, text: str) -> None:
 def _set_superuser_password(socket_url: str) -> None:
     """The superuser's TCP password: HUB_EMBEDDED_PASSWORD, generated into $HUB_HOME/hub.env
     the first time. Set on every start, so the file and the server always agree."""
-    from hub_pipelines.warehouse.passwords import new_password, scram_sha256_verifier
+    from hub_pipelines.warehouse.passwords import new_password, scram_verifier
 
     password = os.environ.get(PASSWORD_VARIABLE, "")
     if not password.isascii():
@@ -305,9 +305,10 @@ def _set_superuser_password(socket_url: str) -> None:
         write_local_env(PASSWORD_VARIABLE, password)
         os.environ[PASSWORD_VARIABLE] = password
     with psycopg.connect(socket_url, autocommit=True) as conn:
+        (user,) = conn.execute("SELECT current_user").fetchone()
         conn.execute(
             sql.SQL("ALTER ROLE CURRENT_USER PASSWORD {}").format(
-                sql.Literal(scram_sha256_verifier(password))
+                sql.Literal(scram_verifier(conn, user, password))
             )
         )
 
