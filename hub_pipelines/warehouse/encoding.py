@@ -57,8 +57,8 @@ class _Shape:
         names = column_names(record_type)
         kinds = {f.name: str(f.type) for f in fields(record_type)}
         self.raw = names.index("raw")
-        self.before_raw, self.after_raw = attrgetter(*names[: self.raw]), names[self.raw + 1 :]
-        self.after_raw = attrgetter(*self.after_raw)
+        self.before_raw = attrgetter(*names[: self.raw])
+        self.after_raw = attrgetter(*names[self.raw + 1 :])
         self.raw_index = offset + self.raw
         self.texts = [
             offset + i

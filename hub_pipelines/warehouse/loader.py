@@ -78,10 +78,6 @@ def _merge_sql(table: str, stage: str, columns: list[str], key: tuple[str, ...])
     )
 
 
-def _values(record, columns: list[str]) -> tuple:
-    return tuple(getattr(record, column) for column in columns)
-
-
 class PartitionLoader:
     """Writes one (tenant, system, entity) of one run. Owns its connection (temp tables live on
     it), so use one loader per run and entity."""
@@ -200,12 +196,12 @@ class PartitionLoader:
         for record in {r.external_id: r for r in page.records}.values():  # last one wins
             rows = self.encoder.encode(record)
             if rows is None:
-                failures.append(self._refused(record))
+                failures.append(self._unstorable_failure(record))
             else:
                 encoded.append(rows)
         return encoded, failures
 
-    def _refused(self, record) -> RecordFailure:
+    def _unstorable_failure(self, record) -> RecordFailure:
         problem = storage_problem(record) or "its raw payload cannot be stored as JSON"
         return _refused(record, f"{self.entity} {record.external_id}: {problem}")
 
@@ -216,7 +212,7 @@ class PartitionLoader:
         held = self._held_fingerprints([e.external_id for e in encoded])
         writing = [e for e in encoded if held.get(e.external_id, b"") != e.fingerprint]
         counts.unchanged += len(encoded) - len(writing)
-        refused = [self._refused(e.record) for e in writing if self._unstorable(e)]
+        refused = [self._unstorable_failure(e.record) for e in writing if self._unstorable(e)]
         if refused:
             gone = {failure.entity_id for failure in refused}
             writing = [e for e in writing if e.external_id not in gone]
