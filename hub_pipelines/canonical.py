@@ -288,9 +288,11 @@ class Connector(Protocol):
         """What the last `customers` / `invoices` walk listed (incomplete before one ran)."""
         ...
 
-    def count(self, entity: Entity, near: int = 0) -> int:
+    def count(self, entity: Entity, near: int = 0) -> int | None:
         """How many records the source has now, by its cheapest means (Zoho: one list call near
-        `near`, the count the warehouse expects); raises `SyncError` when it cannot tell."""
+        `near`, the count the warehouse expects); raises `SyncError` when it cannot tell, and
+        answers None for a source that is a slice of the books (a dropped file): nothing to
+        count."""
         ...
 
     def all_ids(self, entity: Entity) -> Iterator[str]: ...

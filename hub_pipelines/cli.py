@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hub_pipelines import settings
+from hub_pipelines.demo.plan import BASE_PORT as DEMO_BASE_PORT
 from hub_pipelines.zoho_books.demo_organisation import DEMO_SIMULATOR
 
 EXIT_BAD_INPUT = 2
@@ -649,13 +650,19 @@ def _check_port_free(host: str, port: int) -> None:
 # --- local development ------------------------------------------------------------------------
 
 
-def cmd_demo(args: argparse.Namespace) -> None:
-    from hub_pipelines.demo import DemoPortBusy, run_demo
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hub_pipelines.demo.run import run_demo
+    from hub_pipelines.demo.simulators import DemoPortBusy, stop
 
     try:
-        run_demo(port=args.port)
+        if args.stop:
+            stopped = stop(args.base_port)
+            print("demo simulators stopped" if stopped else "no demo simulators were running")
+            return 0
+        report = run_demo(size=args.size, base_port=args.base_port)
     except DemoPortBusy as exc:
         raise CliError(str(exc)) from None
+    return 0 if report.success else 1
 
 
 # `dagster dev` / `dg dev` options naming the code to load: with one, `hub dev` adds no workspace.
@@ -982,10 +989,27 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.set_defaults(func=cmd_simulate)
 
     demo_parser = groups.add_parser(
-        "demo", help="embedded database + simulators → a populated warehouse and a summary"
+        "demo",
+        help="embedded database + five simulators → three tenants imported, and a summary",
+        description="Starts the embedded PostgreSQL and the demo's simulators (a background "
+        "process that keeps serving for the UI), registers three tenants over the five systems, "
+        "imports every partition through Dagster, shows the landing sensor at work on a dropped "
+        "Tally export and a Xero webhook, and prints a summary. Safe to run again.",
     )
     demo_parser.add_argument(
-        "--port", type=PORT, default=demo["port"], help="the simulator's port (kept in the tenant)"
+        "--size",
+        choices=("small", "large"),
+        default="small",
+        help="small: 3,500 invoices in all (about a minute); large: 70,000",
+    )
+    demo_parser.add_argument(
+        "--base-port",
+        type=PORT,
+        default=DEMO_BASE_PORT,
+        help=f"the simulators' ports: N (control) to N+6 (default {DEMO_BASE_PORT})",
+    )
+    demo_parser.add_argument(
+        "--stop", action="store_true", help="stop the demo's simulators and exit"
     )
     demo_parser.set_defaults(func=cmd_demo)
     dev = groups.add_parser(

@@ -173,11 +173,15 @@ def reconciliation_result(
     source_count: int | None,
     source_total: Decimal | None,
     counted_by: str = "a complete listing of the source",
+    *,
+    countable: bool = True,
 ) -> dg.AssetCheckResult:
     """The warehouse against the source, as far as this run saw the source (`counted_by`): a
     complete listing gives its count and, for invoices, the sum of totals; a count alone
     (`source_total` None) compares the count and says the sum was not compared; no count
-    (`source_count` None) is a warning that the check was not evaluated, and why."""
+    (`source_count` None) is a warning that the check was not evaluated, and why; and a source
+    that is not `countable` (a dropped file, a slice of the books) has nothing to compare: the
+    check passes saying so."""
     table = f"accounting.{entity}"
     total_sql = "sum(total)" if entity == "invoices" else "NULL::numeric"
     count, total = conn.execute(
@@ -186,6 +190,14 @@ def reconciliation_result(
     ).fetchone()
     total = total or Decimal("0.00") if entity == "invoices" else None
     metadata = {"warehouse_count": count, "counted_by": counted_by}
+    if not countable:
+        return dg.AssetCheckResult(
+            check_name=RECONCILIATION.name,
+            passed=True,
+            severity=RECONCILIATION.severity,
+            description=f"not applicable: {counted_by}",
+            metadata={**metadata, "source_count": "not applicable"},
+        )
     if source_count is None:
         return dg.AssetCheckResult(
             check_name=RECONCILIATION.name,
@@ -256,6 +268,7 @@ def evaluate(
     selected: set[str],
     *,
     counted_by: str = "a complete listing of the source",
+    countable: bool = True,
 ) -> list[dg.AssetCheckResult]:
     """The selected checks of one partition's entity, given what the source listed (or counted:
     see `reconciliation_result`); checks not selected (a subset run from the UI) are not
@@ -270,7 +283,9 @@ def evaluate(
     ]
     if RECONCILIATION.name in selected:
         total = source_total if entity == "invoices" else None
-        results.append(reconciliation_result(*args, source_count, total, counted_by))
+        results.append(
+            reconciliation_result(*args, source_count, total, counted_by, countable=countable)
+        )
     if FRESHNESS.name in selected:
         frequency = getattr(row.sync_config, f"{entity}_frequency")
         results.append(freshness_result(*args, frequency, run_id))

@@ -56,6 +56,7 @@ class SourceCensus:
     count: int | None = 0
     total: Decimal | None = ZERO
     counted_by: str = COMPLETE
+    countable: bool = True  # False: the source is a slice of the books (a file), never counted
 
     def take(self, listing: Iterable) -> None:
         """Count and sum a stream of `ListedRecord`s (a check-only run's listing)."""
@@ -388,10 +389,14 @@ class PartitionSync:
                 f"{self.config.complete_listing_days:g} days, {due})"
             )
         try:
-            return SourceCensus(connector.count(self.entity, near=live), None, how)
+            count = connector.count(self.entity, near=live)
         except SyncError as exc:
             self.context.log.warning(f"{self.entity}: the source could not be counted: {exc}")
             return SourceCensus(None, None, f"the source could not be counted this run: {exc}")
+        if count is None:
+            slice_of_books = "a dropped file is a slice of the books, with nothing to count"
+            return SourceCensus(None, None, slice_of_books, countable=False)
+        return SourceCensus(count, None, how)
 
     def failed(self, exc: Exception, connector: Connector | None) -> dg.Failure:
         error = classify(exc)
@@ -451,6 +456,7 @@ class PartitionSync:
             self.context.run.run_id,
             self._selected_checks(),
             counted_by=self.census.counted_by,
+            countable=self.census.countable,
         )
 
     def _metadata(self, connector: Connector) -> dict:

@@ -81,10 +81,8 @@ class LandedFileConnector:
     def all_ids(self, entity: Entity) -> Iterator[str]:
         return iter(())
 
-    def count(self, entity: Entity, near: int = 0) -> int:
-        raise SyncError(
-            Category.CONFIG, "a dropped file is a slice of the company: it cannot count it"
-        )
+    def count(self, entity: Entity, near: int = 0) -> None:
+        return None  # a file is a slice of the company: nothing to compare the warehouse with
 
     def test_connection(self) -> ConnectionTest:
         return ConnectionTest(True, 0, organisation=getattr(self.file, "company", None))

@@ -125,9 +125,10 @@ class TallyObject:
     def stamped(self, *extra: tuple[str, str]) -> TallyObject:
         return replace(self, children=self.children + extra, fields={})
 
-    def xml(self, fetch: set[str]) -> str:
+    def xml(self, fetch: set[str] | None) -> str:
+        """The object with the FETCHed fields (None: every field, as an export file holds)."""
         named = f" NAME={quoteattr(self.name)}" if self.kind != "VOUCHER" else ""
-        kept = "".join(xml for tag, xml in self.children if _base(tag) in fetch)
+        kept = "".join(xml for tag, xml in self.children if fetch is None or _base(tag) in fetch)
         return f"<{self.kind}{named}{self.attrs}>{kept}</{self.kind}>"
 
 
@@ -380,6 +381,28 @@ class TallySimulator(SimulatorEngine):
         """The user closed the company in Tally (or loaded another): LINEERROR from now on."""
         with self.lock:
             self.company.closed = closed
+
+
+# What an office's Tally writes for Day Book > Alt+E > XML (with masters): one envelope of
+# TALLYMESSAGEs, masters first and the COMPANY object last, UTF-16 LE with a byte-order mark.
+EXPORT_KINDS = ("GROUP", "VOUCHERTYPE", "CURRENCY", "LEDGER", "VOUCHER", "COMPANY")
+EXPORT_HEAD = (
+    "<ENVELOPE>\r\n<HEADER><TALLYREQUEST>Import Data</TALLYREQUEST></HEADER>\r\n<BODY><IMPORTDATA>"
+    "<REQUESTDESC><REPORTNAME>Day Book</REPORTNAME><STATICVARIABLES><SVCURRENTCOMPANY>{company}"
+    "</SVCURRENTCOMPANY></STATICVARIABLES></REQUESTDESC><REQUESTDATA>\r\n"
+)
+EXPORT_TAIL = "</REQUESTDATA></IMPORTDATA></BODY>\r\n</ENVELOPE>\r\n"
+
+
+def day_book_export(company: Company) -> bytes:
+    """The company as an office drops it: a Day Book export file with its masters."""
+    messages = (
+        f'<TALLYMESSAGE xmlns:UDF="TallyUDF">{obj.xml(None)}</TALLYMESSAGE>\r\n'
+        for kind in EXPORT_KINDS
+        for obj in company.served(kind)
+    )
+    text = EXPORT_HEAD.format(company=escape(company.name)) + "".join(messages) + EXPORT_TAIL
+    return ("\ufeff" + text).encode("utf-16-le")
 
 
 def _in_period(obj: TallyObject, period: tuple[str, str] | None) -> bool:
