@@ -16,6 +16,7 @@ new, the same export file (imported once) and the same payment (no row changes).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import dagster as dg
 
@@ -101,6 +103,8 @@ def run_demo(size: str = "small", base_port: int = BASE_PORT) -> DemoReport:
 
     step(3, f"tenants: {len(PAIRS)} (tenant, system) pairs, credentials encrypted")
     _register(info)
+    _remember(size, base_port)
+    print(f"      {', '.join(dict.fromkeys(p.tenant for p in PAIRS))} (hub tenants list)")
 
     settings.ensure_dagster_home()
     with dg.DagsterInstance.get() as instance:
@@ -161,7 +165,31 @@ def _register(info: dict) -> None:
     registry = TenantRegistry(Vault.from_env())
     for pair in PAIRS:
         registry.add(pair.tenant, pair.system, {"connection_config": connection_config(pair, info)})
-    print(f"      {', '.join(dict.fromkeys(p.tenant for p in PAIRS))} (hub tenants list)")
+
+
+def _state_file() -> Path:
+    return settings.hub_home() / "demo" / "state.json"
+
+
+def _remember(size: str, base_port: int) -> None:
+    """What `hub dev` needs to serve the demo's sources again: its size and ports."""
+    _state_file().write_text(json.dumps({"size": size, "base_port": base_port}) + "\n")
+
+
+def serve_demo_sources() -> str | None:
+    """For `hub dev`: the demo's simulators serving (started again after a reboot, with the
+    tenants re-registered: restarted simulators issue new tokens), so runs from the UI reach
+    them. None when the demo never ran in this $HUB_HOME; else what serves where."""
+    try:
+        state = json.loads(_state_file().read_text())
+    except FileNotFoundError:
+        return None
+    size, base_port = state["size"], state["base_port"]
+    info, started = simulators.ensure(size, base_port, _state_file().with_name("simulators.log"))
+    if started:
+        _register(info)
+    last = base_port + len(PAIRS)
+    return f"the demo's simulators ({size} books) on 127.0.0.1:{base_port}-{last}"
 
 
 def _add_partitions(instance: dg.DagsterInstance) -> None:
