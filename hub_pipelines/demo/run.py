@@ -173,6 +173,7 @@ def _state_file() -> Path:
 
 def _remember(size: str, base_port: int) -> None:
     """What `hub dev` needs to serve the demo's sources again: its size and ports."""
+    _state_file().parent.mkdir(parents=True, exist_ok=True)
     _state_file().write_text(json.dumps({"size": size, "base_port": base_port}) + "\n")
 
 
