@@ -4,7 +4,6 @@ webhook, a summary; then run again, which changes no row."""
 
 from __future__ import annotations
 
-import random
 import socket
 from decimal import Decimal
 from types import SimpleNamespace
@@ -19,26 +18,9 @@ from hub_pipelines.demo.plan import FILE_PAIR, PAIRS, WEBHOOK_PAIR, books_as_of,
 from hub_pipelines.landing.notices import NOTICE_TAG
 from hub_pipelines.partitions import tenant_partitions
 from hub_pipelines_tests.conftest import empty_tables
+from hub_pipelines_tests.ports import free_port_range
 
 TABLES = ("accounting.customers", "accounting.invoices", "accounting.invoice_lines")
-
-
-def free_port_range(count: int) -> int:
-    """A base port with `count` free ports from it, below Linux's ephemeral range (32768-60999)
-    so that no outgoing connection takes one of them meanwhile."""
-    for _ in range(100):
-        base = random.randrange(20_000, 32_000)  # noqa: S311 - not a secret
-        if all(_bindable(base + i) for i in range(count)):
-            return base
-    raise AssertionError(f"no {count} consecutive free ports found")
-
-
-def _bindable(port: int) -> bool:
-    try:
-        socket.create_server(("127.0.0.1", port)).close()
-    except OSError:
-        return False
-    return True
 
 
 def query(url: str, sql: str, params: tuple = ()) -> list[tuple]:

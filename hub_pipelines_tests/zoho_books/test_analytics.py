@@ -167,32 +167,3 @@ def test_summaries_keep_each_currency_apart(zoho):
     )
     assert dict(directory) == dict(customers)
     assert len(dict(customers)) > 1
-
-
-def test_demo_summaries_print_totals_per_currency(zoho, capsys, monkeypatch):
-    from hub_pipelines import demo
-
-    zoho.simulator.seed_generated(zoho.org_id, customers=60, invoices=200, seed=42)
-    result = zoho.materialize()
-    assert result.success and _refresh(zoho).success
-    monkeypatch.setattr(demo, "DEMO_TENANT", TENANT)
-    capsys.readouterr()
-    demo.print_summary(zoho.warehouse_url, result)
-    demo.print_gst_summary(zoho.warehouse_url)
-    out = capsys.readouterr().out
-    assert "₹" not in out
-    totals = zoho.query(
-        "SELECT currency, sum(total) FROM accounting.invoices "
-        "WHERE status <> 'void' AND deleted_at IS NULL GROUP BY 1 ORDER BY count(*) DESC, 1"
-    )
-    assert {currency for currency, _ in totals} == CURRENCIES
-    line = "; ".join(f"{currency} {total:,}" for currency, total in totals)
-    assert f"total {line} (per currency, not converted)" in out
-    assert "amounts in the row's currency, not converted" in out
-    fiscal = zoho.query(
-        "SELECT fiscal_year, currency, sum(taxable_amount) FROM accounting.gst_sales_summary "
-        "GROUP BY 1, 2"
-    )
-    table = [line.split() for line in out.splitlines()]
-    for fiscal_year, currency, taxable in fiscal:  # one row per fiscal year and currency
-        assert [fiscal_year, currency, f"{taxable:,}"] in [row[:3] for row in table]

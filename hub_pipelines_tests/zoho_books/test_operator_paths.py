@@ -1,25 +1,22 @@
-"""The hub as an operator meets it: the README's commands in the order "demo, simulate, demo
-again", then the Dagster UI (a real `dagster dev`, driven through its GraphQL API) with only
+"""The hub as an operator meets it: the README's commands in the order "demo, demo again (its
+simulators still serving)", then the Dagster UI (a real `dagster dev`, driven through its GraphQL API) with only
 the defaults running: backfills, runs launched with nothing but a partition key, checks run on
 their own, the failure sensor, and the analyst views refreshed after imports."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import dagster as dg
-import httpx
 import psycopg
 import pytest
 
 from hub_pipelines import cli
 from hub_pipelines.analytics.assets import VIEWS
-from hub_pipelines.zoho_books.demo_organisation import SIMULATOR_INFO_PATH
+from hub_pipelines.demo import simulators
+from hub_pipelines.demo.plan import DEMO_LIMITS, PAIRS, port_of
 from hub_pipelines_tests.conftest import empty_tables
 from hub_pipelines_tests.dagster_webserver import (
     DagsterDev,
@@ -29,87 +26,58 @@ from hub_pipelines_tests.dagster_webserver import (
     launch_run,
     wait_for,
 )
+from hub_pipelines_tests.ports import free_port_range
 from hub_pipelines_tests.zoho_books.conftest import retry_requests
 
-DEMO = "demo-traders"
+ZOHO_PAIR = next(pair for pair in PAIRS if pair.system == "zoho_books")
+DEMO = ZOHO_PAIR.tenant
 BROKEN = "broken-books"  # a configured zoho_books pair whose source cannot be reached
 ZOHO_ASSETS = [["zoho_books", "customers"], ["zoho_books", "invoices"]]
 DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 
-def _serve_simulator(port: int, env: dict, log: Path) -> subprocess.Popen:
-    """`hub simulate zoho_books --port P`, as a person runs it in another terminal."""
-    hub = Path(sys.executable).with_name("hub")
-    process = subprocess.Popen(  # noqa: S603
-        [str(hub), "simulate", "zoho_books", "--port", str(port)],
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-
-    def answers() -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}{SIMULATOR_INFO_PATH}").status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(answers, 60, "hub simulate to serve", every=0.3)
-    return process
-
-
 @pytest.fixture(scope="module")
 def hub(warehouse_url, tmp_path_factory):
-    """A hub set up the README's way, in the order: demo, simulate, demo again; then the UI."""
-    from hub_pipelines.demo import run_demo
+    """A hub set up the README's way: the demo, the demo again; then the UI."""
+    from hub_pipelines.demo.run import run_demo
 
     empty_tables(warehouse_url)
     home = tmp_path_factory.mktemp("operator-hub")
-    port = free_port()
+    base_port = free_port_range(len(PAIRS) + 1)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HUB_HOME", str(home))
         patch.delenv("CREDENTIAL_ENCRYPTION_KEY", raising=False)  # the demo makes one
         patch.delenv("DAGSTER_HOME", raising=False)
-        run_demo(port=port)  # its own simulator, gone when the demo ends
-        env = {**os.environ, "RETRY_MAX_ATTEMPTS": "2", "RETRY_INITIAL_DELAY": "10"}
-        env.pop("CREDENTIAL_ENCRYPTION_KEY")  # the code location must find it in hub.env
-        simulator = _serve_simulator(port, env, home / "simulate.log")
         try:
-            run_demo(port=port)  # again, while `hub simulate` holds the port
+            assert run_demo(base_port=base_port).success  # starts the simulators, which stay
+            assert run_demo(base_port=base_port).success  # again, with them serving
+            env = {**os.environ, "RETRY_MAX_ATTEMPTS": "2", "RETRY_INITIAL_DELAY": "10"}
+            env.pop("CREDENTIAL_ENCRYPTION_KEY")  # the code location must find it in hub.env
             busy = home / "busy.json"  # a pair of another system: no zoho_books partition
             busy.write_text('{"username": "u", "password": "p", "company_code": "Comp0001"}')
             add = ["tenants", "add", "globex", "busy", "--no-test", "--config", str(busy)]
             assert cli.main(add) == 0
-            _add_broken_tenant(port)
+            _add_broken_tenant(base_port)
             with DagsterDev(env, cwd=home, log=home / "dagster-dev.log") as dev:
                 instance = dg.DagsterInstance.from_config(str(home / "dagster"))
                 yield SimpleNamespace(
-                    dev=dev, instance=instance, port=port, home=home, url=warehouse_url
+                    dev=dev, instance=instance, base_port=base_port, home=home, url=warehouse_url
                 )
                 instance.dispose()
         finally:
-            simulator.terminate()
-            simulator.wait(timeout=30)
+            simulators.stop(base_port)
 
 
-def _add_broken_tenant(port: int, reachable: bool = False) -> None:
+def _add_broken_tenant(base_port: int, reachable: bool = False) -> None:
+    """A zoho_books tenant with the demo organisation's credentials, whose source cannot be
+    reached (or, `reachable`, can again)."""
     from hub_pipelines.tenants.registry import TenantRegistry
     from hub_pipelines.vault import Vault
 
-    info = httpx.get(f"http://127.0.0.1:{port}{SIMULATOR_INFO_PATH}").json()
-    base = f"http://127.0.0.1:{port if reachable else free_port()}"
-    TenantRegistry(Vault.from_env()).add(
-        BROKEN,
-        "zoho_books",
-        {
-            "organization_id": info["organization_id"],
-            "client_id": info["client_id"],
-            "client_secret": info["client_secret"],
-            "refresh_token": info["refresh_token"],
-            "api_base_url": base,
-            "accounts_url": base,
-            "requests_per_minute": info["requests_per_minute"],
-        },
-    )
+    config = dict(simulators.running(base_port)["pairs"][ZOHO_PAIR.key]["config"])
+    port = port_of(ZOHO_PAIR, base_port) if reachable else free_port()
+    config["api_base_url"] = config["accounts_url"] = f"http://127.0.0.1:{port}"
+    TenantRegistry(Vault.from_env()).add(BROKEN, "zoho_books", config)
 
 
 def _run(hub, run_id: str) -> dg.DagsterRun:
@@ -128,8 +96,9 @@ def _query(hub, sql: str, params: tuple = ()) -> list[tuple]:
 
 def test_the_demo_tenant_points_at_the_simulator_port_and_its_pace(hub):
     config = cli._registry().get(DEMO, "zoho_books").connection
-    assert str(config.api_base_url).rstrip("/") == f"http://127.0.0.1:{hub.port}"
-    assert config.requests_per_minute == 30_000  # what `hub simulate` serves by default
+    port = port_of(ZOHO_PAIR, hub.base_port)
+    assert str(config.api_base_url).rstrip("/") == f"http://127.0.0.1:{port}"
+    assert config.requests_per_minute == DEMO_LIMITS["requests_per_minute"]  # as it serves
 
 
 def test_a_backfill_of_all_partitions_touches_only_configured_pairs_and_its_failure_is_retried_whole(
@@ -179,7 +148,7 @@ def test_a_backfill_of_all_partitions_touches_only_configured_pairs_and_its_fail
     }
 
     # The source is back: the retry sensor's request covers both assets, as a full refresh.
-    _add_broken_tenant(hub.port, reachable=True)
+    _add_broken_tenant(hub.base_port, reachable=True)
     _query(hub, "UPDATE hub.accounting_sync_errors SET next_retry_at = now() RETURNING 1")
     (request,) = retry_requests(hub.instance, hub.url)
     assert request.partition_key == BROKEN
