@@ -206,12 +206,14 @@ def _add_partitions(instance: dg.DagsterInstance) -> None:
 def _import(instance: dg.DagsterInstance, pair: DemoPair) -> Outcome:
     from hub_pipelines.imports.local import import_partition
 
+    label = f"{pair.system}/{pair.tenant}"
+    print(f"      {label:26} ", end="", flush=True)  # the counts follow when the run ends
     began = time.monotonic()
     result = import_partition(
         instance, pair.tenant, pair.system, list(ENTITIES), tags={"hub/trigger": "demo"}
     )
-    outcome = Outcome(f"{pair.system}/{pair.tenant}", result, time.monotonic() - began)
-    print(f"      {outcome.label:26} {_counts(result)} ({outcome.seconds:.1f} s)", flush=True)
+    outcome = Outcome(label, result, time.monotonic() - began)
+    print(f"{_counts(result)} ({outcome.seconds:.1f} s)", flush=True)
     return outcome
 
 
