@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -693,24 +695,140 @@ def dev_command(program: str, workspace: str, options: list[str]) -> list[str]:
     return [program, "dev", *([] if own_target else ["-w", workspace]), *passed]
 
 
-def cmd_dev(args: argparse.Namespace) -> None:
-    """`dg dev` on the hub's persistent DAGSTER_HOME, from any folder, with the local env loaded.
+DEV_SERVICE_HOST = "127.0.0.1"  # `hub dev` is for one developer's machine: loopback only
+DEV_SERVICE_PORT = 8080  # `hub serve`'s default
+CHILD_STOP_SECONDS = 30  # for a child to stop after SIGTERM before it is killed
+# What `hub dev` passes on to its children for each signal that stops it: a closed terminal's
+# SIGHUP as SIGTERM, which Dagster and uvicorn take as an order to shut down cleanly.
+DEV_STOP_SIGNALS = {
+    signal.SIGINT: signal.SIGINT,
+    signal.SIGTERM: signal.SIGTERM,
+    signal.SIGHUP: signal.SIGTERM,
+}
 
-    Runs in DAGSTER_HOME: from the repository root Dagster would otherwise warn that the
+
+def dev_option(options: list[str], names: tuple[str, ...], default: str) -> str:
+    """The last value OPTIONS give to one of NAMES (`-p 3001`, `--port=3001`), else DEFAULT."""
+    value = default
+    for index, option in enumerate(options):
+        name, has_value, inline = option.partition("=")
+        if name in names and (has_value or index + 1 < len(options)):
+            value = inline if has_value else options[index + 1]
+    return value
+
+
+def dev_ui_url(options: list[str]) -> str:
+    """Where `dg dev` serves the UI given OPTIONS (the webserver's defaults: 127.0.0.1:3000)."""
+    host = dev_option(options, ("-h", "--host"), "127.0.0.1")
+    port = dev_option(options, ("-p", "--port"), "3000")
+    shown = "localhost" if host in {"0.0.0.0", "::"} else host  # noqa: S104 (only compared)
+    return f"http://{shown}:{port}"
+
+
+def service_command(port: int) -> list[str]:
+    """`hub serve` on loopback PORT, run by this interpreter (the one `hub` runs on)."""
+    serve = ["serve", "--host", DEV_SERVICE_HOST, "--port", str(port)]
+    return [sys.executable, "-m", "hub_pipelines.cli", *serve]
+
+
+def port_is_free(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_server((host, port)).close()
+    except OSError:
+        return False
+    return True
+
+
+def stop_child(child: subprocess.Popen) -> None:
+    """SIGTERM to CHILD if it still runs, then SIGKILL when it does not stop in time."""
+    if child.poll() is None:
+        child.terminate()
+    try:
+        child.wait(timeout=CHILD_STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
+def exit_status(returncode: int) -> int:
+    """A child's status as a shell reports it: 128 + N when signal N ended it."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def run_dev_children(dev_argv: list[str], dev_cwd: Path, service_argv: list[str] | None) -> int:
+    """`dg dev` and the hub service side by side until `dg dev` exits; its exit status.
+
+    Each child leads a process group of its own, so a Ctrl-C in the terminal (or a SIGTERM)
+    reaches `hub dev` alone and is passed on exactly once: a second interrupt would break into
+    `dg dev`'s own shutdown, which waits for its webserver and daemon. Whatever ends `dg dev`,
+    the service is stopped after it; nothing outlives `hub dev` unless SIGKILL ends it.
+    """
+    children: list[subprocess.Popen] = []
+    received: list[int] = []
+
+    def pass_on(signum: int, _frame: object) -> None:
+        received.append(signum)
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(DEV_STOP_SIGNALS[signum])
+
+    previous = {signum: signal.signal(signum, pass_on) for signum in DEV_STOP_SIGNALS}
+    try:
+        if service_argv is not None:
+            children.append(subprocess.Popen(service_argv, process_group=0))  # noqa: S603
+        if received:  # stopped while the service started: no `dg dev` to start
+            return exit_status(-received[0])
+        dev = subprocess.Popen(dev_argv, cwd=dev_cwd, process_group=0)  # noqa: S603
+        children.append(dev)
+        return exit_status(dev.wait())
+    finally:
+        for child in reversed(children):
+            stop_child(child)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """`dg dev` on the hub's persistent DAGSTER_HOME, from any folder, with the local env loaded,
+    and beside it the hub service and (after `hub demo`) the demo's simulators.
+
+    `dg dev` runs in DAGSTER_HOME: from the repository root Dagster would otherwise warn that the
     dagster.yaml there is not the instance's (it is a copy: `settings.ensure_dagster_home`).
     """
+    if not args.no_service and not port_is_free(DEV_SERVICE_HOST, args.service_port):
+        raise CliError(
+            f"--service-port {args.service_port}: {DEV_SERVICE_HOST}:{args.service_port} is "
+            "already in use (another `hub serve` or `hub dev`?); choose another port with "
+            "--service-port, or start without the hub service with --no-service"
+        )
+    from hub_pipelines.demo.run import serve_demo_sources
+    from hub_pipelines.demo.simulators import DemoPortBusy
     from hub_pipelines.warehouse import db, migrations
 
-    os.environ["HUB_HOME"] = str(settings.hub_home())  # absolute, for every Dagster process
+    os.environ["HUB_HOME"] = str(settings.hub_home())  # absolute, for every child process
     home = settings.ensure_dagster_home()
     db.database_url()  # start the embedded server once, before Dagster's processes need it
     applied = migrations.upgrade()  # the sensors read the registry from their first tick
     if applied:
         print(f"migrations applied: {', '.join(m.path.name for m in applied)}")
+    try:
+        sources = serve_demo_sources()  # runs launched from the UI must reach them
+    except DemoPortBusy as exc:
+        raise CliError(str(exc)) from None
     workspace = str(settings.write_dev_workspace())
     argv = dev_command(dev_program(os.path.dirname(sys.executable)), workspace, args.dagster_args)
-    os.chdir(home)
-    os.execv(argv[0], argv)  # noqa: S606
+    print(f"the Dagster UI:    {dev_ui_url(args.dagster_args)} (dg dev, instance {home})")
+    if args.no_service:
+        print("the hub service:  not started (--no-service)")
+    else:
+        print(f"the hub service:  http://{DEV_SERVICE_HOST}:{args.service_port} (hub serve)")
+    if sources is not None:
+        print(sources)
+    print("stop with Ctrl-C", flush=True)
+    service = None if args.no_service else service_command(args.service_port)
+    return run_dev_children(argv, home, service)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -1014,18 +1132,30 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser.set_defaults(func=cmd_demo)
     dev = groups.add_parser(
         "dev",
-        help="the Dagster UI and daemon (dg dev) on $HUB_HOME/dagster, from any folder",
+        help="the Dagster UI and daemon (dg dev) on $HUB_HOME/dagster with the hub service",
         description="Runs `dg dev` (`dagster dev` when dagster-dg-cli is not installed) in "
         "$DAGSTER_HOME (default $HUB_HOME/dagster) on the code location hub_pipelines, after "
         "starting the embedded database (unless another is configured) and applying pending "
-        "migrations. Every other option is passed through (`dagster dev --help` lists them), "
-        "e.g. `hub dev -p 3001 --host 0.0.0.0` or `hub dev -- --log-level debug`; relative "
-        "paths in them are read from $DAGSTER_HOME.",
-        usage="hub dev [--help] [DAGSTER_DEV_OPTION ...]",
+        "migrations, and beside it the hub service (`hub serve` on 127.0.0.1) and, after `hub "
+        "demo`, the demo's simulators (restarted if they stopped). Ctrl-C stops them all. The "
+        "options below are hub's; every other one is passed through to dg dev (`dagster dev "
+        "--help` lists them), e.g. `hub dev -p 3001 --host 0.0.0.0` or `hub dev -- --log-level "
+        "debug`; relative paths in them are read from $DAGSTER_HOME.",
+        usage="hub dev [--help] [--service-port PORT | --no-service] [DAGSTER_DEV_OPTION ...]",
         add_help=False,  # -h is dagster dev's --host
-        allow_abbrev=False,
+        allow_abbrev=False,  # `--serv` and the like are dg dev's to reject, not ours to guess
     )
     dev.add_argument("--help", action="help", help="show this help message and exit")
+    dev.add_argument(
+        "--service-port",
+        type=PORT,
+        default=DEV_SERVICE_PORT,
+        metavar="PORT",
+        help=f"the hub service's port on {DEV_SERVICE_HOST} (default {DEV_SERVICE_PORT})",
+    )
+    dev.add_argument(
+        "--no-service", action="store_true", help="the Dagster UI alone, without the hub service"
+    )
     dev.set_defaults(func=cmd_dev, dagster_args=[])
     serve = groups.add_parser(
         "serve",

@@ -4,6 +4,7 @@ the UI's GraphQL API, with the daemon running schedules, sensors, backfills and 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -20,6 +21,37 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a server could listen on loopback PORT now. With SO_REUSEADDR, as servers bind:
+    a port that only closed connections linger on (TIME_WAIT) is free for them."""
+    try:
+        socket.create_server(("127.0.0.1", port)).close()  # sets SO_REUSEADDR on POSIX
+    except OSError:
+        return False
+    return True
+
+
+def ephemeral_ports_start() -> int:
+    """The first port the kernel hands to outgoing connections (Linux's default: 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port_range(count: int, attempts: int = 200) -> int:
+    """The first of COUNT consecutive loopback ports that are free now (the demo's simulators
+    take a base port and the ones after it). Searched below the ephemeral range: in it, the
+    lingering client ends of closed connections (TIME_WAIT) hold ports a server cannot bind,
+    and on a busy machine few runs of seven are left there."""
+    top = min(ephemeral_ports_start(), 65536) - count
+    for _ in range(attempts):
+        base = random.randint(10000, top)  # noqa: S311 (not a secret)
+        if all(port_is_free(base + i) for i in range(count)):
+            return base
+    raise AssertionError(f"found no {count} consecutive free ports in {attempts} attempts")
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 1.0):
@@ -149,3 +181,16 @@ def launch_run(dev: DagsterDev, tags: dict[str, str], assets=(), checks=()) -> s
     outcome = dev.graphql(LAUNCH_RUN, params=params)["launchRun"]
     assert outcome["__typename"] == "LaunchRunSuccess", outcome
     return outcome["run"]["runId"]
+
+
+LOCATION_STATUS = "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"
+
+
+def code_location_loaded(url: str) -> bool:
+    """Whether the webserver at URL answers GraphQL with every code location loaded."""
+    try:
+        response = httpx.post(f"{url}/graphql", json={"query": LOCATION_STATUS}, timeout=5)
+        entries = response.json()["data"]["workspaceOrError"]["locationEntries"]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return False
+    return bool(entries) and all(entry["loadStatus"] == "LOADED" for entry in entries)

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 import hub_pipelines
@@ -65,6 +66,49 @@ def test_a_target_of_ones_own_replaces_the_hub_workspace() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("argv", "passed", "service_port", "no_service"),
+    [
+        (["dev", "-p", "3001"], ["-p", "3001"], 8080, False),
+        (["dev", "-p", "3001", "--service-port", "9000"], ["-p", "3001"], 9000, False),
+        (["dev", "--service-port=9001", "--host", ANY], ["--host", ANY], 9001, False),
+        (
+            ["dev", "--no-service", "--", "--log-level", "debug"],
+            ["--", "--log-level", "debug"],
+            8080,
+            True,
+        ),
+        (["dev", "--", "--service-port", "9002"], ["--", "--service-port", "9002"], 8080, False),
+    ],
+)
+def test_hub_devs_own_options_are_taken_out_before_dg_dev_gets_the_rest(
+    argv: list[str], passed: list[str], service_port: int, no_service: bool
+) -> None:
+    args = cli.parse_args(argv)
+    assert args.dagster_args == passed
+    assert (args.service_port, args.no_service) == (service_port, no_service)
+
+
+def test_a_service_port_out_of_range_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.parse_args(["dev", "--service-port", "99999"])
+    assert exit_info.value.code == cli.EXIT_BAD_INPUT
+    assert "--service-port: must be a whole number from 1 to 65535" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "url"),
+    [
+        ([], "http://127.0.0.1:3000"),
+        (["-p", "3001"], "http://127.0.0.1:3001"),
+        (["--port=3002", "-h", ANY], "http://localhost:3002"),
+        (["--", "--host", "10.0.0.5", "--log-level", "debug"], "http://10.0.0.5:3000"),
+    ],
+)
+def test_hub_dev_names_where_dg_dev_serves_the_ui(options: list[str], url: str) -> None:
+    assert cli.dev_ui_url(options) == url
+
+
 def test_other_commands_still_reject_unknown_options(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         cli.parse_args(["tenants", "list", "-p", "3001"])
@@ -78,7 +122,9 @@ def test_hub_dev_help_is_its_own(
     with pytest.raises(SystemExit) as exit_info:
         cli.parse_args(["dev", "--help"])
     assert exit_info.value.code == 0
-    assert "passed through" in capsys.readouterr().out
+    help_text = capsys.readouterr().out
+    assert "passed through" in help_text
+    assert "--service-port PORT" in help_text and "--no-service" in help_text
 
 
 def test_dev_program_prefers_dg(tmp_path: Path) -> None:
@@ -248,6 +294,54 @@ def test_importing_the_code_location_loads_hub_env_from_any_folder(tmp_path: Pat
     assert result.stdout.strip().splitlines()[-1] == key
 
 
+# --- the hub service beside dg dev ---------------------------------------------------------------
+
+
+def test_a_busy_service_port_exits_2_naming_the_options_before_starting_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("HUB_HOME", str(home))
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        assert cli.main(["dev", "--service-port", str(port)]) == cli.EXIT_BAD_INPUT
+    error = capsys.readouterr().err
+    assert f"--service-port {port}: 127.0.0.1:{port} is already in use" in error
+    assert "--no-service" in error
+    assert not home.exists()  # no embedded database, no Dagster instance
+
+
+def test_when_dg_dev_exits_the_service_is_stopped_and_its_status_is_hub_devs(
+    tmp_path: Path,
+) -> None:
+    """Two real processes standing in for them: the service writes its pid and would serve for
+    two minutes; `dg dev` waits for that pid and fails with status 3."""
+    pid_file = tmp_path / "service.pid"
+    service = [
+        sys.executable,
+        "-c",
+        "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(120)",
+        str(pid_file),
+    ]
+    wait_then_fail = (
+        "import os, sys, time\n"
+        "while not (os.path.exists(sys.argv[1]) and os.path.getsize(sys.argv[1])):\n"
+        "    time.sleep(0.05)\n"
+        "sys.exit(3)"
+    )
+    dev = [sys.executable, "-c", wait_then_fail, str(pid_file)]
+    started = time.monotonic()
+    assert cli.run_dev_children(dev, tmp_path, service) == 3
+    assert time.monotonic() - started < 60  # stopped, not waited for
+    assert not psutil.pid_exists(int(pid_file.read_text()))
+
+
+def test_a_child_ended_by_a_signal_reports_as_a_shell_does() -> None:
+    assert cli.exit_status(0) == 0
+    assert cli.exit_status(2) == 2
+    assert cli.exit_status(-signal.SIGTERM) == 128 + signal.SIGTERM
+
+
 # --- one real start ---------------------------------------------------------------------------
 
 
@@ -278,6 +372,17 @@ def _graphql(port: int, query: str) -> dict | None:
         return None
 
 
+def _answers(port: int, path: str) -> bool:
+    """Whether an HTTP server answers PATH on loopback PORT, whatever its status."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10):  # noqa: S310
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, urllib.error.URLError):
+        return False
+
+
 def _stop(process: subprocess.Popen[bytes]) -> int:
     """SIGTERM to the whole process group (dg dev, webserver, daemon, code server); SIGKILL after
     30 s if anything is left."""
@@ -297,12 +402,13 @@ def test_hub_dev_starts_from_another_folder_and_serves_the_code_location(
     home = tmp_path / "home"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    port = _free_port()
+    port, service_port = _free_port(), _free_port()
     log_path = tmp_path / "hub-dev.log"
     env = _environment(HUB_HOME=str(home), HUB_DATABASE_URL=warehouse_url)
+    command = [str(BIN_DIR / "hub"), "dev", "-p", str(port), "--service-port", str(service_port)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(BIN_DIR / "hub"), "dev", "-p", str(port), "--", "--log-level", "info"],
+            [*command, "--", "--log-level", "info"],
             cwd=elsewhere,
             env=env,
             stdout=log,
@@ -319,14 +425,19 @@ def test_hub_dev_starts_from_another_folder_and_serves_the_code_location(
                 if all(entry["loadStatus"] == "LOADED" for entry in entries):
                     break
             time.sleep(1)
+        service_answers = _answers(service_port, "/health")
     finally:
-        exit_code = _stop(process)
+        children = psutil.Process(process.pid).children(recursive=True)
+        exit_code = _stop(process)  # SIGTERM to `hub dev`, which passes it on
+        _, left = psutil.wait_procs(children, timeout=30)
     output = log_path.read_text(errors="replace")
     assert entries, f"no GraphQL answer on port {port}:\n{output[-3000:]}"
     assert [entry["name"] for entry in entries] == ["hub_pipelines"]
     location = entries[0]["locationOrLoadError"]
     assert location["__typename"] == "RepositoryLocation", location
     assert exit_code == 0, output[-3000:]
+    assert service_answers, output[-3000:]  # the hub service, beside the UI
+    assert not left, [child.cmdline() for child in left]  # nothing outlives `hub dev`
     assert (home / "dagster" / "dagster.yaml").is_file()  # the project's instance config
     assert "SupersessionWarning" not in output
     assert "Found a dagster instance configuration value" not in output
