@@ -7,6 +7,7 @@ on it); without it an embedded server is started in a temporary HUB_HOME for the
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -141,3 +142,25 @@ def encryption_key(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv(KEY_VARIABLE, key)
     monkeypatch.delenv(OLD_KEYS_VARIABLE, raising=False)
     return key
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Headless Debian chromium through Playwright; a clear failure when it cannot run."""
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail(
+            "Debian's chromium is not installed: apt-get install -y --no-install-recommends "
+            "chromium (.ci/run does it when missing)"
+        )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        pytest.fail(f"Playwright is missing ({exc}): pip install -e '.[dev]'")
+    with sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(executable_path=executable, headless=True)
+        except Exception as exc:
+            pytest.fail(f"chromium at {executable} could not start headless: {exc}")
+        yield browser
+        browser.close()

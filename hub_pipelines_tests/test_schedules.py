@@ -24,6 +24,7 @@ from hub_pipelines.imports.schedules import (
     import_time,
 )
 from hub_pipelines.resources import WarehouseResource
+from hub_pipelines.tenants.models import TenantConfigError
 from hub_pipelines.tenants.registry import TenantRegistry
 from hub_pipelines.vault import Vault
 
@@ -195,3 +196,38 @@ def test_the_tick_bench_creates_the_runs_due_in_the_busiest_minute(warehouse_url
     assert result["errors"] == []
     assert result["run_requests"] == result["runs_created"] == result["imports_due"] > 0
     assert result["instance_queries"] > 0
+
+
+def test_a_file_drop_tenant_is_never_scheduled_and_a_schedule_for_it_is_refused(hub):
+    """It imports when a file lands; a scheduled run would only fail (nothing to connect to)."""
+    registry, instance, url = hub
+    file_drop = {"connection_config": {"file_drop": True}}
+    row = registry.add("branch", "tally", file_drop)
+    assert (row.sync_config.customers_frequency, row.sync_config.invoices_frequency) == (
+        "manual",
+        "manual",
+    )
+    with pytest.raises(TenantConfigError, match=r"sync_config\.invoices_frequency: a file-drop"):
+        registry.add(
+            "branch", "tally", {**file_drop, "sync_config": {"invoices_frequency": "daily"}}
+        )
+    registry.add(
+        "live",
+        "tally",
+        {"connection_config": {"url": "http://127.0.0.1:9000", "company_name": "Live Co"}},
+    )
+    instance.add_dynamic_partitions("tally_tenants", ["branch", "live"])
+    day = datetime(2026, 11, 2, tzinfo=ZoneInfo("Asia/Kolkata"))
+    for frequency in ("every_6_hours", "daily"):
+        schedule = next(s for s in import_schedules if s.name == f"tally_imports_{frequency}")
+        for tenant in ("branch", "live"):  # at the minute each would be due
+            when = import_time("tally", tenant, frequency, day)
+            with dg.build_schedule_context(
+                instance=instance,
+                scheduled_execution_time=when,
+                resources={"warehouse": WarehouseResource(database_url=url)},
+                repository_def=defs.get_repository_def(),
+            ) as context:
+                requests = schedule.evaluate_tick(context).run_requests or []
+            due = {request.partition_key for request in requests}
+            assert due == ({"live"} if tenant == "live" else set()), (frequency, tenant)

@@ -123,28 +123,6 @@ def hub_dev(demo_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 leftover.kill()
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    """Headless Debian chromium through Playwright; a clear failure when it cannot run."""
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail(
-            "Debian's chromium is not installed: apt-get install -y --no-install-recommends "
-            "chromium (.ci/run does it when missing)"
-        )
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        pytest.fail(f"Playwright is missing ({exc}): pip install -e '.[dev]'")
-    with sync_playwright() as playwright:
-        try:
-            browser = playwright.chromium.launch(executable_path=executable, headless=True)
-        except Exception as exc:
-            pytest.fail(f"chromium at {executable} could not start headless: {exc}")
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def open_page(chromium, hub_dev: HubDev) -> Iterator[Callable]:
     """A page of the UI at a path, in a window of the given size. Dagster greets a new

@@ -251,13 +251,24 @@ def stop(base_port: int, timeout: float = 30) -> bool:
     httpx.post(control_url(base_port) + "/stop", timeout=5)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(info["pid"], 0)
-        except ProcessLookupError:
+        if _exited(info["pid"]):
             return True
         time.sleep(0.2)
     os.kill(info["pid"], signal.SIGKILL)
     return True
+
+
+def _exited(pid: int) -> bool:
+    try:  # started by this process (the demo ran here): reap it, or it lingers as a zombie
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return True
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 def ensure(size: str, base_port: int, log: Path) -> tuple[dict[str, Any], bool]:

@@ -62,6 +62,19 @@ def split_registration(document: Any) -> tuple[Any, Any]:
     return document, None
 
 
+def files_only(sync: SyncConfig) -> SyncConfig:
+    """A file-drop tenant imports when a file lands, never on a schedule (there is nothing to
+    connect to): its frequencies are `manual`, and a schedule given for it is an error."""
+    for entity in ("customers", "invoices"):
+        field = f"{entity}_frequency"
+        if field in sync.model_fields_set and getattr(sync, field) != "manual":
+            raise TenantConfigError(
+                f"sync_config.{field}: a file-drop tenant imports when a file lands, not on a "
+                "schedule; leave it out (or set it to manual)"
+            )
+    return sync.model_copy(update={"customers_frequency": "manual", "invoices_frequency": "manual"})
+
+
 @dataclass(frozen=True)
 class ConfigRow:
     """A registry row without its secrets."""
@@ -114,6 +127,8 @@ class TenantRegistry:
         reject_hub_managed_fields(connection_data)
         connection = parse_connection_config(system, connection_data)
         sync = parse_sync_config(sync_data)
+        if getattr(connection, "file_drop", False):
+            sync = files_only(sync)
         try:
             return self._store(tenant_id, system, connection, sync)
         except psycopg.errors.IntegrityError as exc:

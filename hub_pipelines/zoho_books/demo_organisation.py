@@ -1,15 +1,15 @@
-"""The demo's Zoho Books organisation, apart from the simulator so that `hub`'s argument parser
-(which takes its defaults from here) does not import the whole simulator on every command."""
+"""The default Zoho Books organisation of `hub simulate zoho_books`, apart from the simulator so
+that `hub`'s argument parser (which takes its defaults from here) does not import the whole
+simulator on every command. (`hub demo` serves organisations of its own: `demo.plan`.)"""
 
-# The demo's organisation, served by `hub demo` and, by default, by `hub simulate zoho_books`, so
-# the demo tenant works with either in any order. Real Zoho allows 100 requests/minute; the demo
-# raises the limit on both sides to finish in seconds (`--requests-per-minute 100` for the real
-# pace). The connector's token bucket and the simulator's limiter still apply.
+# Real Zoho allows 100 requests/minute; the default raises the limit to finish in seconds
+# (`--requests-per-minute 100` for the real pace; a tenant reaching it needs the same
+# `requests_per_minute`). Port 8099: the demo's simulators hold 8090-8096.
 DEMO_SIMULATOR = {
-    "port": 8091,
+    "port": 8099,
     "data": {"customers": 200, "invoices": 1000, "lines_per_invoice": 3, "seed": 42},
     "limits": {"requests_per_minute": 30_000, "daily_limit": 10**7},
 }
-# Not a Zoho URL: the simulator's own description (its organisation, credentials and rate), so
-# `hub demo` can register a tenant that reaches an already running simulator.
+# Not a Zoho URL: the simulator's own description (its organisation, credentials and rate), for
+# a tool that registers a tenant reaching an already running simulator.
 SIMULATOR_INFO_PATH = "/__simulator__"

@@ -7,7 +7,6 @@ Chromium is required, not optional: when it cannot start, the browser test fails
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -100,28 +99,6 @@ def _point_at(monkeypatch: pytest.MonkeyPatch, case: Case, url: str) -> None:
     monkeypatch.setenv(f"{case.env_prefix}_CLIENT_SECRET", case.client[1])
     monkeypatch.setenv(f"{case.env_prefix}_ACCOUNTS_URL", url)
     monkeypatch.setenv(f"{case.env_prefix}_API_URL", url)
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """Headless Debian chromium through Playwright; a clear failure when it cannot run."""
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail(
-            "Debian's chromium is not installed: apt-get install -y --no-install-recommends "
-            "chromium (.ci/run does it when missing)"
-        )
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        pytest.fail(f"Playwright is missing ({exc}): pip install -e '.[dev]'")
-    with sync_playwright() as playwright:
-        try:
-            browser = playwright.chromium.launch(executable_path=executable, headless=True)
-        except Exception as exc:
-            pytest.fail(f"chromium at {executable} could not start headless: {exc}")
-        yield browser
-        browser.close()
 
 
 def _start(service: str, system: str, tenant: str = TENANT, **params: str) -> httpx.Response:
