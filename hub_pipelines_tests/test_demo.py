@@ -17,8 +17,7 @@ from hub_pipelines.demo import simulators
 from hub_pipelines.demo.plan import FILE_PAIR, PAIRS, WEBHOOK_PAIR, books_as_of, port_of
 from hub_pipelines.landing.notices import NOTICE_TAG
 from hub_pipelines.partitions import tenant_partitions
-from hub_pipelines_tests.conftest import empty_tables
-from hub_pipelines_tests.ports import free_port_range
+from hub_pipelines_tests.demo_hub import demo_hub
 
 TABLES = ("accounting.customers", "accounting.invoices", "accounting.invoice_lines")
 
@@ -38,30 +37,22 @@ def table_digest(url: str) -> dict[str, str]:
 def demo(warehouse_url, tmp_path_factory):
     from hub_pipelines.demo.run import run_demo
 
-    empty_tables(warehouse_url)
     home = tmp_path_factory.mktemp("demo-hub")
-    base_port = free_port_range(len(PAIRS) + 1)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HUB_HOME", str(home))
-        patch.delenv("CREDENTIAL_ENCRYPTION_KEY", raising=False)  # the demo makes one
-        patch.delenv("DAGSTER_HOME", raising=False)
-        try:
-            first = run_demo(size="small", base_port=base_port)
-            after_first = table_digest(warehouse_url)
-            second = run_demo(size="small", base_port=base_port)
-            instance = dg.DagsterInstance.from_config(str(home / "dagster"))
-            yield SimpleNamespace(
-                first=first,
-                second=second,
-                after_first=after_first,
-                base_port=base_port,
-                home=home,
-                url=warehouse_url,
-                instance=instance,
-            )
-            instance.dispose()
-        finally:
-            simulators.stop(base_port)
+    with demo_hub(warehouse_url, home) as base_port:
+        first = run_demo(size="small", base_port=base_port)
+        after_first = table_digest(warehouse_url)
+        second = run_demo(size="small", base_port=base_port)
+        instance = dg.DagsterInstance.from_config(str(home / "dagster"))
+        yield SimpleNamespace(
+            first=first,
+            second=second,
+            after_first=after_first,
+            base_port=base_port,
+            home=home,
+            url=warehouse_url,
+            instance=instance,
+        )
+        instance.dispose()
 
 
 def truth(pair, base_port: int):

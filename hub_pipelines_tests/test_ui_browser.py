@@ -28,13 +28,8 @@ from hub_pipelines.analytics.assets import VIEWS
 from hub_pipelines.canonical import ENTITIES
 from hub_pipelines.demo.plan import PAIRS
 from hub_pipelines.vault import KEY_VARIABLE
-from hub_pipelines_tests.conftest import empty_tables
-from hub_pipelines_tests.dagster_webserver import (
-    code_location_loaded,
-    free_port,
-    free_port_range,
-    wait_for,
-)
+from hub_pipelines_tests.dagster_webserver import code_location_loaded, free_port, wait_for
+from hub_pipelines_tests.demo_hub import demo_hub
 
 BIN_DIR = Path(sys.executable).parent
 SCREENSHOTS_VARIABLE = "HUB_UI_SCREENSHOTS"
@@ -74,21 +69,11 @@ def demo_home(warehouse_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
     """`hub demo` (small) done in a HUB_HOME of its own, on the session's warehouse, its
     simulators left serving on free ports (stopped at the end)."""
     from hub_pipelines.demo.run import run_demo
-    from hub_pipelines.demo.simulators import stop
 
-    empty_tables(warehouse_url)
     home = tmp_path_factory.mktemp("ui-hub")
-    base_port = free_port_range(len(PAIRS) + 1)  # the control port, then one per pair
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HUB_HOME", str(home))
-        for name in (KEY_VARIABLE, "DAGSTER_HOME"):  # the demo sets both; undone afterwards
-            patch.setenv(name, "")
-            patch.delenv(name)
-        try:
-            assert run_demo(size="small", base_port=base_port).success
-            yield home
-        finally:
-            stop(base_port)
+    with demo_hub(warehouse_url, home) as base_port:
+        assert run_demo(size="small", base_port=base_port).success
+        yield home
 
 
 @pytest.fixture(scope="module")

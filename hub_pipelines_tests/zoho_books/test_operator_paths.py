@@ -17,7 +17,6 @@ from hub_pipelines import cli
 from hub_pipelines.analytics.assets import VIEWS
 from hub_pipelines.demo import simulators
 from hub_pipelines.demo.plan import DEMO_LIMITS, PAIRS, port_of
-from hub_pipelines_tests.conftest import empty_tables
 from hub_pipelines_tests.dagster_webserver import (
     DagsterDev,
     backfill_status,
@@ -26,7 +25,7 @@ from hub_pipelines_tests.dagster_webserver import (
     launch_run,
     wait_for,
 )
-from hub_pipelines_tests.ports import free_port_range
+from hub_pipelines_tests.demo_hub import demo_hub
 from hub_pipelines_tests.zoho_books.conftest import retry_requests
 
 ZOHO_PAIR = next(pair for pair in PAIRS if pair.system == "zoho_books")
@@ -41,31 +40,23 @@ def hub(warehouse_url, tmp_path_factory):
     """A hub set up the README's way: the demo, the demo again; then the UI."""
     from hub_pipelines.demo.run import run_demo
 
-    empty_tables(warehouse_url)
     home = tmp_path_factory.mktemp("operator-hub")
-    base_port = free_port_range(len(PAIRS) + 1)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HUB_HOME", str(home))
-        patch.delenv("CREDENTIAL_ENCRYPTION_KEY", raising=False)  # the demo makes one
-        patch.delenv("DAGSTER_HOME", raising=False)
-        try:
-            assert run_demo(base_port=base_port).success  # starts the simulators, which stay
-            assert run_demo(base_port=base_port).success  # again, with them serving
-            env = {**os.environ, "RETRY_MAX_ATTEMPTS": "2", "RETRY_INITIAL_DELAY": "10"}
-            env.pop("CREDENTIAL_ENCRYPTION_KEY")  # the code location must find it in hub.env
-            busy = home / "busy.json"  # a pair of another system: no zoho_books partition
-            busy.write_text('{"username": "u", "password": "p", "company_code": "Comp0001"}')
-            add = ["tenants", "add", "globex", "busy", "--no-test", "--config", str(busy)]
-            assert cli.main(add) == 0
-            _add_broken_tenant(base_port)
-            with DagsterDev(env, cwd=home, log=home / "dagster-dev.log") as dev:
-                instance = dg.DagsterInstance.from_config(str(home / "dagster"))
-                yield SimpleNamespace(
-                    dev=dev, instance=instance, base_port=base_port, home=home, url=warehouse_url
-                )
-                instance.dispose()
-        finally:
-            simulators.stop(base_port)
+    with demo_hub(warehouse_url, home) as base_port:
+        assert run_demo(base_port=base_port).success  # starts the simulators, which stay
+        assert run_demo(base_port=base_port).success  # again, with them serving
+        env = {**os.environ, "RETRY_MAX_ATTEMPTS": "2", "RETRY_INITIAL_DELAY": "10"}
+        env.pop("CREDENTIAL_ENCRYPTION_KEY")  # the code location must find it in hub.env
+        busy = home / "busy.json"  # a pair of another system: no zoho_books partition
+        busy.write_text('{"username": "u", "password": "p", "company_code": "Comp0001"}')
+        add = ["tenants", "add", "globex", "busy", "--no-test", "--config", str(busy)]
+        assert cli.main(add) == 0
+        _add_broken_tenant(base_port)
+        with DagsterDev(env, cwd=home, log=home / "dagster-dev.log") as dev:
+            instance = dg.DagsterInstance.from_config(str(home / "dagster"))
+            yield SimpleNamespace(
+                dev=dev, instance=instance, base_port=base_port, home=home, url=warehouse_url
+            )
+            instance.dispose()
 
 
 def _add_broken_tenant(base_port: int, reachable: bool = False) -> None:
