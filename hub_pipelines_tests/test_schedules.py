@@ -64,9 +64,11 @@ def register(hub, tenants: list[str], partitions: bool = True) -> None:
         instance.add_dynamic_partitions(f"{SYSTEM}_tenants", tenants)
 
 
-def evaluate(hub, when: datetime, frequency: str = "hourly") -> dg.ScheduleExecutionData:
+def evaluate(
+    hub, when: datetime, frequency: str = "hourly", system: str = SYSTEM
+) -> dg.ScheduleExecutionData:
     _, instance, url = hub
-    schedule = next(s for s in import_schedules if s.name == f"{SYSTEM}_imports_{frequency}")
+    schedule = next(s for s in import_schedules if s.name == f"{system}_imports_{frequency}")
     with dg.build_schedule_context(
         instance=instance,
         scheduled_execution_time=when,
@@ -219,15 +221,8 @@ def test_a_file_drop_tenant_is_never_scheduled_and_a_schedule_for_it_is_refused(
     instance.add_dynamic_partitions("tally_tenants", ["branch", "live"])
     day = datetime(2026, 11, 2, tzinfo=ZoneInfo("Asia/Kolkata"))
     for frequency in ("every_6_hours", "daily"):
-        schedule = next(s for s in import_schedules if s.name == f"tally_imports_{frequency}")
         for tenant in ("branch", "live"):  # at the minute each would be due
             when = import_time("tally", tenant, frequency, day)
-            with dg.build_schedule_context(
-                instance=instance,
-                scheduled_execution_time=when,
-                resources={"warehouse": WarehouseResource(database_url=url)},
-                repository_def=defs.get_repository_def(),
-            ) as context:
-                requests = schedule.evaluate_tick(context).run_requests or []
+            requests = evaluate(hub, when, frequency, "tally").run_requests or []
             due = {request.partition_key for request in requests}
             assert due == ({"live"} if tenant == "live" else set()), (frequency, tenant)
