@@ -10,7 +10,7 @@ data and the same PostgreSQL, and the figures of issue 12's table. bench/README.
 Each timed measurement runs in a fresh process (`bench.measure`), contenders interleaved within
 every repeat, on a scratch database of the configured (or embedded) PostgreSQL dropped at the
 end. The table is printed and, unless --smoke, written with the raw figures to
-bench/results/<UTC date>-<host>.{md,json}.
+bench/results/<UTC date>-<host>[-sections][-label].{md,json} (-2, -3, … rather than overwrite).
 """
 
 from __future__ import annotations
@@ -73,6 +73,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         "--results", type=Path, help="folder for the results files (bench/results; --smoke: none)"
     )
     parser.add_argument(
+        "--label", help="added to the results files' name: <date>-<host>[-sections]-LABEL"
+    )
+    parser.add_argument(
         "--table", type=Path, metavar="RESULTS.json", help="print the table of a results file"
     )
     return parser.parse_args(argv)
@@ -117,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     sections = args.only or list(SECTIONS)
     folder = args.results or (None if args.smoke else RESULTS)
     suffix = "" if sections == list(SECTIONS) else "-" + "-".join(sections)
-    stem = folder / report.results_stem(suffix) if folder is not None else None
+    suffix += f"-{args.label}" if args.label else ""
+    stem = report.unused_stem(folder, report.results_stem(suffix)) if folder is not None else None
     results = run(plan, sections, stem)
     text = report.markdown(results)
     print(text)

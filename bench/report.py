@@ -328,6 +328,16 @@ def results_stem(suffix: str = "") -> str:
     return f"{datetime.now(UTC):%Y-%m-%d}-{socket.gethostname()}{suffix}"
 
 
+def unused_stem(folder: Path, name: str) -> Path:
+    """`folder/name`, or `folder/name-2` (-3, …) when a results file of that name exists: a run
+    never overwrites an earlier one's figures (two runs of the same sections on one day)."""
+    stem, number = folder / name, 1
+    while any(stem.with_name(stem.name + ext).exists() for ext in (".json", ".md")):
+        number += 1
+        stem = folder / f"{name}-{number}"
+    return stem
+
+
 def write_json(results: dict[str, Any], stem: Path) -> Path:
     """The raw figures (written after every section, so a failure later loses none)."""
     stem.parent.mkdir(parents=True, exist_ok=True)

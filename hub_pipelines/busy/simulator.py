@@ -23,11 +23,14 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -87,12 +90,52 @@ COLUMNS = {
 }
 
 
+class Table(dict):
+    """A table's rows by code (Master1, a year's Tran1) that counts the writes to it: a keyset
+    listing sorted from the table stays valid while the count does. Rows are replaced, never
+    edited in place, once the table has been served (tests write tables directly too)."""
+
+    writes = 0
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.writes += 1
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        self.writes += 1
+        super().__delitem__(key)
+
+    def __ior__(self, other: Any) -> Table:
+        self.writes += 1
+        return super().__ior__(other)
+
+    def pop(self, *args: Any) -> Any:
+        self.writes += 1
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[Any, Any]:
+        self.writes += 1
+        return super().popitem()
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        self.writes += 1
+        return super().setdefault(key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.writes += 1
+        super().update(*args, **kwargs)
+
+    def clear(self) -> None:
+        self.writes += 1
+        super().clear()
+
+
 @dataclass
 class Database:
     """One financial year's database: Tran1 rows and each voucher's XML, by VchCode."""
 
     year: int
-    tran1: dict[int, dict[str, Any]] = field(default_factory=dict)
+    tran1: Table = field(default_factory=Table)
     vouchers: dict[int, str] = field(default_factory=dict)
     next_code: int = 1
 
@@ -118,7 +161,9 @@ class BusySimulator(SimulatorEngine):
         self.faults.latency = latency
         self.company_code, self.username, self.password = company_code, USERNAME, PASSWORD
         self.never_edited_null, self.noisy_floats = never_edited_null, noisy_floats
-        self.masters: dict[int, dict[str, Any]] = {}  # Master1 (+ its address), every year's
+        self.masters = Table()  # Master1 (+ its address), every year's
+        # Keyset listings by name: (the table, its writes then, rows sorted by (time, code)).
+        self._sorted: dict[tuple, tuple[Table, int, list[tuple[Any, dict]]]] = {}
         self.databases: dict[int, Database] = {}
         self.sale_codes: dict[int, tuple[int, int]] = {}  # Books sale key -> (year, VchCode)
         self.receipted: dict[int, int] = {}  # Books sale key -> paid percent with receipts
@@ -226,15 +271,37 @@ class BusySimulator(SimulatorEngine):
         ]
 
     def _customers(self, values: dict[str, str], db: Database | None) -> list[dict]:
-        return _keyset(self._customer_keys(values, db), values, "Code")
+        name, rows = ("customers", values["groups"]), lambda: self._customer_keys(values, db)
+        return self._keyset(name, self.masters, rows, values, "Code")
 
     def _sales(self, values: dict[str, str], db: Database) -> list[dict]:
-        rows = [
-            {**row, "VchNo": row["VchNo"].lstrip(), "Changed": _changed(row)}
-            for row in db.tran1.values()
-            if row["VchType"] == str(protocol.SALE)
-        ]
-        return _keyset(rows, values, "VchCode")
+        def rows() -> list[dict]:
+            return [
+                {**row, "VchNo": row["VchNo"].lstrip(), "Changed": _changed(row)}
+                for row in db.tran1.values()
+                if row["VchType"] == str(protocol.SALE)
+            ]
+
+        return self._keyset(("sales", db.year), db.tran1, rows, values, "VchCode")
+
+    def _keyset(
+        self,
+        name: tuple,
+        table: Table,
+        rows: Callable[[], list[dict]],
+        values: dict[str, str],
+        code: str,
+    ) -> list[dict]:
+        """`TOP n … WHERE (time, code) > (after, code) ORDER BY time, code`: a slice of `rows()`
+        sorted once while `table` is unwritten, so a page costs its own rows, not the table's."""
+        cached = self._sorted.get(name)
+        if cached is None or cached[0] is not table or cached[1] != table.writes:
+            ordered = sorted(((_position(row, code), row) for row in rows()), key=itemgetter(0))
+            cached = self._sorted[name] = (table, table.writes, ordered)
+        ordered = cached[2]
+        after = (protocol.busy_time(values["after"]), int(values["code"]))
+        start = bisect.bisect_right(ordered, after, key=itemgetter(0))
+        return [row for _, row in ordered[start : start + int(values["limit"])]]
 
     def _sale_keys(self, _values: dict[str, str], db: Database) -> list[dict]:
         return [row for row in db.tran1.values() if row["VchType"] == str(protocol.SALE)]
@@ -407,14 +474,9 @@ def _changed(row: dict[str, Any]) -> str:
     return row.get("ModificationTime") or row.get("CreationTime") or protocol.NO_TIME
 
 
-def _keyset(rows: list[dict], values: dict[str, str], code: str) -> list[dict]:
-    """`TOP n … WHERE (time, code) > (after, code) ORDER BY time, code`."""
-
-    def position(row: dict) -> tuple[datetime, int]:
-        return protocol.busy_time(row["Changed"]), int(row[code])
-
-    after = (protocol.busy_time(values["after"]), int(values["code"]))
-    return sorted((r for r in rows if position(r) > after), key=position)[: int(values["limit"])]
+def _position(row: dict, code: str) -> tuple[datetime, int]:
+    """A row's place in a keyset walk: (its change time, its code)."""
+    return protocol.busy_time(row["Changed"]), int(row[code])
 
 
 def rowset_xml(columns: dict[str, str], rows: list[dict[str, Any]]) -> str:

@@ -82,6 +82,7 @@ DAY = 86_400
 INDIA_FIELDS = ("GSTIN", "GSTRegistrationType", "BusinessNumber")
 INDIA_SINCE_MINOR_VERSION = 33
 NAME_LISTS = frozenset({"Customer"})  # inactive rows hidden unless a query asks for them
+MAX_LISTINGS = 16  # cached query results kept between changes (the oldest goes first)
 REGISTRATION_TYPES = {
     "registered_regular": "GST_REG_REG",
     "unregistered_business": "GST_UNREG",
@@ -145,6 +146,7 @@ class QueryError(ValueError):
 @dataclass
 class Query:
     entity: str
+    where: str  # the conditions as written: with the entity, what a listing is cached under
     count: bool
     conditions: list[Callable[[dict[str, Any]], bool]]
     asks_active: bool  # else a name list (Customer) hides its inactive rows
@@ -158,6 +160,12 @@ class Query:
 
     def sort_key(self, record: dict[str, Any]) -> tuple:
         return (_stamp(record), _id_key(record)) if self.by_time else _id_key(record)
+
+    def listing(self, ordered: bool) -> tuple:
+        """What the rows this query pages through are cached under: its entity and conditions,
+        and its order when they are `ordered` (a COUNT(*) needs none)."""
+        selection = (self.entity, self.where)
+        return (*selection, self.by_time, self.descending) if ordered else selection
 
 
 def parse_query(text: str) -> Query:
@@ -175,6 +183,7 @@ def parse_query(text: str) -> Query:
         raise QueryError(f"ORDERBY {match['order']}: not supported by the simulator")
     return Query(
         entity=match["entity"],
+        where=where,
         count=match["what"] != "*",
         conditions=[_condition(part) for part in parts],
         asks_active=any(part.lower().startswith("active") for part in parts),
@@ -329,6 +338,9 @@ class QuickBooksSimulator(SimulatorEngine):
         self._ids: dict[tuple[str, Any], str] = {}
         self._counters: dict[str, int] = {}
         self._versions: dict[tuple[str, str], tuple[datetime, int]] = {}
+        # Query results by `Query.listing`, so that a walk's pages are slices of one filtered and
+        # sorted listing, not a filter and sort of every record each; emptied on every change.
+        self._listings: dict[tuple, list[dict[str, Any]]] = {}
         self.oauth.add_client(CLIENT_ID, CLIENT_SECRET)
         self.oauth.issue_refresh_token(CLIENT_ID, scope=protocol.SCOPE, context={"realm": realm_id})
 
@@ -363,6 +375,7 @@ class QuickBooksSimulator(SimulatorEngine):
             current = held.get(str(record["Id"]))
             if current is None or _stamp(record) >= _stamp(current):
                 held[str(record["Id"])] = record
+                self._listings.clear()
 
     # --- Books ---------------------------------------------------------------------------------
 
@@ -378,8 +391,9 @@ class QuickBooksSimulator(SimulatorEngine):
                 self._id("Customer", key)  # Ids in the parties' order
             for key in books.sales:
                 self._put_sale(key)
+            balances = _balances(books)  # one pass over the sales, not one per customer
             for key in books.parties:
-                self._put_party(key)
+                self._put_party(key, balances.get(key, ZERO))
         books.listeners.append(self._follow)
 
     def change(self, kind: str, key: int, operation: str) -> WebhookChange:
@@ -411,14 +425,18 @@ class QuickBooksSimulator(SimulatorEngine):
         times = {"CreateTime": qbo_time(created), "LastUpdatedTime": qbo_time(updated)}
         return {"Id": record_id, "SyncToken": str(token), "MetaData": times}
 
-    def _put_party(self, key: int) -> None:
+    def _put_party(self, key: int, balance: Decimal | None = None) -> None:
+        """Render a customer; `balance`, what it owes, is summed over its sales when not given."""
         party = self.books.parties[key]
-        balance = sum((s.balance for s in self.books.live_sales() if s.party_key == key), ZERO)
+        if balance is None:
+            balance = sum((s.balance for s in self.books.live_sales() if s.party_key == key), ZERO)
         customer_id = self._id("Customer", key)
         meta = self._meta("Customer", customer_id, party.created_at, party.updated_at)
         self.records["Customer"][customer_id] = customer_record(party, meta, balance)
+        self._listings.clear()
 
     def _put_sale(self, key: int) -> None:
+        self._listings.clear()
         sale = self.books.sales[key]
         if sale.deleted or sale.status == "draft":  # no Invoice (any more): a hard delete
             invoice_id = self._ids.get(("Invoice", key))
@@ -510,6 +528,7 @@ class QuickBooksSimulator(SimulatorEngine):
         known = ("TaxRate", (head, percent)) in self._ids
         rate_id = self._id("TaxRate", (head, percent))
         if not known:
+            self._listings.clear()
             name = f"{head.upper()} {_percent(percent)}%"
             self.records.setdefault("TaxRate", {})[rate_id] = {
                 **self._meta("TaxRate", rate_id, self.clock(), self.clock()),
@@ -588,17 +607,31 @@ class QuickBooksSimulator(SimulatorEngine):
             query = parse_query(params.get("query", ""))
         except QueryError as exc:
             return self._invalid("QueryParserError: Encountered an error parsing the query", exc)
-        held = [] if self.empty else self.records.get(query.entity, {}).values()
-        rows = [r for r in held if query.matches(r)]
-        if query.entity in NAME_LISTS and not query.asks_active:
-            rows = [row for row in rows if row.get("Active", True)]
+        rows = [] if self.empty else self._listing(query, ordered=not query.count)
         if query.count:
             return Reply(200, {"QueryResponse": {"totalCount": len(rows)}, "time": self._time()})
-        rows.sort(key=query.sort_key, reverse=query.descending)
         page = rows[query.start - 1 : query.start - 1 + query.max_results]
         found = [self._served(row, params) for row in page]
         answer = {query.entity: found, "startPosition": query.start, "maxResults": len(found)}
         return Reply(200, {"QueryResponse": answer if found else {}, "time": self._time()})
+
+    def _listing(self, query: Query, ordered: bool) -> list[dict[str, Any]]:
+        """The rows `query` selects (sorted its way when `ordered`), from the cache while the
+        records are unchanged."""
+        key = query.listing(ordered)
+        rows = self._listings.get(key)
+        if rows is None:
+            if ordered:
+                selected = self._listing(query, ordered=False)
+                rows = sorted(selected, key=query.sort_key, reverse=query.descending)
+            else:
+                rows = [r for r in self.records.get(query.entity, {}).values() if query.matches(r)]
+                if query.entity in NAME_LISTS and not query.asks_active:
+                    rows = [row for row in rows if row.get("Active", True)]
+            if len(self._listings) >= MAX_LISTINGS:
+                del self._listings[next(iter(self._listings))]
+            self._listings[key] = rows
+        return rows
 
     def _cdc(self, request: Request, params: dict[str, str]) -> Reply:
         names = [name.strip() for name in params.get("entities", "").split(",") if name.strip()]
@@ -681,6 +714,14 @@ class QuickBooksSimulator(SimulatorEngine):
     def page_of(self, params: dict[str, str]) -> int:
         found = re.search(r"STARTPOSITION\s+(\d+)\s+MAXRESULTS\s+(\d+)", params.get("query", ""))
         return (int(found[1]) - 1) // max(int(found[2]), 1) + 1 if found else 1
+
+
+def _balances(books: Books) -> dict[int, Decimal]:
+    """What each customer owes: the balances of its live sales."""
+    owed: dict[int, Decimal] = {}
+    for sale in books.live_sales():
+        owed[sale.party_key] = owed.get(sale.party_key, ZERO) + sale.balance
+    return owed
 
 
 def _basic_credentials(header: str) -> tuple[str, str | None]:

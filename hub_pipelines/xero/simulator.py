@@ -78,6 +78,7 @@ AUTHORIZE_PATH = "/identity/connect/authorize"  # login.xero.com's consent page
 API = "/api.xro/2.0"
 COLLECTIONS = {"Contacts": "ContactID", "Invoices": "InvoiceID"}
 _IDS = uuid.UUID("7d0c51ab-5f4a-4c1e-9d7b-3e0f1a2b4c5d")  # namespace of the rendered ids
+MAX_LISTINGS = 16  # cached list answers kept per organisation between changes (oldest first out)
 
 
 @dataclass
@@ -90,6 +91,13 @@ class Organisation:
     empty: bool = False  # every list answers empty (`Simulated.answer_empty`)
     # Replayed rows captured without their line items: only unpaged answers can hold them.
     unpaged_only: set[str] = field(default_factory=set)
+    # The rows of a list request by what selects and orders them (`_listing_key`), so that a
+    # walk's pages are slices of one filtered and sorted listing; emptied by `changed`.
+    listings: dict[tuple, list[dict]] = field(default_factory=dict, repr=False)
+
+    def changed(self) -> None:
+        """Its contacts or invoices changed: every cached listing is stale."""
+        self.listings.clear()
 
 
 class QueryError(ValueError):
@@ -300,17 +308,14 @@ class XeroSimulator(SimulatorEngine):
     def _lister(self, collection: str):
         def answer(request: Request, params: dict[str, str]) -> Reply:
             org = self._org(request)
+            since = _since(request.headers.get(protocol.MODIFIED_SINCE_HEADER))
             try:
-                rows = [] if org.empty else _select(collection, _store(org, collection), params)
+                rows = [] if org.empty else _listing(org, collection, params, since)
             except QueryError as bad:
                 body = {"ErrorNumber": 16, "Type": "QueryParseException", "Message": str(bad)}
                 return Reply(400, body)
-            since = _since(request.headers.get(protocol.MODIFIED_SINCE_HEADER))
-            if since is not None:
-                rows = [row for row in rows if _updated(row) >= since]
             if "page" not in params:  # Xero leaves the line items out of unpaged lists
                 return self._envelope(collection, [_without_lines(r) for r in rows])
-            rows = [row for row in rows if row.get("InvoiceID") not in org.unpaged_only]
             page = max(1, int(params["page"]))
             size = min(max(1, int(params.get("pageSize") or 100)), protocol.MAX_PAGE_SIZE)
             pagination = {
@@ -380,6 +385,31 @@ def _store(org: Organisation, collection: str) -> dict[str, dict]:
 
 def _id(row: dict, collection: str) -> str:
     return str(row.get(COLLECTIONS[collection], "")).lower()
+
+
+def _listing(
+    org: Organisation, collection: str, params: dict[str, str], since: datetime | None
+) -> list[dict]:
+    """The rows a list request answers (all pages of it), from the organisation's cache while
+    its records are unchanged."""
+    key = _listing_key(collection, params, since)
+    rows = org.listings.get(key)
+    if rows is None:
+        rows = _select(collection, _store(org, collection), params)
+        if since is not None:
+            rows = [row for row in rows if _updated(row) >= since]
+        if "page" in params:
+            rows = [row for row in rows if row.get("InvoiceID") not in org.unpaged_only]
+        if len(org.listings) >= MAX_LISTINGS:
+            del org.listings[next(iter(org.listings))]
+        org.listings[key] = rows
+    return rows
+
+
+def _listing_key(collection: str, params: dict[str, str], since: datetime | None) -> tuple:
+    """Everything but the page that decides a list answer's rows and their order."""
+    selecting = ("includeArchived", "IDs", "Statuses", "where", "order")
+    return (collection, since, "page" in params, *(params.get(name) for name in selecting))
 
 
 def _select(collection: str, store: dict[str, dict], params: dict[str, str]) -> list[dict]:
@@ -505,6 +535,7 @@ def render_books(
         local = party.state_code == books.seller_state
         sales_tax = "NONE" if party.overseas else types[(max(r for r, _ in types), local)]
         org.contacts[contact_id] = _contact(party, contact_id, invoiced, supplier, sales_tax)
+        org.changed()
         return contact_id
 
     def put_sale(sale: Sale) -> str:
@@ -512,6 +543,7 @@ def render_books(
         party = books.parties[sale.party_key]
         org.invoices[invoice_id] = _invoice(sale, invoice_id, contact_id, party.name, types, ids)
         org.contacts[contact_id]["IsCustomer"] = True  # UpdatedDateUTC stays (Xero's own flag)
+        org.changed()
         return invoice_id
 
     with simulator.lock:
@@ -727,6 +759,7 @@ def replay(paths: list[Path], *, tenant_id: str = DEFAULT_TENANT_ID, **limits: A
     described = {row["TaxType"]: row for row in found["TaxRates"]}
     org.tax_rates = [*described.values(), *_implied_tax_rates(org.invoices.values(), described)]
     org.unpaged_only = {key for key, row in org.invoices.items() if _lost_its_lines(row)}
+    org.changed()
     for document in hooks.values():
         simulator.events.extend(document["events"])
     simulator.connect(org.tenant_id)

@@ -83,6 +83,7 @@ DEFAULT_REFRESH_TOKEN = "1000.simulatorrefreshtoken0000000000.simulator000000000
 
 
 MAX_PER_PAGE = 200
+MAX_LISTINGS = 16  # cached listings kept per organisation between changes (oldest first out)
 TOO_MANY_REQUESTS = (
     "You have made too many requests continuously. Please try again after some time."
 )
@@ -692,12 +693,26 @@ class Organisation:
     contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     invoices: dict[str, AnyInvoice] = field(default_factory=dict)
     last_invoice_number: int = 0
-    # Sorted invoice orders per (column, order), valid while `version` is unchanged.
+    # Listings valid while `version` is unchanged: invoices sorted per (column, order), and the
+    # rows each list request selects (its filters and sort), so that a walk's pages are slices
+    # of one listing, not a filter (and sort) of every record each.
     version: int = 0
-    sorted_cache: dict[tuple[str, str], tuple[int, list[AnyInvoice]]] = field(default_factory=dict)
+    sorted_cache: dict[tuple, tuple[int, list[Any]]] = field(default_factory=dict)
 
     def changed(self) -> None:
         self.version += 1
+        self.sorted_cache.clear()  # stale: let go of the superseded records at once
+
+    def cached(self, key: tuple, build: Callable[[], list[Any]]) -> list[Any]:
+        """`build()`, kept under `key` until the organisation changes."""
+        hit = self.sorted_cache.get(key)
+        if hit is not None and hit[0] == self.version:
+            return hit[1]
+        if len(self.sorted_cache) >= MAX_LISTINGS:
+            del self.sorted_cache[next(iter(self.sorted_cache))]
+        rows = build()
+        self.sorted_cache[key] = (self.version, rows)
+        return rows
 
     def next_invoice_number(self) -> str:
         self.last_invoice_number += 1
@@ -1495,13 +1510,19 @@ class ZohoBooksSimulator(SimulatorEngine):
             column, order = "contact_name", "A"
         contact_type = params.get("contact_type")
         # `last_modified_time` is not documented for contacts and is ignored here (unverified).
-        rows = [
-            c
-            for c in org.contacts.values()
-            if (not contact_type or c.get("contact_type") == contact_type)
-            and _status_matches(c.get("status"), applied)
-        ]
-        rows.sort(key=lambda c: (CONTACT_SORTS[column](c), c["contact_id"]), reverse=order == "D")
+
+        def listing() -> list[dict[str, Any]]:
+            rows = [
+                c
+                for c in org.contacts.values()
+                if (not contact_type or c.get("contact_type") == contact_type)
+                and _status_matches(c.get("status"), applied)
+            ]
+            sort_key = CONTACT_SORTS[column]
+            rows.sort(key=lambda c: (sort_key(c), c["contact_id"]), reverse=order == "D")
+            return rows
+
+        rows = org.cached(("contacts", applied, column, order, contact_type), listing)
         return _list_reply(
             "contacts", rows, _contact_row, params, ("Contacts", applied, column, order)
         )
@@ -1518,9 +1539,13 @@ class ZohoBooksSimulator(SimulatorEngine):
         if not self.sort_honoured:
             column, order = "created_time", "D"
         applied = params.get("filter_by") or "Status.All"
-        matches = [
-            i for i in self._sorted_invoices(org, column, order) if _keep(i, params, applied)
-        ]
+        filters = tuple(params.get(name) for name in INVOICE_FILTERS)
+        matches = org.cached(
+            ("invoices", applied, column, order, *filters),
+            lambda: [
+                i for i in self._sorted_invoices(org, column, order) if _keep(i, params, applied)
+            ],
+        )
         return _list_reply(
             "invoices",
             matches,
@@ -1530,17 +1555,15 @@ class ZohoBooksSimulator(SimulatorEngine):
         )
 
     def _sorted_invoices(self, org: Organisation, column: str, order: str) -> list[AnyInvoice]:
-        cached = org.sorted_cache.get((column, order))
-        if cached and cached[0] == org.version:
-            return cached[1]
         key = INVOICE_SORTS[column]
-        ordered = sorted(
-            org.invoices.values(),
-            key=lambda i: (key(i, org.taxes), i.invoice_id),
-            reverse=order == "D",
+        return org.cached(
+            ("sorted invoices", column, order),
+            lambda: sorted(
+                org.invoices.values(),
+                key=lambda i: (key(i, org.taxes), i.invoice_id),
+                reverse=order == "D",
+            ),
         )
-        org.sorted_cache[(column, order)] = (org.version, ordered)
-        return ordered
 
     def _get_invoice(self, org: Organisation, params: dict[str, str], invoice_id: str) -> Reply:
         invoice = org.invoices.get(invoice_id)
@@ -1611,6 +1634,10 @@ INVOICE_STATUS_FILTERS = {
     "viewed": {"viewed"},
     "unpaid": {"sent", "overdue", "partially_paid", "viewed"},
 }
+
+
+# The parameters `_keep` reads: with the filter and the sort, what a cached listing is kept under.
+INVOICE_FILTERS = ("status", "customer_id", "date_start", "date_end", "last_modified_time")
 
 
 def _keep(invoice: AnyInvoice, params: dict[str, str], applied: str) -> bool:

@@ -102,6 +102,33 @@ def test_india_fields_only_from_minorversion_33_and_the_query_language_refuses_o
     assert refused.json()["Fault"]["type"] == "ValidationFault"
 
 
+def test_a_change_between_two_query_pages_reaches_the_next_page_and_the_count():
+    """A walk's pages are slices of one listing the simulator keeps between requests (it does
+    not filter and sort every record for each): a Books change in between must still show."""
+    simulated = simulate(small_books())
+    books = simulated.books
+    page = "SELECT * FROM Invoice ORDERBY MetaData.LastUpdatedTime STARTPOSITION 1 MAXRESULTS {}"
+
+    def numbers(size: int) -> list[str]:
+        answer = query(simulated, server, page.format(size)).json()["QueryResponse"]
+        return [row["DocNumber"] for row in answer["Invoice"]]
+
+    def count() -> int:
+        answer = query(simulated, server, "SELECT COUNT(*) FROM Invoice").json()
+        return answer["QueryResponse"]["totalCount"]
+
+    with LoopbackServer(simulated.app) as server:
+        first, counted = numbers(5), count()
+        by_number = {sale.number: sale for sale in books.sales.values()}
+        edited = books.edit_sale(by_number[first[0]].key)  # now the latest change
+        added = books.add_sale(edited.party_key, [edited.lines[0]])
+        again, recounted, everything = numbers(5), count(), numbers(1000)
+
+    assert again[:4] == first[1:] and edited.number not in again
+    assert recounted == counted + 1 == len(everything)
+    assert everything[-2:] == [edited.number, added.number]  # a tie in time goes by Id
+
+
 def test_the_simulator_sends_signed_webhooks_in_both_shapes():
     books = small_books()
     simulated = simulate(books)

@@ -212,6 +212,29 @@ def test_line_items_come_only_with_page_and_every_answer_says_what_is_left():
     assert protocol.remaining_limits(connections.headers).app_minute is not None
 
 
+def test_a_change_between_two_list_pages_reaches_the_next_page():
+    """A walk's pages are slices of one listing the simulator keeps between requests (it does
+    not filter and sort every record for each): a Books change in between must still show."""
+    simulated = simulate(small_books(), tenant_id=new_tenant_id())
+    books, headers = simulated.books, api_headers(simulated)
+    sales = {"where": 'Type=="ACCREC"', "order": "UpdatedDateUTC ASC", "page": 1}
+
+    def numbers(size: int) -> tuple[list[str], int]:
+        params = {**sales, "pageSize": size}
+        answer = httpx.get(f"{server.url}{API}/Invoices", params=params, headers=headers).json()
+        return [row["InvoiceNumber"] for row in answer["Invoices"]], answer["pagination"]
+
+    with LoopbackServer(simulated.app) as server:
+        (first, listed), by_number = numbers(5), {s.number: s for s in books.sales.values()}
+        edited = books.edit_sale(by_number[first[0]].key)  # now the latest change
+        added = books.add_sale(edited.party_key, [edited.lines[0]])
+        (again, relisted), (everything, _) = numbers(5), numbers(100)
+
+    assert again[:4] == first[1:] and edited.number not in again
+    assert relisted["itemCount"] == listed["itemCount"] + 1 == len(everything)
+    assert set(everything[-2:]) == {edited.number, added.number}  # a tie in time: by id
+
+
 def test_a_deleted_invoice_is_a_tombstone_in_an_incremental_run(xero_of):
     tenant = xero_of(small_books())
     assert tenant.materialize().success

@@ -476,6 +476,23 @@ def test_edit_void_delete_and_add(sim, api, fake_time):
     assert get(api, f"/contacts/{contact_id}").json()["contact"]["status"] == "inactive"
 
 
+def test_a_change_between_two_list_pages_reaches_the_next_page(sim, api, fake_time):
+    """A walk's pages are slices of one listing the simulator keeps between requests (it does
+    not filter and sort every invoice for each): a change in between must still show."""
+
+    def listed(**params) -> list[str]:
+        return [row["invoice_id"] for row in get(api, "/invoices", **params).json()["invoices"]]
+
+    first, voids = listed(page=1, per_page=5), listed(status="void", per_page=200)
+    fake_time.advance_clock(3600)  # the new invoice is the newest created
+    new_id = sim.add_invoice(ORG, customer_id=sim.contact_ids(ORG)[0], seed=3)
+    sim.delete_invoice(ORG, first[1])
+    sim.void_invoice(ORG, first[2])
+
+    assert listed(page=1, per_page=5) == [new_id, first[0], *first[2:]]
+    assert set(listed(status="void", per_page=200)) == {*voids, first[2]}
+
+
 # --- rate limits ---------------------------------------------------------------------------------
 
 
