@@ -9,7 +9,8 @@ Money is `Decimal`, never float. `raw` is the source record exactly as received.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
@@ -234,6 +235,58 @@ class ListedRecord:
     total: Decimal | None = None
 
 
+class ListedTotals(MutableMapping[str, "Decimal | None"]):
+    """Each listed id with its total (None: not read), kept in a private SQLite file rather than
+    in memory: a complete listing of a million invoices would otherwise hold a million ids in the
+    import's process, and memory must stay bounded by a page. SQLite keeps a small page cache
+    and the file is gone when the mapping is. Totals are stored as text: exact Decimals."""
+
+    def __init__(self, items: Mapping[str, Decimal | None] | None = None) -> None:
+        self._db = sqlite3.connect("", check_same_thread=False)  # "": a temporary file
+        self._db.execute("CREATE TABLE listed (id TEXT PRIMARY KEY, total TEXT) WITHOUT ROWID")
+        if items:
+            self.update(items)
+
+    def __setitem__(self, key: str, total: Decimal | None) -> None:
+        self._db.execute("INSERT OR REPLACE INTO listed VALUES (?, ?)", (key, _text(total)))
+
+    def update(self, items: Mapping[str, Decimal | None] = (), /, **_: Any) -> None:
+        rows = ((key, _text(total)) for key, total in dict(items).items())
+        self._db.executemany("INSERT OR REPLACE INTO listed VALUES (?, ?)", rows)
+
+    def __getitem__(self, key: str) -> Decimal | None:
+        row = self._db.execute("SELECT total FROM listed WHERE id = ?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return _decimal(row[0])
+
+    def __delitem__(self, key: str) -> None:
+        if not self._db.execute("DELETE FROM listed WHERE id = ?", (key,)).rowcount:
+            raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for (key,) in self._db.execute("SELECT id FROM listed"))
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT count(*) FROM listed").fetchone()[0]
+
+    def items(self) -> Iterator[tuple[str, Decimal | None]]:  # type: ignore[override]
+        return ((key, _decimal(total)) for key, total in self._db.execute("SELECT * FROM listed"))
+
+    def sum(self) -> Decimal:
+        """The sum of the known totals, exact (summed as Decimals, one row at a time)."""
+        found = self._db.execute("SELECT total FROM listed WHERE total IS NOT NULL")
+        return sum((Decimal(total) for (total,) in found), ZERO)
+
+
+def _text(total: Decimal | None) -> str | None:
+    return None if total is None else str(total)
+
+
+def _decimal(total: str | None) -> Decimal | None:
+    return None if total is None else Decimal(total)
+
+
 @dataclass(slots=True)
 class Listing:
     """What a walk listed: each id it saw (less those it then found deleted) with its listed total.
@@ -244,7 +297,7 @@ class Listing:
     its sum of totals is not compared."""
 
     complete: bool = False
-    totals: dict[str, Decimal | None] = field(default_factory=dict)
+    totals: ListedTotals = field(default_factory=ListedTotals)
     totals_known: bool = True
 
     @property
@@ -253,7 +306,7 @@ class Listing:
 
     @property
     def total(self) -> Decimal:
-        return sum((t for t in self.totals.values() if t is not None), ZERO)
+        return self.totals.sum()
 
 
 class Connector(Protocol):
