@@ -26,6 +26,8 @@ from datetime import date, datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Protocol
 
+from hub_pipelines.canonical import ListedTotals
+
 JsonFetch = Callable[[str, dict[str, Any]], Any]
 RecordsSelector = Callable[[Any], list[dict[str, Any]]]
 HasMore = Callable[[Any, list[dict[str, Any]]], bool]
@@ -166,7 +168,9 @@ class OverlappingWindows:
         self.page_size, self.max_page_size = max(page_size, 2), max_page_size
         self.descending = descending
         self.max_rereads = max_rereads
-        self.seen: set[str] = set()
+        # The ids yielded so far, kept on disk as a listing is: a million-row walk must not hold
+        # a million ids in memory. (Values unused.)
+        self.seen = ListedTotals()
         self.ordered = True
         self.last: Any = None  # the sort key of the last row of the last accepted window
         self.calls = self.rereads = self.accepted = 0
@@ -256,7 +260,7 @@ class OverlappingWindows:
             return True  # cannot be recognised: yielded (it becomes a record error)
         if row_id in self.seen:
             return False
-        self.seen.add(row_id)
+        self.seen[row_id] = None
         return True
 
 
