@@ -330,8 +330,8 @@ def _sensor_runs(instance: dg.DagsterInstance, report: DemoReport) -> list[Outco
         outcomes.append(outcome)
         print(f"      landing sensor -> {label}: {_counts(result)} ({outcome.seconds:.1f} s)")
     _tick(instance)  # files the handled files and notices away
-    filed = sorted(settings.landing_dir().glob("*/*/processed/*"), key=lambda p: p.stat().st_mtime)
-    print(f"      landing sensor, next tick: {len(filed)} handled file(s) in processed/ folders")
+    filed = list(settings.landing_dir().glob("*/*/processed/*"))
+    print(f"      landing sensor, next tick: handled files filed away ({len(filed)} in processed/)")
     return outcomes
 
 
