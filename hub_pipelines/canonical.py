@@ -250,8 +250,8 @@ class ListedTotals(MutableMapping[str, "Decimal | None"]):
     def __setitem__(self, key: str, total: Decimal | None) -> None:
         self._db.execute("INSERT OR REPLACE INTO listed VALUES (?, ?)", (key, _text(total)))
 
-    def update(self, items: Mapping[str, Decimal | None] = (), /, **_: Any) -> None:
-        rows = ((key, _text(total)) for key, total in dict(items).items())
+    def update(self, items: Mapping[str, Decimal | None], /) -> None:  # type: ignore[override]
+        rows = ((key, _text(total)) for key, total in items.items())
         self._db.executemany("INSERT OR REPLACE INTO listed VALUES (?, ?)", rows)
 
     def __getitem__(self, key: str) -> Decimal | None:

@@ -731,16 +731,6 @@ def service_command(port: int) -> list[str]:
     return [sys.executable, "-m", "hub_pipelines.cli", *serve]
 
 
-def port_is_free(host: str, port: int) -> bool:
-    import socket
-
-    try:
-        socket.create_server((host, port)).close()
-    except OSError:
-        return False
-    return True
-
-
 def stop_child(child: subprocess.Popen) -> None:
     """SIGTERM to CHILD if it still runs, then SIGKILL when it does not stop in time."""
     if child.poll() is None:
@@ -797,6 +787,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
     `dg dev` runs in DAGSTER_HOME: from the repository root Dagster would otherwise warn that the
     dagster.yaml there is not the instance's (it is a copy: `settings.ensure_dagster_home`).
     """
+    from hub_pipelines.connectors.loopback import port_is_free
+
     if not args.no_service and not port_is_free(DEV_SERVICE_HOST, args.service_port):
         raise CliError(
             f"--service-port {args.service_port}: {DEV_SERVICE_HOST}:{args.service_port} is "

@@ -16,21 +16,13 @@ from typing import Any
 
 import httpx
 
+from hub_pipelines.connectors.loopback import port_is_free
+
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def port_is_free(port: int) -> bool:
-    """Whether a server could listen on loopback PORT now. With SO_REUSEADDR, as servers bind:
-    a port that only closed connections linger on (TIME_WAIT) is free for them."""
-    try:
-        socket.create_server(("127.0.0.1", port)).close()  # sets SO_REUSEADDR on POSIX
-    except OSError:
-        return False
-    return True
 
 
 def ephemeral_ports_start() -> int:
@@ -49,7 +41,7 @@ def free_port_range(count: int, attempts: int = 200) -> int:
     top = min(ephemeral_ports_start(), 65536) - count
     for _ in range(attempts):
         base = random.randint(10000, top)  # noqa: S311 (not a secret)
-        if all(port_is_free(base + i) for i in range(count)):
+        if all(port_is_free("127.0.0.1", base + i) for i in range(count)):
             return base
     raise AssertionError(f"found no {count} consecutive free ports in {attempts} attempts")
 

@@ -13,6 +13,16 @@ from types import TracebackType
 import uvicorn
 
 
+def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on HOST:PORT now. Bound with SO_REUSEADDR, as servers bind:
+    a port that only closed connections linger on (TIME_WAIT) is free for them."""
+    try:
+        socket.create_server((host, port)).close()  # sets SO_REUSEADDR on POSIX
+    except OSError:
+        return False
+    return True
+
+
 class LoopbackServer:
     """`with LoopbackServer(app) as server: httpx.get(server.url + "/health")`."""
 

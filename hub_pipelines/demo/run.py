@@ -252,10 +252,10 @@ def _deliver_webhook(base_port: int, report: DemoReport) -> None:
     from hub_pipelines.connectors.loopback import LoopbackServer
     from hub_pipelines.service.app import build_app
 
+    path = f"/webhooks/{WEBHOOK_PAIR.system}/{WEBHOOK_PAIR.tenant}"
     with LoopbackServer(build_app()) as service:
-        url = f"{service.url}/webhooks/{WEBHOOK_PAIR.system}/{WEBHOOK_PAIR.tenant}"
-        status = simulators.send_webhook(base_port, url)
-    note = f"Xero delivered a signed payment notice to POST {url.split(':', 2)[2][5:]}: {status}"
+        status = simulators.send_webhook(base_port, service.url + path)
+    note = f"Xero delivered a signed payment notice to POST {path}: {status}"
     report.sensor_notes.append(note)
     print(f"      {note}")
 

@@ -201,16 +201,15 @@ def running(base_port: int) -> dict[str, Any] | None:
 
 
 def _check_ports_free(base_port: int) -> None:
-    import socket
+    from hub_pipelines.connectors.loopback import port_is_free
 
     for port in range(base_port, base_port + len(PAIRS) + 1):
-        with socket.socket() as probe:
-            if probe.connect_ex((HOST, port)) == 0:
-                raise DemoPortBusy(
-                    f"port {port} is in use by another program; the demo's simulators need "
-                    f"{base_port}-{base_port + len(PAIRS)}: stop it, or choose other ports with "
-                    "`hub demo --base-port N`"
-                )
+        if not port_is_free(HOST, port):
+            raise DemoPortBusy(
+                f"port {port} is in use by another program; the demo's simulators need "
+                f"{base_port}-{base_port + len(PAIRS)}: stop it, or choose other ports with "
+                "`hub demo --base-port N`"
+            )
 
 
 def start(size: str, base_port: int, log: Path, timeout: float = 900) -> dict[str, Any]:

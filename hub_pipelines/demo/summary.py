@@ -8,6 +8,7 @@ import time
 from hub_pipelines import settings
 from hub_pipelines.demo.plan import BASE_PORT, PAIRS
 from hub_pipelines.demo.run import DemoReport
+from hub_pipelines.imports.progress import format_duration
 from hub_pipelines.warehouse import db
 
 # One row per pair: what each table holds, and the errors still open.
@@ -36,18 +37,13 @@ GROUP BY 1, 2 ORDER BY 1
 
 
 def print_summary(url: str, report: DemoReport, base_port: int = BASE_PORT) -> None:
-    print(f"\nsummary ({report.size} books, {_elapsed(report.started)})")
+    print(f"\nsummary ({report.size} books, {format_duration(time.monotonic() - report.started)})")
     _print_rows(url)
     _print_runs(report)
     for note in report.sensor_notes:
         print(f"  sensor input: {note}")
     _print_gst(url)
     _print_next_steps(base_port)
-
-
-def _elapsed(started: float) -> str:
-    seconds = round(time.monotonic() - started)
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
 def _print_rows(url: str) -> None:

@@ -69,6 +69,7 @@ from hub_pipelines.simulation.books import ZERO, Books, Party, Sale, SaleLine
 from hub_pipelines.simulation.catalogue import CATALOGUE
 from hub_pipelines.simulation.consent import consent_route
 from hub_pipelines.simulation.engine import Knob, RateLimits, RateStatus, Reply, SimulatorEngine
+from hub_pipelines.simulation.listings import Listings
 from hub_pipelines.simulation.oauth_server import EVERY_REFRESH, TokenPolicy, TokenRefusal
 from hub_pipelines.simulation.replay import ReplayError, read_json, response_bodies
 from hub_pipelines.simulation.simulated import Simulated
@@ -82,7 +83,6 @@ DAY = 86_400
 INDIA_FIELDS = ("GSTIN", "GSTRegistrationType", "BusinessNumber")
 INDIA_SINCE_MINOR_VERSION = 33
 NAME_LISTS = frozenset({"Customer"})  # inactive rows hidden unless a query asks for them
-MAX_LISTINGS = 16  # cached query results kept between changes (the oldest goes first)
 REGISTRATION_TYPES = {
     "registered_regular": "GST_REG_REG",
     "unregistered_business": "GST_UNREG",
@@ -340,7 +340,7 @@ class QuickBooksSimulator(SimulatorEngine):
         self._versions: dict[tuple[str, str], tuple[datetime, int]] = {}
         # Query results by `Query.listing`, so that a walk's pages are slices of one filtered and
         # sorted listing, not a filter and sort of every record each; emptied on every change.
-        self._listings: dict[tuple, list[dict[str, Any]]] = {}
+        self._listings = Listings()
         self.oauth.add_client(CLIENT_ID, CLIENT_SECRET)
         self.oauth.issue_refresh_token(CLIENT_ID, scope=protocol.SCOPE, context={"realm": realm_id})
 
@@ -618,20 +618,17 @@ class QuickBooksSimulator(SimulatorEngine):
     def _listing(self, query: Query, ordered: bool) -> list[dict[str, Any]]:
         """The rows `query` selects (sorted its way when `ordered`), from the cache while the
         records are unchanged."""
-        key = query.listing(ordered)
-        rows = self._listings.get(key)
-        if rows is None:
+
+        def build() -> list[dict[str, Any]]:
             if ordered:
                 selected = self._listing(query, ordered=False)
-                rows = sorted(selected, key=query.sort_key, reverse=query.descending)
-            else:
-                rows = [r for r in self.records.get(query.entity, {}).values() if query.matches(r)]
-                if query.entity in NAME_LISTS and not query.asks_active:
-                    rows = [row for row in rows if row.get("Active", True)]
-            if len(self._listings) >= MAX_LISTINGS:
-                del self._listings[next(iter(self._listings))]
-            self._listings[key] = rows
-        return rows
+                return sorted(selected, key=query.sort_key, reverse=query.descending)
+            rows = [r for r in self.records.get(query.entity, {}).values() if query.matches(r)]
+            if query.entity in NAME_LISTS and not query.asks_active:
+                rows = [row for row in rows if row.get("Active", True)]
+            return rows
+
+        return self._listings.get(query.listing(ordered), build)
 
     def _cdc(self, request: Request, params: dict[str, str]) -> Reply:
         names = [name.strip() for name in params.get("entities", "").split(",") if name.strip()]

@@ -57,6 +57,7 @@ from hub_pipelines.simulation.engine import (
     SimulatorEngine,
     json_bytes,
 )
+from hub_pipelines.simulation.listings import Listings
 from hub_pipelines.simulation.oauth_server import (
     EVERY_REFRESH,
     TokenGrant,
@@ -78,7 +79,6 @@ AUTHORIZE_PATH = "/identity/connect/authorize"  # login.xero.com's consent page
 API = "/api.xro/2.0"
 COLLECTIONS = {"Contacts": "ContactID", "Invoices": "InvoiceID"}
 _IDS = uuid.UUID("7d0c51ab-5f4a-4c1e-9d7b-3e0f1a2b4c5d")  # namespace of the rendered ids
-MAX_LISTINGS = 16  # cached list answers kept per organisation between changes (oldest first out)
 
 
 @dataclass
@@ -93,7 +93,7 @@ class Organisation:
     unpaged_only: set[str] = field(default_factory=set)
     # The rows of a list request by what selects and orders them (`_listing_key`), so that a
     # walk's pages are slices of one filtered and sorted listing; emptied by `changed`.
-    listings: dict[tuple, list[dict]] = field(default_factory=dict, repr=False)
+    listings: Listings = field(default_factory=Listings, repr=False, compare=False)
 
     def changed(self) -> None:
         """Its contacts or invoices changed: every cached listing is stale."""
@@ -392,18 +392,16 @@ def _listing(
 ) -> list[dict]:
     """The rows a list request answers (all pages of it), from the organisation's cache while
     its records are unchanged."""
-    key = _listing_key(collection, params, since)
-    rows = org.listings.get(key)
-    if rows is None:
+
+    def build() -> list[dict]:
         rows = _select(collection, _store(org, collection), params)
         if since is not None:
             rows = [row for row in rows if _updated(row) >= since]
         if "page" in params:
             rows = [row for row in rows if row.get("InvoiceID") not in org.unpaged_only]
-        if len(org.listings) >= MAX_LISTINGS:
-            del org.listings[next(iter(org.listings))]
-        org.listings[key] = rows
-    return rows
+        return rows
+
+    return org.listings.get(_listing_key(collection, params, since), build)
 
 
 def _listing_key(collection: str, params: dict[str, str], since: datetime | None) -> tuple:

@@ -70,6 +70,7 @@ from hub_pipelines.simulation.engine import (
     SimulatorEngine,
     json_bytes,
 )
+from hub_pipelines.simulation.listings import Listings
 from hub_pipelines.simulation.oauth_server import NEVER, TokenPolicy, TokenRefusal
 from hub_pipelines.zoho_books.demo_organisation import SIMULATOR_INFO_PATH
 
@@ -83,7 +84,6 @@ DEFAULT_REFRESH_TOKEN = "1000.simulatorrefreshtoken0000000000.simulator000000000
 
 
 MAX_PER_PAGE = 200
-MAX_LISTINGS = 16  # cached listings kept per organisation between changes (oldest first out)
 TOO_MANY_REQUESTS = (
     "You have made too many requests continuously. Please try again after some time."
 )
@@ -693,26 +693,12 @@ class Organisation:
     contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     invoices: dict[str, AnyInvoice] = field(default_factory=dict)
     last_invoice_number: int = 0
-    # Listings valid while `version` is unchanged: invoices sorted per (column, order), and the
-    # rows each list request selects (its filters and sort), so that a walk's pages are slices
-    # of one listing, not a filter (and sort) of every record each.
-    version: int = 0
-    sorted_cache: dict[tuple, tuple[int, list[Any]]] = field(default_factory=dict)
+    # Invoices sorted per (column, order), and the rows each list request selects (its filters
+    # and sort), so that a walk's pages are slices of one listing; emptied by `changed`.
+    listings: Listings = field(default_factory=Listings, repr=False, compare=False)
 
     def changed(self) -> None:
-        self.version += 1
-        self.sorted_cache.clear()  # stale: let go of the superseded records at once
-
-    def cached(self, key: tuple, build: Callable[[], list[Any]]) -> list[Any]:
-        """`build()`, kept under `key` until the organisation changes."""
-        hit = self.sorted_cache.get(key)
-        if hit is not None and hit[0] == self.version:
-            return hit[1]
-        if len(self.sorted_cache) >= MAX_LISTINGS:
-            del self.sorted_cache[next(iter(self.sorted_cache))]
-        rows = build()
-        self.sorted_cache[key] = (self.version, rows)
-        return rows
+        self.listings.clear()
 
     def next_invoice_number(self) -> str:
         self.last_invoice_number += 1
@@ -1522,7 +1508,7 @@ class ZohoBooksSimulator(SimulatorEngine):
             rows.sort(key=lambda c: (sort_key(c), c["contact_id"]), reverse=order == "D")
             return rows
 
-        rows = org.cached(("contacts", applied, column, order, contact_type), listing)
+        rows = org.listings.get(("contacts", applied, column, order, contact_type), listing)
         return _list_reply(
             "contacts", rows, _contact_row, params, ("Contacts", applied, column, order)
         )
@@ -1540,7 +1526,7 @@ class ZohoBooksSimulator(SimulatorEngine):
             column, order = "created_time", "D"
         applied = params.get("filter_by") or "Status.All"
         filters = tuple(params.get(name) for name in INVOICE_FILTERS)
-        matches = org.cached(
+        matches = org.listings.get(
             ("invoices", applied, column, order, *filters),
             lambda: [
                 i for i in self._sorted_invoices(org, column, order) if _keep(i, params, applied)
@@ -1556,7 +1542,7 @@ class ZohoBooksSimulator(SimulatorEngine):
 
     def _sorted_invoices(self, org: Organisation, column: str, order: str) -> list[AnyInvoice]:
         key = INVOICE_SORTS[column]
-        return org.cached(
+        return org.listings.get(
             ("sorted invoices", column, order),
             lambda: sorted(
                 org.invoices.values(),
