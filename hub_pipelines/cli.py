@@ -17,6 +17,7 @@ from typing import Any
 
 from hub_pipelines import settings
 from hub_pipelines.demo.plan import BASE_PORT as DEMO_BASE_PORT
+from hub_pipelines.demo.plan import PAIRS as DEMO_PAIRS
 from hub_pipelines.zoho_books.demo_organisation import DEMO_SIMULATOR
 
 EXIT_BAD_INPUT = 2
@@ -1115,9 +1116,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo_parser.add_argument(
         "--base-port",
-        type=PORT,
+        type=whole_number(1, 65535 - len(DEMO_PAIRS)),  # the last pair's port is N+6
         default=DEMO_BASE_PORT,
-        help=f"the simulators' ports: N (control) to N+6 (default {DEMO_BASE_PORT})",
+        help=f"the simulators' ports: N (control) to N+{len(DEMO_PAIRS)} "
+        f"(default {DEMO_BASE_PORT})",
     )
     demo_parser.add_argument(
         "--stop", action="store_true", help="stop the demo's simulators and exit"

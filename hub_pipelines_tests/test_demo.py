@@ -187,3 +187,10 @@ def test_stop_ends_the_simulators_and_a_busy_port_is_named(demo, capsys):
         assert cli.main(["demo", "--base-port", str(port)]) == 2
     err = capsys.readouterr().err
     assert f"port {port} is in use" in err and "--base-port" in err
+
+
+def test_a_base_port_without_room_for_every_pair_is_refused_before_anything_starts(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["demo", "--base-port", "65533"])  # its pairs would need ports up to 65539
+    assert exited.value.code == 2
+    assert "--base-port: must be a whole number from 1 to 65529" in capsys.readouterr().err
