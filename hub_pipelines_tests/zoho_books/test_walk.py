@@ -3,7 +3,7 @@ fetches (only changed records), and where it leaves the cursor (never past a fai
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -102,7 +102,10 @@ def in_list_order(zoho) -> list[str]:
 
 def test_failed_records_hold_the_cursor_back_to_the_oldest_until_they_load(zoho):
     zoho.register(sync_config={"error_threshold": 0.9})  # 2 of the 3 changed records fail
-    zoho.simulator.seed_generated(zoho.org_id, customers=3, invoices=20)
+    # Books as of yesterday: the edits below, hours after the cursor, are still in the past
+    # (the walk never moves the cursor past its own start, whatever the hour of the run).
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    zoho.simulator.seed_generated(zoho.org_id, customers=3, invoices=20, as_of=yesterday)
     assert zoho.materialize(invoices).success
     cursor = stored_cursor(zoho)
     ids = in_list_order(zoho)
