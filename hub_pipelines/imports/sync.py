@@ -20,6 +20,7 @@ from hub_pipelines.canonical import ZERO, Connector, Entity, Listing
 from hub_pipelines.connectors.errors import Category, SyncError, classify
 from hub_pipelines.imports import audit, checks
 from hub_pipelines.imports.progress import ImportProgress
+from hub_pipelines.imports.read_ahead import ReadAhead
 from hub_pipelines.imports.run_health import session_name
 from hub_pipelines.landing.file_import import LandedFileConnector
 from hub_pipelines.tenants.models import TenantConfigError
@@ -282,6 +283,7 @@ class PartitionSync:
         self.cursor_after = self.cursor_before
         self.counts, self.census = LoadCounts(), SourceCensus()
         self.listing = "none"  # how this run saw the source: complete | changes
+        self.lookups: psycopg.Connection | None = None  # see known_versions
         self.loader.sync_log_id = audit.start_sync_log(
             conn,
             config_id=tenant_config.row.id,
@@ -313,12 +315,19 @@ class PartitionSync:
         finally:
             if connector is not None:
                 connector.close()
+            if self.lookups is not None:
+                self.lookups.close()
         return self.succeeded(connector)
 
     def known_versions(self, _entity: Entity, ids: list[str]) -> dict:
         """What the warehouse holds, so the connector skips unchanged records; a full refresh
-        re-reads everything (e.g. after a mapping fix)."""
-        return {} if self.full else self.loader.versions(ids)
+        re-reads everything (e.g. after a mapping fix). Asked from the walk's own thread while
+        a page loads (read_ahead.py), so on a connection of its own, never the loader's."""
+        if self.full:
+            return {}
+        if self.lookups is None:
+            self.lookups = self.context.resources.warehouse.connect(autocommit=True)
+        return self.loader.versions(ids, self.lookups)
 
     def run(self, connector: Connector) -> None:
         """Walk the source once: everything on a first import, a full refresh and when the
@@ -489,8 +498,8 @@ def _load_pages(context, connector, loader, entity, cursor, progress: ImportProg
     """Load and commit page by page into `progress.counts`, reporting progress after each."""
     cursor_after = cursor
     pages = connector.customers(cursor) if entity == "customers" else connector.invoices(cursor)
-    with progress:
-        for page in pages:
+    with progress, ReadAhead(pages) as pages_ahead:
+        for page in pages_ahead:
             progress.counts.add(loader.load_page(page))
             for failure in page.failures:
                 context.log.warning(

@@ -121,14 +121,18 @@ class PartitionLoader:
         self.conn.commit()
         return row[0] if row else None
 
-    def versions(self, external_ids: list[str]) -> dict[str, datetime | None]:
-        """source_updated_at of the live rows among these ids (what the warehouse already has)."""
-        rows = self.conn.execute(
+    def versions(
+        self, external_ids: list[str], conn: psycopg.Connection | None = None
+    ) -> dict[str, datetime | None]:
+        """source_updated_at of the live rows among these ids (what the warehouse already has),
+        read on `conn` when given (a reader in another thread must not share the loader's)."""
+        conn = conn or self.conn
+        rows = conn.execute(
             f"SELECT external_id, source_updated_at FROM {self.table} "
             "WHERE tenant_id = %s AND system = %s AND external_id = ANY(%s) AND deleted_at IS NULL",
             (self.tenant_id, self.system, list(external_ids)),
         ).fetchall()
-        self.conn.commit()
+        conn.commit()
         return dict(rows)
 
     # --- writing ----------------------------------------------------------------------------
