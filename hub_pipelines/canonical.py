@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
@@ -273,10 +273,24 @@ class ListedTotals(MutableMapping[str, "Decimal | None"]):
     def items(self) -> Iterator[tuple[str, Decimal | None]]:  # type: ignore[override]
         return ((key, _decimal(total)) for key, total in self._db.execute("SELECT * FROM listed"))
 
+    def among(self, keys: Iterable[str]) -> set[str]:
+        """Which of `keys` are held: one query for a page of ids, not one per id."""
+        wanted = list(dict.fromkeys(keys))
+        found: set[str] = set()
+        for start in range(0, len(wanted), _IDS_PER_QUERY):
+            chunk = wanted[start : start + _IDS_PER_QUERY]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT id FROM listed WHERE id IN ({marks})", chunk)
+            found.update(key for (key,) in rows)
+        return found
+
     def sum(self) -> Decimal:
         """The sum of the known totals, exact (summed as Decimals, one row at a time)."""
         found = self._db.execute("SELECT total FROM listed WHERE total IS NOT NULL")
         return sum((Decimal(total) for (total,) in found), ZERO)
+
+
+_IDS_PER_QUERY = 500  # under SQLite's bound on a statement's parameters (999 before 3.32)
 
 
 def _text(total: Decimal | None) -> str | None:

@@ -204,7 +204,7 @@ class OverlappingWindows:
             if rows:
                 frontier, last = start + len(rows), self._key(rows[-1])
                 self.last = last
-            yield [row for row in rows if self._fresh(row)]
+            yield self._fresh(rows)
             if not rows or not self._has_more(body):
                 return
 
@@ -254,14 +254,21 @@ class OverlappingWindows:
         except TypeError:
             self.ordered = False
 
-    def _fresh(self, row: dict[str, Any]) -> bool:
-        row_id = self._identity(row)
-        if row_id is None:
-            return True  # cannot be recognised: yielded (it becomes a record error)
-        if row_id in self.seen:
-            return False
-        self.seen[row_id] = None
-        return True
+    def _fresh(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows not yielded before (a row without an id cannot be recognised: it is
+        yielded, and becomes a record error)."""
+        ids = [self._identity(row) for row in rows]
+        already = self.seen.among(row_id for row_id in ids if row_id is not None)
+        fresh, new_ids = [], []
+        for row, row_id in zip(rows, ids, strict=True):
+            if row_id is not None:
+                if row_id in already:
+                    continue
+                already.add(row_id)
+                new_ids.append(row_id)
+            fresh.append(row)
+        self.seen.update(dict.fromkeys(new_ids))
+        return fresh
 
 
 @dataclass(frozen=True, slots=True)

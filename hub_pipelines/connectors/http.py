@@ -20,6 +20,7 @@ of its API quota (`quota_remaining`), for progress reports; answers without it c
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -32,6 +33,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 import httpx
+import orjson
 
 from hub_pipelines.connectors.errors import Category, SyncError, is_retryable
 from hub_pipelines.connectors.ratelimit import bucket_for
@@ -142,8 +144,25 @@ def json_body(response: httpx.Response) -> Any:
     try:
         return response.extensions["hub.json"]
     except KeyError:
-        body = response.extensions["hub.json"] = response.json()
+        body = response.extensions["hub.json"] = _parsed_json(response.content)
         return body
+
+
+def _parsed_json(content: bytes) -> Any:
+    """orjson, faster on a page of records; the standard library for what orjson would refuse
+    (UTF-16 text, a lone surrogate, NaN), so a record the warehouse cannot store still fails
+    alone, not with its page, and for a body with a run of 20 digits, since orjson reads an
+    integer past 64 bits as an inexact float."""
+    if _LONG_DIGITS not in content.translate(_DIGITS_AS_NINES):
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(content)
+
+
+_DIGITS_AS_NINES = bytes.maketrans(b"0123456789", b"9" * 10)
+_LONG_DIGITS = b"9" * 20
 
 
 def body_excerpt(response: httpx.Response, limit: int = BODY_EXCERPT_CHARS) -> str:

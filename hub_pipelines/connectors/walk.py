@@ -251,8 +251,7 @@ def _changed_page(
     for failure in failures:
         walk.hold(stream.row_version(failure.raw))
     by_id = {stream.row_id(row): row for row in valid}
-    for external_id, row in by_id.items():
-        listed.totals[external_id] = stream.row_total(row)
+    listed.totals.update({external_id: stream.row_total(row) for external_id, row in by_id.items()})
     stamps = {external_id: stream.row_version(row) for external_id, row in by_id.items()}
     known = versions(stream.entity, list(stamps))
     changed = [  # what the warehouse does not hold in this version

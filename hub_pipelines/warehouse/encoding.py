@@ -2,7 +2,7 @@
 
 A record is encoded once per load: its row (the raw payload as JSON text, written by orjson once
 for both the COPY and the fingerprint), its lines' rows, and a blake2b fingerprint of all of it
-(the values' `repr`s and the raw payloads' JSON).
+(the values and the raw payloads, as JSON).
 The loader compares fingerprints with the warehouse's to skip unchanged records before they cost
 a staging write, and screens only what it is about to write for values PostgreSQL would refuse.
 """
@@ -76,7 +76,7 @@ class _Shape:
         before, after = _tuple(self.before_raw(record)), _tuple(self.after_raw(record))
         raw = orjson.dumps(record.raw, default=str, option=orjson.OPT_NON_STR_KEYS)
         fingerprint.update(raw)
-        fingerprint.update(str((before, after)).encode())
+        fingerprint.update(orjson.dumps((before, after), default=str))
         return prefix + before + (raw.decode(),) + after
 
     def suspect(self, row: tuple) -> bool:

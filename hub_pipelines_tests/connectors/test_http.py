@@ -69,6 +69,24 @@ async def slow(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
+# Bodies a fast JSON parser refuses and the standard library reads: each must still parse, so a
+# record the warehouse cannot store fails alone (its page is not lost).
+ODD_BODIES = {
+    "lone-surrogate": (b'{"Name": "Caf\\ud800"}', "application/json", {"Name": "Caf\ud800"}),
+    "utf-16": ('{"Name": "Caf\u00e9"}'.encode("utf-16"), "application/json", {"Name": "Caf\u00e9"}),
+    "huge-integer": (
+        b'{"Id": 123456789012345678901234567890}',
+        "application/json",
+        {"Id": 123456789012345678901234567890},
+    ),
+}
+
+
+async def odd_json(request: Request) -> Response:
+    body, media_type, _ = ODD_BODIES[request.path_params["kind"]]
+    return Response(body, media_type=media_type)
+
+
 ANY_METHOD = ["GET", "POST", "PUT", "PATCH"]
 ROUTES = [
     Route("/flaky", flaky, methods=ANY_METHOD),
@@ -77,6 +95,7 @@ ROUTES = [
     Route("/zoho", zoho_style, methods=["GET", "POST"]),
     Route("/text", not_json),
     Route("/slow", slow, methods=ANY_METHOD),
+    Route("/odd/{kind}", odd_json),
 ]
 
 
@@ -246,6 +265,14 @@ def test_body_that_is_not_json_is_a_server_error(
     with client_for(server, fast_settings) as client, pytest.raises(SyncError) as raised:
         client.get_json("/text")
     assert raised.value.category is Category.SERVER and "proxy error" in raised.value.message
+
+
+@pytest.mark.parametrize("kind", sorted(ODD_BODIES))
+def test_bodies_the_fast_parser_refuses_are_read_as_the_standard_library_reads_them(
+    server: LoopbackServer, fast_settings: HttpSettings, kind: str
+) -> None:
+    with client_for(server, fast_settings) as client:
+        assert client.get_json(f"/odd/{kind}") == ODD_BODIES[kind][2]
 
 
 def test_secrets_never_reach_logs_or_errors(
