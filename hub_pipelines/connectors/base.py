@@ -341,6 +341,9 @@ def _check_page_size(page_size: int, max_page_size: int | None) -> None:
         raise ValueError(f"page size must be between 1 and {max_page_size}, got {page_size}")
 
 
+_QUANTA = {places: Decimal(1).scaleb(-places) for places in range(7)}  # built once, not per amount
+
+
 def to_decimal(value: Any, places: int | None = 2) -> Decimal | None:
     """Money/quantity to Decimal without float artefacts (`Decimal(str(0.1))` is 0.1).
 
@@ -355,7 +358,7 @@ def to_decimal(value: Any, places: int | None = 2) -> Decimal | None:
     text = str(value).strip()
     if not text:
         return None
-    if _GROUPED_NUMBER.fullmatch(text):
+    if "," in text and _GROUPED_NUMBER.fullmatch(text):
         text = text.replace(",", "")
     try:
         number = Decimal(text)
@@ -366,7 +369,8 @@ def to_decimal(value: Any, places: int | None = 2) -> Decimal | None:
     if places is None:
         return number
     try:
-        return number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+        quantum = _QUANTA.get(places) or Decimal(1).scaleb(-places)
+        return number.quantize(quantum, rounding=ROUND_HALF_UP)
     except InvalidOperation:  # more digits than Decimal's 28 of precision: no real amount
         raise ValueError(f"out of range: {value!r}") from None
 
