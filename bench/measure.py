@@ -97,6 +97,7 @@ def tick(args: argparse.Namespace, url: str) -> dict[str, Any]:
     from bench import ticks
 
     options = {"profile": False} if "profile" in inspect.signature(ticks.measure).parameters else {}
+    options |= {"pooled": args.pooled, "threads": ticks.deployed_threads()}  # as deployed
     result = measured(lambda: ticks.measure(args.configs, **options), timed_inside=True)
     result.pop("profile", None)
     return result
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     importing.set_defaults(func=e2e)
     ticking = commands.add_parser("tick")
     ticking.add_argument("--configs", type=int, required=True)
+    ticking.add_argument("--pooled", action="store_true", help="Dagster storage via PgBouncer")
     ticking.set_defaults(func=tick)
     args = parser.parse_args(argv)
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")  # dlt: no usage pings

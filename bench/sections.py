@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench import datasets, runner
+from bench import datasets, pooler, runner
 from bench.database import drop_schema, forget_tenant, settle
 from bench.simulator_process import SimulatorProcess
 
@@ -192,13 +192,20 @@ def ticks(plan: Plan, url: str) -> dict[str, Any]:
     if importlib.util.find_spec("bench.ticks") is None:
         say(f"ticks: {TICKS_MISSING}")
         return {"missing": TICKS_MISSING}
-    samples: dict[str, list] = {str(configs): [] for configs in plan.tick_configs}
+    routes = {"samples": []} | ({"pooled": ["--pooled"]} if pooler.available() else {})
+    measured: dict[str, Any] = {
+        route: {str(configs): [] for configs in plan.tick_configs} for route in routes
+    }
     for repeat in range(plan.repeats):
         for configs in plan.tick_configs:
-            result = runner.measure("tick", ["--configs", str(configs)], url)
-            samples[str(configs)].append(result)
-            say(f"ticks {configs:,} #{repeat + 1}: {_brief(result)}")
-    return {"samples": samples}
+            for route, options in routes.items():  # interleaved: direct, then pooled
+                result = runner.measure("tick", ["--configs", str(configs), *options], url)
+                measured[route][str(configs)].append(result)
+                label = " through PgBouncer" if options else ""
+                say(f"ticks {configs:,}{label} #{repeat + 1}: {_brief(result)}")
+    if not pooler.available():
+        measured["pooled_missing"] = "pgbouncer not installed (apt-get install pgbouncer)"
+    return measured
 
 
 # --- f. rate-limited -----------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 `python -m bench.ticks --configs 10000,100000` (`--profile` prints a cProfile top list,
 `--evaluate-only` measures only the schedules' evaluation, `--storage sqlite` uses the local
 dagster.yaml's storage instead of deploy/dagster.yaml's PostgreSQL, `--threads 4,8` runs the
-daemon's ticks and run submissions in thread pools as `schedules: use_threads` does).
+daemon's ticks and run submissions in thread pools as `schedules: use_threads` does; by default
+as deploy/dagster.yaml sets them, `--threads none` in one thread; `--pooled` puts PgBouncer in
+front of the Dagster storage, see `bench.pooler`).
 
 For each size: a scratch hub database (migrated) gets N enabled configs with the default
 sync_config (customers daily, invoices every 6 hours), spread round-robin over the five systems and
@@ -50,11 +52,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 import psycopg
 import sqlalchemy as sa
+import yaml
 from dagster._core.definitions.timestamp import TimestampWithTimezone
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.remote_representation.code_location import InProcessCodeLocation
@@ -64,6 +68,7 @@ from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 from dagster._scheduler.scheduler import launch_scheduled_runs
 from sqlalchemy.engine import make_url
 
+from bench import pooler
 from hub_pipelines.imports.schedules import (
     PERIODS,
     STEP,
@@ -78,7 +83,17 @@ from hub_pipelines.vault import KEY_VARIABLE, Vault, generate_key
 from hub_pipelines.warehouse import db, migrations
 
 DAY = datetime(2026, 11, 21, tzinfo=ZoneInfo(TIMEZONE))
+DEPLOYED_INSTANCE = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
 RUN_COORDINATOR = {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"}
+
+
+def deployed_threads() -> tuple[int, int] | None:
+    """(num_workers, num_submit_workers) of deploy/dagster.yaml's scheduler, None when it does
+    not use threads: the tick is measured as the production daemon runs it."""
+    schedules = yaml.safe_load(DEPLOYED_INSTANCE.read_text()).get("schedules") or {}
+    if not schedules.get("use_threads"):
+        return None
+    return schedules["num_workers"], schedules["num_submit_workers"]
 
 
 def tenant_slugs(configs: int) -> list[str]:
@@ -334,15 +349,18 @@ def measure(
     storage: str = "postgres",
     evaluate_only: bool = False,
     threads: tuple[int, int] | None = None,
+    pooled: bool = False,
 ) -> dict:
     """One full scheduler tick with CONFIGS enabled configs, at the busiest minute of the day
     (see the module docstring). EVALUATE_ONLY: only the schedules' evaluation, no runs. THREADS:
-    (workers, submit workers) of a threaded scheduler daemon (`scheduler_iteration`)."""
+    (workers, submit workers) of a threaded scheduler daemon (`scheduler_iteration`). POOLED:
+    the Dagster storage reached through PgBouncer (`bench.pooler`)."""
     profile = configs <= 10_000 if profile is None else profile
     tick_at, expected = busiest_minute(configs)
     with (
         scratch_hub(configs) as (hub_url, dagster_url),
-        dg.instance_for_test(overrides=instance_overrides(storage, dagster_url)) as instance,
+        storage_route(dagster_url, pooled) as storage_url,
+        dg.instance_for_test(overrides=instance_overrides(storage, storage_url)) as instance,
         daemon_workspace(instance) as workspace,
     ):
         add_tenant_partitions(instance, configs)
@@ -365,6 +383,8 @@ def measure(
         ticks = [] if evaluate_only else ticks_at(instance, workspace, tick_at)
         result = {
             "configs": configs,
+            "threads": list(threads) if threads else None,
+            "pooled": pooled,
             "tick": tick_at.isoformat(),
             "imports_due": expected,
             "seconds": round(seconds, 3),
@@ -384,6 +404,16 @@ def measure(
         return result
 
 
+@contextmanager
+def storage_route(dagster_url: str, pooled: bool) -> Iterator[str]:
+    """The Dagster storage's URL, through PgBouncer when POOLED."""
+    if not pooled:
+        yield dagster_url
+        return
+    with pooler.pgbouncer(dagster_url) as pooled_url:
+        yield pooled_url
+
+
 def profiled_tick(instance: dg.DagsterInstance, workspace, at: datetime, evaluate_only: bool):
     profiler = cProfile.Profile()
     profiler.enable()
@@ -396,14 +426,27 @@ def profiled_tick(instance: dg.DagsterInstance, workspace, at: datetime, evaluat
 
 
 def summary(result: dict) -> str:
+    threads = result.get("threads")
+    how = f"threads {threads[0]}+{threads[1]}" if threads else "one thread"
+    how += ", pooled" if result.get("pooled") else ""
     line = (
-        f"{result['configs']:>7,} configs, tick {result['tick']}: {result['seconds']:.2f} s "
+        f"{result['configs']:>7,} configs ({how}), tick {result['tick']}: "
+        f"{result['seconds']:.2f} s "
         f"(evaluation {result['evaluation_seconds']:.2f} s, slowest schedule "
         f"{result['slowest_schedule_seconds']:.2f} s), {result['run_requests']:,} run requests "
         f"({result['imports_due']:,} due), {result['runs_created']:,} runs created, "
         f"{result['instance_queries']:,} instance queries"
     )
     return line + (f"; errors: {result['errors']}" if result["errors"] else "")
+
+
+def thread_option(value: str) -> tuple[int, int] | None:
+    if value == "deployed":
+        return deployed_threads()
+    if value == "none":
+        return None
+    workers, submit_workers = (int(part) for part in value.split(","))
+    return workers, submit_workers
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -428,13 +471,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--threads",
         metavar="WORKERS,SUBMIT_WORKERS",
+        default="deployed",
         help="a threaded scheduler daemon (schedules: use_threads, num_workers, "
-        "num_submit_workers in dagster.yaml), e.g. 4,8",
+        "num_submit_workers in dagster.yaml), e.g. 4,8; `none`: one thread; "
+        "default: as deploy/dagster.yaml sets it",
+    )
+    parser.add_argument(
+        "--pooled", action="store_true", help="the Dagster storage through PgBouncer"
     )
     args = parser.parse_args(argv)
-    threads = tuple(int(part) for part in args.threads.split(",")) if args.threads else None
+    threads = thread_option(args.threads)
     for configs in (int(part) for part in args.configs.split(",") if part.strip()):
-        result = measure(configs, args.profile, args.storage, args.evaluate_only, threads)
+        result = measure(
+            configs, args.profile, args.storage, args.evaluate_only, threads, args.pooled
+        )
         profile = result.pop("profile", None)
         print(json.dumps(result) if args.json else summary(result), flush=True)
         if profile:

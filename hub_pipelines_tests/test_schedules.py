@@ -13,7 +13,13 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from bench.ticks import RUN_COORDINATOR, daemon_workspace, measure, scheduler_iteration
+from bench.ticks import (
+    RUN_COORDINATOR,
+    daemon_workspace,
+    deployed_threads,
+    measure,
+    scheduler_iteration,
+)
 from hub_pipelines.definitions import defs
 from hub_pipelines.imports.schedules import (
     PERIODS,
@@ -198,6 +204,16 @@ def test_the_tick_bench_creates_the_runs_due_in_the_busiest_minute(warehouse_url
     assert result["errors"] == []
     assert result["run_requests"] == result["runs_created"] == result["imports_due"] > 0
     assert result["instance_queries"] > 0
+
+
+def test_the_tick_bench_runs_the_daemon_as_deployed_and_through_pgbouncer(warehouse_url):
+    """As deploy/dagster.yaml's threaded scheduler, the Dagster storage behind PgBouncer
+    (bench/pooler.py; `.ci/run` installs Debian's pgbouncer): the same runs, none lost."""
+    threads = deployed_threads()
+    assert threads is not None  # deploy/dagster.yaml evaluates schedules in threads
+    result = measure(12, profile=False, threads=threads, pooled=True)
+    assert (result["threads"], result["pooled"], result["errors"]) == (list(threads), True, [])
+    assert result["run_requests"] == result["runs_created"] == result["imports_due"] > 0
 
 
 def test_a_file_drop_tenant_is_never_scheduled_and_a_schedule_for_it_is_refused(hub):
