@@ -85,14 +85,15 @@ class _Shape:
         bare NUL nor a lone surrogate (orjson escapes the one and refuses the other)."""
         if ESCAPED_NUL in row[self.raw_index]:
             return True
-        for index in self.texts:
-            text = row[index]
-            if text is not None and UNSTORABLE.search(text):
+        # One search over the texts joined: joining code points makes no NUL nor lone
+        # surrogate that was not in one of them.
+        if UNSTORABLE.search("".join([row[index] or "" for index in self.texts])):
+            return True
+        for index, digits in self.numbers:
+            number = row[index]
+            if isinstance(number, Decimal) and number.adjusted() >= digits:
                 return True
-        return any(
-            isinstance(row[index], Decimal) and row[index].adjusted() >= digits
-            for index, digits in self.numbers
-        )
+        return False
 
 
 def json_text(value) -> str:
