@@ -27,6 +27,7 @@ from hub_pipelines.tenants.models import TenantConfigError
 from hub_pipelines.tenants.registry import TenantConfig, TenantRegistry
 from hub_pipelines.tenants.token_store import ConfigTokenStore
 from hub_pipelines.vault import VaultError
+from hub_pipelines.warehouse import migrations
 from hub_pipelines.warehouse.loader import LoadCounts, PartitionLoader
 
 
@@ -203,6 +204,7 @@ def run_sync(
     registry, tenant_config = _open(context, entity, tenant, system)
     try:
         with _session(context) as conn:
+            _require_current_schema(conn, tenant, system)
             _lock_partition(conn, context.log, tenant, system, entity)
             sync = PartitionSync(context, entity, config, conn, registry, tenant_config)
             return sync.run_to_end()
@@ -216,6 +218,22 @@ def _session(context: dg.AssetExecutionContext):
     """The step's warehouse connection, named after its run: while it is open the run has a
     worker (see imports/run_health.py)."""
     return context.resources.warehouse.connect(application_name=session_name(context.run.run_id))
+
+
+def _require_current_schema(conn, tenant: str, system: str) -> None:
+    """Code newer than the warehouse (upgraded without `hub db upgrade`) would fail later on a
+    missing column, as an unexpected error; say what it is and the fix before anything runs."""
+    behind = migrations.pending(conn)
+    conn.commit()
+    if behind:
+        names = ", ".join(migration.path.name for migration in behind)
+        raise _config_failure(
+            tenant,
+            system,
+            f"the warehouse schema is behind this code: {len(behind)} migration(s) not applied "
+            f"({names})",
+            'Run `hub db upgrade` (docs/operations.md, "Upgrades"), then run the import again.',
+        )
 
 
 def _lock_partition(conn, log, tenant: str, system: str, entity: str) -> None:

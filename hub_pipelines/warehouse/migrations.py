@@ -92,6 +92,14 @@ def status(url: str | None = None) -> list[MigrationStatus]:
     return result
 
 
+def pending(conn: psycopg.Connection) -> list[Migration]:
+    """The migrations this code has that the database lacks (all of them on a bare database);
+    read only: it creates nothing."""
+    (recorded,) = conn.execute("SELECT to_regclass('hub.schema_migrations')").fetchone()
+    applied = _applied(conn) if recorded else {}
+    return [migration for migration in discover() if migration.version not in applied]
+
+
 def upgrade(url: str | None = None) -> list[Migration]:
     """Apply every pending migration, each in its own transaction. Returns those applied."""
     migrations = discover()
