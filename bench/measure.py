@@ -14,7 +14,6 @@ The database is `BENCH_DATABASE_URL` (never on a command line: it may hold a pas
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import resource
@@ -96,11 +95,11 @@ def tick(args: argparse.Namespace, url: str) -> dict[str, Any]:
     profiler, which would slow the tick it times."""
     from bench import ticks
 
-    options = {"profile": False} if "profile" in inspect.signature(ticks.measure).parameters else {}
-    options |= {"pooled": args.pooled, "threads": ticks.deployed_threads()}  # as deployed
-    result = measured(lambda: ticks.measure(args.configs, **options), timed_inside=True)
-    result.pop("profile", None)
-    return result
+    threads = ticks.deployed_threads()  # the daemon as deployed
+    return measured(
+        lambda: ticks.measure(args.configs, profile=False, threads=threads, pooled=args.pooled),
+        timed_inside=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
