@@ -445,8 +445,13 @@ def thread_option(value: str) -> tuple[int, int] | None:
         return deployed_threads()
     if value == "none":
         return None
-    workers, submit_workers = (int(part) for part in value.split(","))
-    return workers, submit_workers
+    parts = value.split(",")
+    if len(parts) != 2 or not all(part.strip().isdigit() and int(part) > 0 for part in parts):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: WORKERS,SUBMIT_WORKERS as two positive numbers (e.g. 4,8), "
+            "`deployed` or `none`"
+        )
+    return int(parts[0]), int(parts[1])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -471,6 +476,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--threads",
         metavar="WORKERS,SUBMIT_WORKERS",
+        type=thread_option,
         default="deployed",
         help="a threaded scheduler daemon (schedules: use_threads, num_workers, "
         "num_submit_workers in dagster.yaml), e.g. 4,8; `none`: one thread; "
@@ -480,7 +486,7 @@ def main(argv: list[str] | None = None) -> None:
         "--pooled", action="store_true", help="the Dagster storage through PgBouncer"
     )
     args = parser.parse_args(argv)
-    threads = thread_option(args.threads)
+    threads = args.threads
     for configs in (int(part) for part in args.configs.split(",") if part.strip()):
         result = measure(
             configs, args.profile, args.storage, args.evaluate_only, threads, args.pooled
