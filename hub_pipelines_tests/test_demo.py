@@ -194,3 +194,37 @@ def test_a_base_port_without_room_for_every_pair_is_refused_before_anything_star
         cli.main(["demo", "--base-port", "65533"])  # its pairs would need ports up to 65539
     assert exited.value.code == 2
     assert "--base-port: must be a whole number from 1 to 65529" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("books_changed", [True, False], ids=["new-books", "same-books"])
+def test_new_books_clear_the_demo_tenants_rows_and_nothing_else(
+    warehouse, tmp_path, monkeypatch, books_changed
+):
+    """`hub demo --size large` after a small demo (or a new month's books) serves another
+    business under the same ids: its tenants' old rows and cursors go first, or the two mix."""
+    from hub_pipelines.demo.run import _keep_books_apart, _remember
+
+    monkeypatch.setenv("HUB_HOME", str(tmp_path))
+    held = {"size": "small", "as_of": "2026-11-01T00:00:00+00:00", "pid": 1}
+    _remember("small", 8090, held)
+    serving = {**held, "size": "large"} if books_changed else held
+    demo_pair, other = (PAIRS[0].tenant, PAIRS[0].system), ("acme", PAIRS[0].system)
+    with psycopg.connect(warehouse) as conn:
+        for tenant, system in (demo_pair, other):
+            conn.execute(
+                "INSERT INTO accounting.customers (tenant_id, system, external_id, name, raw) "
+                "VALUES (%s, %s, 'c1', 'A', '{}')",
+                (tenant, system),
+            )
+            conn.execute(
+                "INSERT INTO hub.sync_state (tenant_id, system, entity, cursor) "
+                "VALUES (%s, %s, 'customers', 'x')",
+                (tenant, system),
+            )
+
+    _keep_books_apart(warehouse, serving)
+
+    left = "SELECT tenant_id FROM {} ORDER BY 1"
+    expected = [("acme",)] if books_changed else [("acme",), (demo_pair[0],)]
+    assert query(warehouse, left.format("accounting.customers")) == expected
+    assert query(warehouse, left.format("hub.sync_state")) == expected

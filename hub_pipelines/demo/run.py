@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
+import psycopg
 
 from hub_pipelines import settings
 from hub_pipelines.canonical import ENTITIES
@@ -43,6 +44,14 @@ from hub_pipelines.demo.plan import (
 from hub_pipelines.vault import KEY_VARIABLE, generate_key
 
 STEPS = 6
+# What a new edition of the demo's books replaces (the audit tables stay: they are history).
+CLEARED_ON_NEW_BOOKS = (
+    "accounting.invoice_lines",
+    "accounting.invoices",
+    "accounting.customers",
+    "hub.sync_state",
+    "hub.landed_files",
+)
 
 
 @dataclass
@@ -103,7 +112,8 @@ def run_demo(size: str = "small", base_port: int = BASE_PORT) -> DemoReport:
 
     step(3, f"tenants: {len(PAIRS)} (tenant, system) pairs, credentials encrypted")
     _register(info)
-    _remember(size, base_port)
+    _keep_books_apart(url, info)
+    _remember(size, base_port, info)
     print(f"      {', '.join(dict.fromkeys(p.tenant for p in PAIRS))} (hub tenants list)")
 
     settings.ensure_dagster_home()
@@ -171,24 +181,66 @@ def _state_file() -> Path:
     return settings.hub_home() / "demo" / "state.json"
 
 
-def _remember(size: str, base_port: int) -> None:
-    """What `hub dev` needs to serve the demo's sources again: its size and ports."""
+def _remember(size: str, base_port: int, info: dict) -> None:
+    """What `hub dev` needs to serve the demo's sources again (its size and ports), and which
+    books the warehouse now holds."""
     _state_file().parent.mkdir(parents=True, exist_ok=True)
-    _state_file().write_text(json.dumps({"size": size, "base_port": base_port}) + "\n")
+    state = {"size": size, "base_port": base_port, "books": _books(info)}
+    _state_file().write_text(json.dumps(state) + "\n")
+
+
+def _state() -> dict:
+    try:
+        return json.loads(_state_file().read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def _books(info: dict) -> dict:
+    """Which books the simulators serve: a size and the month they end in."""
+    return {"size": info["size"], "as_of": info["as_of"]}
+
+
+def _keep_books_apart(url: str, info: dict) -> None:
+    """The warehouse holds one edition of the demo's books. When the simulators serve another
+    (`--size` changed, or a new month's), the demo tenants' rows from the old one are cleared
+    first: the two businesses share ids, so an incremental import would mix them (and checks
+    such as `matches_source` would rightly fail)."""
+    held, serving = _state().get("books"), _books(info)
+    if held is None or held == serving:
+        return
+    print(
+        f"      the books changed ({held['size']} to {serving['size']}, ending "
+        f"{held['as_of'][:10]} to {serving['as_of'][:10]}): clearing the demo tenants' "
+        "imported rows, cursors and landed files first"
+    )
+    demo = "(tenant_id, system) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+    pairs = ([pair.tenant for pair in PAIRS], [pair.system for pair in PAIRS])
+    with psycopg.connect(url) as conn:
+        for table in CLEARED_ON_NEW_BOOKS:
+            conn.execute(f"DELETE FROM {table} WHERE {demo}", pairs)
+        conn.execute(
+            "UPDATE hub.accounting_sync_errors SET resolved = true, resolved_at = now(), "
+            f"resolution_note = 'the demo changed its books' WHERE {demo} AND NOT resolved",
+            pairs,
+        )
 
 
 def serve_demo_sources() -> str | None:
     """For `hub dev`: the demo's simulators serving (started again after a reboot, with the
     tenants re-registered: restarted simulators issue new tokens), so runs from the UI reach
     them. None when the demo never ran in this $HUB_HOME; else what serves where."""
-    try:
-        state = json.loads(_state_file().read_text())
-    except FileNotFoundError:
+    state = _state()
+    if not state:
         return None
     size, base_port = state["size"], state["base_port"]
     info, started = simulators.ensure(size, base_port, _state_file().with_name("simulators.log"))
     if started:
         _register(info)
+        from hub_pipelines.warehouse import db
+
+        _keep_books_apart(db.database_url(), info)  # a new month's books, after a reboot
+        _remember(size, base_port, info)
     last = base_port + len(PAIRS)
     return f"the demo's simulators ({size} books) on 127.0.0.1:{base_port}-{last}"
 

@@ -23,6 +23,8 @@ from hub_pipelines.imports.progress import ImportProgress
 from hub_pipelines.imports.read_ahead import ReadAhead
 from hub_pipelines.imports.run_health import session_name
 from hub_pipelines.landing.file_import import LandedFileConnector
+from hub_pipelines.landing.folder import tenant_folder
+from hub_pipelines.settings import landing_dir
 from hub_pipelines.tenants.models import TenantConfigError
 from hub_pipelines.tenants.registry import TenantConfig, TenantRegistry
 from hub_pipelines.tenants.token_store import ConfigTokenStore
@@ -200,8 +202,13 @@ def run_sync(
     config: ImportConfig,
     tenant: str,
     system: str,
-) -> dg.MaterializeResult:
+) -> dg.MaterializeResult | None:
+    """The partition's import; None for a file-drop tenant's run without a file (nothing to
+    import)."""
     registry, tenant_config = _open(context, entity, tenant, system)
+    if _only_files(tenant_config) and not config.landed_file:
+        context.log.info(_nothing_to_import(tenant, system, entity))
+        return None
     try:
         with _session(context) as conn:
             _require_current_schema(conn, tenant, system)
@@ -212,6 +219,21 @@ def run_sync(
         raise
     except Exception as exc:  # before the sync log exists, e.g. the warehouse is away
         raise _failure(classify(exc)) from None
+
+
+def _only_files(tenant_config: TenantConfig) -> bool:
+    return bool(getattr(tenant_config.connection, "file_drop", False))
+
+
+def _nothing_to_import(tenant: str, system: str, entity: str) -> str:
+    """Why a run of a file-drop partition without a file imports nothing: a backfill of every
+    partition (or Materialize in the UI) reaches it too, and has nothing to fail about."""
+    return (
+        f"{system} tenant {tenant} is fed by dropped export files only: a run without a file "
+        f"has nothing to import, so {entity} were left as they are (not materialized). Drop the "
+        f"export into {tenant_folder(landing_dir(), system, tenant)}/ (the landing sensor "
+        f"imports it), or run `hub import-file {tenant} {system} FILE`."
+    )
 
 
 def _session(context: dg.AssetExecutionContext):

@@ -192,5 +192,33 @@ def test_file_drop_registration_and_import_file_from_the_command_line(
     out = capsys.readouterr().out
     assert "succeeded" in out and "tally/invoices" in out
     assert exported.exists()  # the command leaves the file where it was
+    assert cli.main(["sync", TENANT, "tally"]) == 2  # nothing to sync from: say where files go
+    err = capsys.readouterr().err
+    assert "no live connection" in err and "hub import-file" in err
+    assert str(landing.root / "tally" / TENANT) in err
     assert cli.main(["tenants", "add", TENANT, "busy", "--file-drop"]) == 2
     assert "--file-drop registers a Tally tenant" in capsys.readouterr().err
+
+
+def test_a_file_drop_partition_run_without_a_file_succeeds_importing_nothing(landing):
+    """Materialize in the UI, or a backfill of every Tally partition, reaches a file-drop tenant
+    with no file: its run succeeds, says where the files go, and leaves the partition as it was."""
+    landing.register()
+    _land(landing.root, "daybook.xml", SAMPLE.read_bytes())
+    (request,) = landing.tick()
+    assert landing.run(request).success
+    before = landing.query("SELECT count(*), max(synced_at) FROM accounting.invoices")
+
+    backfill = dg.RunRequest(partition_key=TENANT, tags={"dagster/backfill": "b1"})
+    result = landing.run(backfill)
+
+    assert result.success
+    assert result.get_asset_materialization_events() == []
+    said = [entry.user_message for entry in landing.instance.all_logs(result.run_id)]
+    folder = str(landing.root / "tally" / TENANT)
+    assert any("fed by dropped export files only" in m and folder in m for m in said)
+    assert landing.query("SELECT count(*), max(synced_at) FROM accounting.invoices") == before
+    assert landing.query(
+        "SELECT count(*) FROM hub.accounting_sync_errors WHERE tenant_id = %s AND NOT resolved",
+        (TENANT,),
+    ) == [(0,)]
