@@ -595,7 +595,7 @@ def cmd_simulate(args: argparse.Namespace) -> None:
         raise CliError(f"--from: {exc}") from None
     simulated.faults.latency = args.latency
     base_url = f"http://{args.host}:{args.port}"
-    config = simulated.connection_config(base_url)
+    config = _paced_to(simulated.connection_config(base_url), args.system, limits)
     if args.config_out:
         _write_private_json(args.config_out, {"connection_config": config, "sync_config": {}})
     print(f"{AVAILABLE[args.system].label} simulator on {base_url}")
@@ -620,6 +620,16 @@ def _simulator_limits(args: argparse.Namespace) -> dict[str, int]:
         defaults = DEMO_SIMULATOR["limits"]
         limits = {name: value or defaults[name] for name, value in limits.items()}
     return {name: value for name, value in limits.items() if value}
+
+
+def _paced_to(config: dict, system: str, limits: dict[str, int]) -> dict:
+    """The tenant config paced at the limits the simulator serves, where the system's config
+    holds a pace: a config at the real limit (Zoho's 90 a minute) would crawl through books the
+    simulator serves at 30,000."""
+    from hub_pipelines.tenants.models import CONNECTION_MODELS
+
+    fields = CONNECTION_MODELS[system].model_fields
+    return {**config, **{name: value for name, value in limits.items() if name in fields}}
 
 
 def _write_private_json(path: str, document: dict) -> None:

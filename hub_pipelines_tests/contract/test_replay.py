@@ -88,11 +88,30 @@ def test_hub_simulate_from_a_folder_writes_a_config_the_registry_accepts(tmp_pat
         document = json.loads(config_file.read_text())
         config = parse_connection_config("zoho_books", document["connection_config"])
         assert str(config.api_base_url).rstrip("/") == f"http://127.0.0.1:{port}"
+        assert config.requests_per_minute == 30_000  # the pace it serves, not Zoho's real 90
         assert config_file.stat().st_mode & 0o077 == 0  # credentials: owner only
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=30)
     assert f"hub tenants add TENANT zoho_books --config {config_file}" in output
+
+
+@pytest.mark.parametrize(
+    ("system", "limits", "paced"),
+    [
+        ("zoho_books", {"requests_per_minute": 30_000, "daily_limit": 10**7}, 30_000),
+        ("xero", {"requests_per_minute": 600}, 600),
+        ("quickbooks", {"requests_per_minute": 600}, None),  # its config holds no pace
+    ],
+)
+def test_a_simulators_config_is_paced_at_what_it_serves(system, limits, paced):
+    from hub_pipelines.cli import _paced_to
+    from hub_pipelines.tenants.models import CONNECTION_MODELS
+
+    config = _paced_to({"organization_id": "1"}, system, limits)
+    assert config.get("requests_per_minute") == paced
+    added = set(config) - {"organization_id"}
+    assert added <= set(CONNECTION_MODELS[system].model_fields)  # nothing its model refuses
 
 
 def _free_port() -> int:
