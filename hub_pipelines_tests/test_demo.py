@@ -228,3 +228,20 @@ def test_new_books_clear_the_demo_tenants_rows_and_nothing_else(
     expected = [("acme",)] if books_changed else [("acme",), (demo_pair[0],)]
     assert query(warehouse, left.format("accounting.customers")) == expected
     assert query(warehouse, left.format("hub.sync_state")) == expected
+
+
+def test_what_changed_in_the_books_is_named():
+    from hub_pipelines.demo.run import _changes
+
+    november = {"size": "small", "as_of": "2026-11-01T00:00:00+00:00"}
+    assert _changes({}, november) == []  # never ran here: nothing to clear
+    assert _changes({"size": "small", "books": november}, november) == []
+    assert _changes({"size": "large", "books": {**november, "size": "large"}}, november) == [
+        "large to small"
+    ]
+    october = {**november, "as_of": "2026-10-01T00:00:00+00:00"}
+    assert _changes({"size": "small", "books": october}, november) == [
+        "ending 2026-10-01 to 2026-11-01"
+    ]
+    assert _changes({"size": "large", "base_port": 8090}, november) == ["large to small"]
+    assert _changes({"size": "small", "base_port": 8090}, november) == []

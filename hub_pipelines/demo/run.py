@@ -201,18 +201,31 @@ def _books(info: dict) -> dict:
     return {"size": info["size"], "as_of": info["as_of"]}
 
 
+def _changes(state: dict, serving: dict) -> list[str]:
+    """How the books served differ from those the warehouse holds (a state file written before
+    the books were remembered names only its size)."""
+    if not state:
+        return []
+    held = state.get("books") or {"size": state["size"], "as_of": None}
+    changes = []
+    if held["size"] != serving["size"]:
+        changes.append(f"{held['size']} to {serving['size']}")
+    if held["as_of"] not in (None, serving["as_of"]):
+        changes.append(f"ending {held['as_of'][:10]} to {serving['as_of'][:10]}")
+    return changes
+
+
 def _keep_books_apart(url: str, info: dict) -> None:
     """The warehouse holds one edition of the demo's books. When the simulators serve another
     (`--size` changed, or a new month's), the demo tenants' rows from the old one are cleared
     first: the two businesses share ids, so an incremental import would mix them (and checks
     such as `matches_source` would rightly fail)."""
-    held, serving = _state().get("books"), _books(info)
-    if held is None or held == serving:
+    changes = _changes(_state(), _books(info))
+    if not changes:
         return
     print(
-        f"      the books changed ({held['size']} to {serving['size']}, ending "
-        f"{held['as_of'][:10]} to {serving['as_of'][:10]}): clearing the demo tenants' "
-        "imported rows, cursors and landed files first"
+        f"      the books changed ({'; '.join(changes)}): clearing the demo tenants' imported "
+        "rows, cursors and landed files first"
     )
     demo = "(tenant_id, system) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
     pairs = ([pair.tenant for pair in PAIRS], [pair.system for pair in PAIRS])

@@ -21,7 +21,7 @@ from hub_pipelines.connectors.errors import Category, SyncError, classify
 from hub_pipelines.imports import audit, checks
 from hub_pipelines.imports.progress import ImportProgress
 from hub_pipelines.imports.read_ahead import ReadAhead
-from hub_pipelines.imports.run_health import session_name
+from hub_pipelines.imports.run_health import CANCELLED, session_name
 from hub_pipelines.landing.file_import import LandedFileConnector
 from hub_pipelines.landing.folder import tenant_folder
 from hub_pipelines.settings import landing_dir
@@ -352,6 +352,9 @@ class PartitionSync:
             self.run(connector)
         except Exception as exc:
             raise self.failed(exc, connector) from None
+        except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
+            self.interrupted(connector)
+            raise
         finally:
             if connector is not None:
                 connector.close()
@@ -455,6 +458,28 @@ class PartitionSync:
         except psycopg.OperationalError:
             self._finish_on_fresh_connection(connector, error)
         return _failure(error)
+
+    def interrupted(self, connector: Connector | None) -> None:
+        """Terminated (from the UI or `dagster run terminate`) or Ctrl-C in `hub sync`: close the
+        sync log now rather than leave it running until the run health sensor closes it, which
+        needs a daemon. On a connection of its own: the step's may be mid-statement; closing it
+        rolls back the page in flight, which the next run loads again."""
+        self.context.log.warning(f"{self.entity} import interrupted: {CANCELLED}")
+        error = SyncError(
+            Category.SERVER,
+            CANCELLED,
+            suggested_fix="Run the import again: it goes on from the last committed page.",
+            severity="warning",
+            retryable=False,  # stopped on purpose: not for the retry sensor to undo
+        )
+        self.conn.close()
+        try:
+            with self.context.resources.warehouse.connect() as conn:
+                conn.execute("SET lock_timeout = '5s'")
+                self.conn = conn
+                self._finish("failed", connector, error)
+        except psycopg.Error as exc:
+            self.context.log.warning(f"the sync log stays open for the run health sensor: {exc}")
 
     def _finish_on_fresh_connection(self, connector: Connector | None, error) -> None:
         """The warehouse went away with the import: close the sync log on a new connection once

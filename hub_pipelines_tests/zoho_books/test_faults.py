@@ -12,7 +12,12 @@ import dagster as dg
 import pytest
 
 from hub_pipelines.connectors.ratelimit import registered_bucket
-from hub_pipelines.imports.run_health import last_sign_of_life, live_sessions, run_health_sensor
+from hub_pipelines.imports.run_health import (
+    CANCELLED,
+    last_sign_of_life,
+    live_sessions,
+    run_health_sensor,
+)
 from hub_pipelines.imports.sensors import import_failure_sensor
 from hub_pipelines.partitions import run_partition
 from hub_pipelines.resources import WarehouseResource
@@ -143,15 +148,16 @@ with dg.instance_for_test() as instance:
 """
 
 
-def _kill_when(worker: subprocess.Popen, zoho, enough: int) -> int:
-    """SIGKILL the worker once `enough` invoices are committed; the invoices then in the warehouse."""
+def _kill_when(worker: subprocess.Popen, zoho, enough: int, how=signal.SIGKILL) -> int:
+    """Signal the worker (SIGKILL) once `enough` invoices are committed and wait for it to end;
+    the invoices then in the warehouse."""
     deadline = time.monotonic() + 120  # a bound on the wait, not a timing assertion
     loaded = 0
     while loaded < enough and time.monotonic() < deadline and worker.poll() is None:
         time.sleep(0.05)
         loaded = zoho.scalar("SELECT count(*) FROM accounting.invoices")
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
+    worker.send_signal(how)
+    worker.wait(timeout=60)
     return zoho.scalar("SELECT count(*) FROM accounting.invoices")
 
 
@@ -323,3 +329,28 @@ def test_chaos_kills_at_random_points_each_followed_by_a_rerun_end_equal_to_the_
     )
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
         assert instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])) == []
+
+
+def test_hub_sync_interrupted_closes_its_sync_log_without_a_daemon(zoho, tmp_path, monkeypatch):
+    """Ctrl-C in `hub sync` (SIGINT) between pages: the committed page stays, the sync log is
+    closed as failed by the step itself (no daemon, no run health sensor), and a re-run ends
+    equal to the source."""
+    monkeypatch.setenv("HUB_HOME", str(tmp_path))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    zoho.simulator.seed_generated(zoho.org_id, customers=5, invoices=300)
+    zoho.simulator.faults.latency = 0.02  # page 2 (100 detail calls) takes seconds
+    hub = str(Path(sys.executable).with_name("hub"))
+    worker = subprocess.Popen(
+        [hub, "sync", TENANT, "zoho_books"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    loaded = _kill_when(worker, zoho, 200, signal.SIGINT)
+    assert worker.returncode != 0
+    assert loaded == 200, f"the worker was not interrupted between pages 1 and 2 ({loaded})"
+
+    assert zoho.query(
+        "SELECT status, error_message, metadata->>'retryable', completed_at IS NOT NULL "
+        "FROM hub.accounting_sync_logs WHERE entity_type = 'invoices'"
+    ) == [("failed", CANCELLED, "false", True)]
+    zoho.simulator.faults.latency = 0.0
+    assert zoho.materialize().success
+    warehouse_equals_source(zoho)
