@@ -118,3 +118,29 @@ def test_rotation_without_the_old_key_changes_nothing(warehouse):
     with pytest.raises(VaultError, match=key_id(base64.b64decode(old_key))):
         TenantRegistry(Vault.from_strings(generate_key())).rotate_keys()
     assert _sealed(warehouse, "acme", "zoho_books")[1] == before
+
+
+def test_rotation_stopped_by_a_corrupted_row_names_it_and_the_way_past_it(warehouse):
+    old_key, new_key = generate_key(), generate_key()
+    TenantRegistry(Vault.from_strings(old_key)).add("acme", "zoho_books", ZOHO)
+    TenantRegistry(Vault.from_strings(old_key)).add("globex", "zoho_books", ZOHO)
+    with psycopg.connect(warehouse) as conn:
+        conn.execute(
+            "UPDATE hub.accounting_configs SET connection_config = 'garbage' "
+            "WHERE tenant_id = 'globex'"
+        )
+    rotating = TenantRegistry(Vault.from_strings(new_key, old_key))
+    with pytest.raises(VaultError) as refused:
+        rotating.rotate_keys()
+    message = str(refused.value)
+    assert "globex zoho_books" in message and "corrupted row" in message
+    assert (
+        "Nothing was re-encrypted" in message and "hub tenants remove globex zoho_books" in message
+    )
+    assert (
+        json.loads(_sealed(warehouse, "acme", "zoho_books")[1])["kid"]
+        != rotating.vault.current_key_id
+    )
+
+    rotating.remove("globex", "zoho_books")  # the way past it that the message names
+    assert rotating.rotate_keys() == 1

@@ -25,7 +25,7 @@ from hub_pipelines.tenants.models import (
     plain_connection_config,
     reject_hub_managed_fields,
 )
-from hub_pipelines.vault import Vault, config_aad
+from hub_pipelines.vault import Vault, VaultError, config_aad
 from hub_pipelines.warehouse.db import connect
 
 _SLUG = re.compile(TENANT_SLUG_PATTERN)
@@ -263,18 +263,24 @@ class TenantRegistry:
         return _row(record)
 
     def rotate_keys(self) -> int:
-        """Re-encrypt every row with the current key, in one transaction. Returns rows changed."""
+        """Re-encrypt every row with the current key, in one transaction (a removed row that
+        cannot be read is left as it is). Returns rows changed."""
         changed = 0
         with self._connect() as conn:
             records = conn.execute(
-                "SELECT id, tenant_id, system, connection_config FROM hub.accounting_configs "
-                "ORDER BY id FOR UPDATE"
+                "SELECT id, tenant_id, system, connection_config, deleted_at "
+                "FROM hub.accounting_configs ORDER BY id FOR UPDATE"
             ).fetchall()
             for record in records:
-                if not self.vault.needs_rotation(record["connection_config"]):
-                    continue
-                aad = config_aad(record["id"], record["tenant_id"], record["system"])
-                plain = self.vault.decrypt(record["connection_config"], aad)
+                try:
+                    if not self.vault.needs_rotation(record["connection_config"]):
+                        continue
+                    aad = config_aad(record["id"], record["tenant_id"], record["system"])
+                    plain = self.vault.decrypt(record["connection_config"], aad)
+                except VaultError as exc:
+                    if record["deleted_at"] is not None:
+                        continue  # removed: nothing reads it again, so it need not stop the rest
+                    raise _unrotatable(record, exc) from None
                 conn.execute(
                     "UPDATE hub.accounting_configs SET connection_config = %s, updated_at = now() "
                     "WHERE id = %s",
@@ -282,6 +288,16 @@ class TenantRegistry:
                 )
                 changed += 1
         return changed
+
+
+def _unrotatable(record, exc: VaultError) -> VaultError:
+    """Rotation is all or nothing: name the row that stops it, and the ways past it."""
+    tenant, system = record["tenant_id"], record["system"]
+    return VaultError(
+        f"{tenant} {system} (config {record['id']}): {exc} Nothing was re-encrypted. Give the key "
+        f"it was sealed with, or store its credentials again (`hub tenants add {tenant} {system} "
+        f"--config FILE`) or remove it (`hub tenants remove {tenant} {system}`), then rotate again."
+    )
 
 
 def configured_pairs(url: str | None = None) -> dict[tuple[str, str], bool]:
