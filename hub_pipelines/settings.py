@@ -36,6 +36,39 @@ def default_hub_home() -> Path:
     return checkout / ".hub" if checkout is not None else Path.home() / ".hub"
 
 
+def env_setting(name: str, default: str) -> str:
+    """A setting's value, blank meaning unset (as Compose and Kubernetes pass an unset variable
+    through) like every other variable the hub reads."""
+    return os.environ.get(name, "").strip() or default
+
+
+def env_seconds(name: str, default: float, minimum: float = 0) -> float:
+    """A number of seconds from the environment, or a ValueError naming the variable."""
+    value = env_setting(name, str(default))
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = None
+    if seconds is None or not seconds >= minimum:  # also refuses nan
+        raise ValueError(f"{name} must be a number of seconds of at least {minimum}, got {value!r}")
+    return seconds
+
+
+def schedule_timezone() -> str:
+    """The import and retention schedules' time zone (`HUB_SCHEDULE_TIMEZONE`, an IANA name)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = env_setting("HUB_SCHEDULE_TIMEZONE", "Asia/Kolkata")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"HUB_SCHEDULE_TIMEZONE must be an IANA time zone name such as Asia/Kolkata, "
+            f"got {name!r}"
+        ) from None
+    return name
+
+
 def hub_home() -> Path:
     given = os.environ.get("HUB_HOME")
     return Path(given).expanduser().resolve() if given else default_hub_home()

@@ -140,3 +140,30 @@ def test_one_helper_gives_sqlalchemy_and_psycopg_the_same_database(warehouse_url
         via_psycopg = conn.execute("SELECT current_database()").fetchone()[0]
     assert via_sqlalchemy == via_psycopg
     assert db.sqlalchemy_url(warehouse_url).startswith("postgresql+psycopg://")
+
+
+@pytest.mark.parametrize(
+    ("variable", "read", "default"),
+    [
+        ("HUB_SCHEDULE_TIMEZONE", "schedule_timezone", "Asia/Kolkata"),
+        ("HUB_LANDING_SETTLE_SECONDS", "settle_seconds", 10.0),
+        ("HUB_RUN_SILENCE_SECONDS", "silence", 600),
+    ],
+)
+def test_a_blank_setting_means_unset_and_a_bad_one_names_its_variable(
+    monkeypatch, variable, read, default
+):
+    from hub_pipelines import settings
+    from hub_pipelines.imports import run_health
+    from hub_pipelines.landing import folder
+
+    reader = {
+        "schedule_timezone": settings.schedule_timezone,
+        "settle_seconds": folder.settle_seconds,
+        "silence": run_health.silence,
+    }[read]
+    monkeypatch.setenv(variable, "  ")  # as Compose passes `${VAR:-}` through
+    assert reader() == default
+    monkeypatch.setenv(variable, "Mars/Olympus" if "TIMEZONE" in variable else "-3")
+    with pytest.raises(ValueError, match=variable):
+        reader()

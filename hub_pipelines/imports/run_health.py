@@ -12,7 +12,6 @@ marks it failed (the failure sensor then records it and schedules the retry) and
 
 from __future__ import annotations
 
-import os
 import time
 
 import dagster as dg
@@ -20,6 +19,7 @@ from psycopg.types.json import Jsonb
 
 from hub_pipelines.partitions import run_partition
 from hub_pipelines.resources import WarehouseResource
+from hub_pipelines.settings import env_setting
 
 SESSION_PREFIX = "hub run "
 SILENCE_VARIABLE = "HUB_RUN_SILENCE_SECONDS"
@@ -39,7 +39,7 @@ def session_name(run_id: str) -> str:
 
 def silence() -> int:
     """Seconds without a session or an event after which a started run counts as dead."""
-    value = os.environ.get(SILENCE_VARIABLE, str(DEFAULT_SILENCE_SECONDS))
+    value = env_setting(SILENCE_VARIABLE, str(DEFAULT_SILENCE_SECONDS))
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"{SILENCE_VARIABLE} must be a whole number of seconds, got {value!r}")
     return int(value)

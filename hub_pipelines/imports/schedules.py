@@ -32,7 +32,6 @@ request's partition in the instance: it did, one query per run request, 443 s of
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,6 +42,7 @@ import dagster as dg
 from hub_pipelines.imports.assets import IMPORT_ASSETS, import_job, import_job_name
 from hub_pipelines.partitions import asset_key, tenant_partitions
 from hub_pipelines.resources import WarehouseResource
+from hub_pipelines.settings import schedule_timezone
 from hub_pipelines.tenants.models import SyncConfig
 
 STEP = timedelta(minutes=1)  # the schedules' tick; import times are whole steps into a period
@@ -53,7 +53,7 @@ PERIODS = {
     "daily": timedelta(days=1),
 }
 CRONS = {frequency: "* * * * *" for frequency in PERIODS}
-TIMEZONE = os.environ.get("HUB_SCHEDULE_TIMEZONE", "Asia/Kolkata")
+TIMEZONE = schedule_timezone()
 LOOKUP_BATCH = 500  # run keys per instance query when catching up
 
 # Tags Dagster puts on every run a schedule launches (shown in the UI, filterable).

@@ -20,7 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from hub_pipelines.settings import SYSTEMS, TENANT_SLUG_PATTERN
+from hub_pipelines.settings import SYSTEMS, TENANT_SLUG_PATTERN, env_seconds
 
 Outcome = Literal["processed", "failed"]
 HANDLED: tuple[Outcome, ...] = ("processed", "failed")
@@ -49,7 +49,7 @@ class LandedFile:
 
 def settle_seconds() -> float:
     """How long a file must be left alone before it counts (`HUB_LANDING_SETTLE_SECONDS`)."""
-    return float(os.environ.get("HUB_LANDING_SETTLE_SECONDS", SETTLE_SECONDS))
+    return env_seconds("HUB_LANDING_SETTLE_SECONDS", SETTLE_SECONDS)
 
 
 def tenant_folder(root: Path, system: str, tenant: str) -> Path:
