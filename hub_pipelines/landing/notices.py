@@ -22,11 +22,12 @@ import dagster as dg
 from hub_pipelines.imports.assets import import_job_name
 from hub_pipelines.landing.folder import LandedFile
 from hub_pipelines.partitions import asset_key
+from hub_pipelines.webhook_systems import WEBHOOKS
 
 NOTICE_TAG = "hub/landed_notices"
 # The systems whose webhooks land notices, and the reader of a landed notice file.
 NOTICE_READER = "hub_pipelines.service.notices:read_notice"
-NOTICE_SYSTEMS = ("zoho_books", "quickbooks", "xero")
+NOTICE_SYSTEMS = tuple(WEBHOOKS)
 
 
 def takes_notices(system: str) -> bool:

@@ -27,7 +27,7 @@ from typing import Any, cast
 
 from hub_pipelines.canonical import Entity
 from hub_pipelines.connectors.base import parse_timestamp
-from hub_pipelines.connectors.webhooks import ChangeNotice, Operation
+from hub_pipelines.connectors.webhooks import ChangeNotice, Operation, WebhookProtocol
 
 SIGNATURE_HEADER = "intuit-signature"
 SYSTEM = "quickbooks"
@@ -152,3 +152,37 @@ def _time(record: Mapping[str, Any], field: str, where: str) -> datetime | None:
         return parse_timestamp(str(value))
     except ValueError:
         raise ValueError(f"{where}.{field}: not a timestamp with an offset: {value!r}") from None
+
+
+def event_ids(payload: Any) -> list[str]:
+    """The events' identities: a CloudEvent's `id` (unique per event, the spec's rule); a legacy
+    change by its company, entity, id and time."""
+    if isinstance(payload, dict) and "specversion" in payload:
+        payload = [payload]
+    if isinstance(payload, list):
+        return [f"ce|{event.get('id')}" for event in payload]
+    return [
+        "|".join(
+            (
+                "legacy",
+                str(n.get("realmId")),
+                str(e.get("name")),
+                str(e.get("id")),
+                str(e.get("lastUpdated")),
+            )
+        )
+        for n in payload.get("eventNotifications", [])
+        for e in n["dataChangeEvent"]["entities"]
+    ]
+
+
+PROTOCOL = WebhookProtocol(
+    system=SYSTEM,
+    signing_field="webhook_verifier_token",
+    account_field="realm_id",
+    signature_header=SIGNATURE_HEADER,
+    verify=verify_signature,
+    parse=lambda body, _account: parse_notices(body),  # each event names its company
+    event_ids=event_ids,
+    app_signing_variable="HUB_QUICKBOOKS_WEBHOOK_VERIFIER_TOKEN",
+)

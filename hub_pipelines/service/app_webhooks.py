@@ -26,11 +26,8 @@ from hub_pipelines import settings
 from hub_pipelines.service import notices
 from hub_pipelines.service.security import log
 from hub_pipelines.service.webhooks import (
-    ACCOUNT_FIELDS,
     CONFIG_TTL,
     MAX_BODY,
-    SIGNATURE_HEADERS,
-    VERIFIERS,
     BodyTooLarge,
     RateLimiter,
     _answer,
@@ -38,11 +35,8 @@ from hub_pipelines.service.webhooks import (
     land,
     read_body,
 )
+from hub_pipelines.webhook_systems import WEBHOOKS
 
-APP_SECRET_VARIABLES = {
-    "quickbooks": "HUB_QUICKBOOKS_WEBHOOK_VERIFIER_TOKEN",
-    "xero": "HUB_XERO_WEBHOOK_KEY",
-}
 Accounts = dict[str, list[str]]  # company id -> the tenants whose config names it
 
 
@@ -57,7 +51,7 @@ def load_accounts(system: str) -> Accounts:
     for row in registry.list(include_disabled=False):
         if row.system == system:
             connection = registry.get(row.tenant_id, system).connection
-            found[str(getattr(connection, ACCOUNT_FIELDS[system]))].append(row.tenant_id)
+            found[str(getattr(connection, WEBHOOKS[system].account_field))].append(row.tenant_id)
     return dict(found)
 
 
@@ -86,7 +80,8 @@ class AppWebhookEndpoint:
 
     async def handle(self, request: Request) -> Response:
         system = request.path_params["system"]
-        variable = APP_SECRET_VARIABLES.get(system)
+        protocol = WEBHOOKS.get(system)
+        variable = protocol.app_signing_variable if protocol else None
         secret = os.environ.get(variable or "", "")
         if not secret:
             why = f" ({variable} is not set)" if variable else ""
@@ -98,11 +93,11 @@ class AppWebhookEndpoint:
             body = await read_body(request)
         except BodyTooLarge:
             return _answer(413, f"body over {MAX_BODY} bytes")
-        if not VERIFIERS[system](secret, body, request.headers.get(SIGNATURE_HEADERS[system])):
+        if not protocol.verify(secret, body, request.headers.get(protocol.signature_header)):
             log.info("app webhook refused: bad signature", extra={"system": system, "status": 401})
             return _answer(401)
         try:
-            changes = notices.parse_body(system, body, "")
+            changes = protocol.parse(body, "")
             text = body.decode("utf-8")
         except (UnicodeDecodeError, ValueError) as exc:
             return _answer(400, f"not a {system} webhook payload: {exc}"[:300])

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import hmac
 import os
 import re
 import secrets
@@ -38,12 +37,11 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from hub_pipelines import settings
-from hub_pipelines.quickbooks import webhooks as quickbooks
 from hub_pipelines.service import notices
 from hub_pipelines.service.security import log
 from hub_pipelines.settings import TENANT_SLUG_PATTERN
 from hub_pipelines.tenants.models import TenantConfigError
-from hub_pipelines.xero import webhooks as xero
+from hub_pipelines.webhook_systems import WEBHOOKS
 
 MAX_BODY = 1 << 20  # 1 MiB: real notices are a few KB (ids only; Zoho's default payload a record)
 CONFIG_TTL = 60.0  # seconds a decrypted tenant config is reused
@@ -51,44 +49,9 @@ MISSING_TTL = 10.0  # seconds an unknown tenant is remembered as unknown
 RATE_PER_SECOND = 50.0  # per tenant and system; HUB_WEBHOOK_RATE overrides
 BURST = 200  # HUB_WEBHOOK_BURST overrides
 
-# The config field holding each system's webhook secret, and the one naming its account.
-SECRET_FIELDS = {
-    "zoho_books": "webhook_secret",
-    "quickbooks": "webhook_verifier_token",
-    "xero": "webhook_key",
-}
-ACCOUNT_FIELDS = {
-    "zoho_books": "organization_id",
-    "quickbooks": "realm_id",
-    "xero": "xero_tenant_id",
-}
-ZOHO_SIGNATURE_HEADER = "x-zoho-webhook-signature"
-SIGNATURE_HEADERS = {
-    "zoho_books": ZOHO_SIGNATURE_HEADER,
-    "quickbooks": quickbooks.SIGNATURE_HEADER,
-    "xero": "x-xero-signature",
-}
 # Headers kept in the landed envelope: none that signs or authenticates.
 KEPT_HEADERS = ("content-type", "user-agent", "intuit-t-id", "x-request-id")
 _TENANT = re.compile(TENANT_SLUG_PATTERN)
-
-
-def verify_zoho_signature(secret: str, body: bytes, header: str | None) -> bool:
-    """Zoho Books' signature, as the hub assumes it (unverified: Zoho does not document it for
-    Books): `X-Zoho-Webhook-Signature` = hex HMAC-SHA256 of the raw body with the webhook's
-    secret, as Zoho Billing signs (without Billing's sorted-parameter prefix: Books' default
-    payload has no parameters). Hex case is ignored; compared in constant time."""
-    if not secret or not header:
-        return False
-    expected = hmac.new(secret.encode(), body, "sha256").hexdigest()
-    return hmac.compare_digest(expected.encode(), header.strip().lower().encode("utf-8"))
-
-
-VERIFIERS: dict[str, Callable[[str, bytes, str | None], bool]] = {
-    "zoho_books": verify_zoho_signature,
-    "quickbooks": quickbooks.verify_signature,
-    "xero": xero.verify_signature,
-}
 
 
 @dataclass(frozen=True)
@@ -110,8 +73,8 @@ def load_receiver(system: str, tenant: str) -> Receiver | None:
     except TenantConfigError:
         return None
     return Receiver(
-        secret=getattr(connection, SECRET_FIELDS[system], None),
-        account_id=str(getattr(connection, ACCOUNT_FIELDS[system], "")),
+        secret=getattr(connection, WEBHOOKS[system].signing_field, None),
+        account_id=str(getattr(connection, WEBHOOKS[system].account_field, "")),
     )
 
 
@@ -256,7 +219,8 @@ class WebhookEndpoint:
     async def handle(self, request: Request) -> Response:
         system = request.path_params["system"]
         tenant = request.path_params["tenant"]
-        if system not in VERIFIERS:
+        protocol = WEBHOOKS.get(system)
+        if protocol is None:
             return _answer(404, f"no webhooks for system {system!r}")
         try:
             receiver = await self._receiver(system, tenant)
@@ -267,9 +231,11 @@ class WebhookEndpoint:
         if receiver is None:
             return _answer(404, f"no {system} tenant {tenant!r}")
         if receiver.secret is None:
-            field = SECRET_FIELDS[system]
             self._log("webhook refused: no secret configured", system, tenant, 401)
-            return _answer(401, f"webhooks are not set up for this tenant ({field} is not set)")
+            return _answer(
+                401,
+                f"webhooks are not set up for this tenant ({protocol.signing_field} is not set)",
+            )
         wait = self.limiter.take(f"{system}:{tenant}")
         if wait:
             self._log("webhook refused: rate limit", system, tenant, 429)
@@ -279,8 +245,8 @@ class WebhookEndpoint:
         except BodyTooLarge:
             self._log("webhook refused: body too large", system, tenant, 413)
             return _answer(413, f"body over {MAX_BODY} bytes")
-        header = request.headers.get(SIGNATURE_HEADERS[system])
-        if not VERIFIERS[system](receiver.secret.get_secret_value(), body, header):
+        header = request.headers.get(protocol.signature_header)
+        if not protocol.verify(receiver.secret.get_secret_value(), body, header):
             self._log("webhook refused: bad signature", system, tenant, 401)
             return _answer(401)
         return await self._accept(request, system, tenant, receiver, body)

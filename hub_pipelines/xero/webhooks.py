@@ -20,11 +20,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hub_pipelines.canonical import Entity
-from hub_pipelines.connectors.webhooks import ChangeNotice, Operation
+from hub_pipelines.connectors.webhooks import ChangeNotice, Operation, WebhookProtocol
 from hub_pipelines.xero.protocol import SYSTEM
 
 ENTITIES: dict[str, Entity] = {"CONTACT": "customers", "INVOICE": "invoices"}
 OPERATIONS: dict[str, Operation] = {"CREATE": "created", "UPDATE": "updated"}
+SIGNATURE_HEADER = "x-xero-signature"
+# What names an event: Xero gives no event id.
+EVENT_FIELDS = ("tenantId", "eventCategory", "resourceId", "eventDateUtc", "eventType")
 
 
 def signature(key: str, body: bytes) -> str:
@@ -97,3 +100,19 @@ def _event_time(value: Any, where: str) -> datetime | None:
     except ValueError:
         raise ValueError(f"{where}.eventDateUtc: not a timestamp: {value!r}") from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def event_ids(payload: Any) -> list[str]:
+    return ["|".join(str(e.get(f, "")) for f in EVENT_FIELDS) for e in payload.get("events", [])]
+
+
+PROTOCOL = WebhookProtocol(
+    system=SYSTEM,
+    signing_field="webhook_key",
+    account_field="xero_tenant_id",
+    signature_header=SIGNATURE_HEADER,
+    verify=verify_signature,
+    parse=lambda body, _account: parse_notices(body),  # each event names its organisation
+    event_ids=event_ids,
+    app_signing_variable="HUB_XERO_WEBHOOK_KEY",
+)
