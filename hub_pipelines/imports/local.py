@@ -11,8 +11,10 @@ import dagster as dg
 from hub_pipelines import settings
 from hub_pipelines.canonical import Entity
 
-# The summary printed by the caller tells the story; the full event log is in the UI.
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The summary printed by the caller tells the story (a failure with its message and fix); the
+# full event log, stack traces included, is in the UI.
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+INTERRUPTED = "DagsterExecutionInterruptedError"
 
 
 def _asset_job() -> dg.JobDefinition:
@@ -103,6 +105,12 @@ def describe(result: dg.ExecuteInProcessResult) -> list[str]:
     for event in result.all_events:
         if event.is_step_failure:
             data = event.step_failure_data
+            if data.error.cls_name == INTERRUPTED:
+                lines.append(
+                    f"  {event.step_key} interrupted: its sync log is closed, the pages loaded "
+                    "before stay; run it again to go on from the last committed page"
+                )
+                continue
             user = data.user_failure_data
             message = (user.description if user else None) or data.error.message.strip()
             lines.append(f"  {event.step_key} failed: {message}")

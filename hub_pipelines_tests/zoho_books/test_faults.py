@@ -340,12 +340,15 @@ def test_hub_sync_interrupted_closes_its_sync_log_without_a_daemon(zoho, tmp_pat
     zoho.simulator.seed_generated(zoho.org_id, customers=5, invoices=300)
     zoho.simulator.faults.latency = 0.02  # page 2 (100 detail calls) takes seconds
     hub = str(Path(sys.executable).with_name("hub"))
-    worker = subprocess.Popen(
-        [hub, "sync", TENANT, "zoho_books"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    loaded = _kill_when(worker, zoho, 200, signal.SIGINT)
-    assert worker.returncode != 0
+    output = tmp_path / "hub-sync.txt"
+    with output.open("w") as out:
+        worker = subprocess.Popen([hub, "sync", TENANT, "zoho_books"], stdout=out, stderr=out)
+        loaded = _kill_when(worker, zoho, 200, signal.SIGINT)
+    assert worker.returncode == 1
     assert loaded == 200, f"the worker was not interrupted between pages 1 and 2 ({loaded})"
+    said = output.read_text()
+    assert "zoho_books__invoices interrupted" in said, said
+    assert "Stack Trace" not in said and "Traceback" not in said, said
 
     assert zoho.query(
         "SELECT status, error_message, metadata->>'retryable', completed_at IS NOT NULL "
