@@ -39,7 +39,6 @@ def _import_asset(system: str, entity: Entity) -> dg.AssetsDefinition:
         kinds={"postgres"},
         tags={"hub/system": system, "hub/entity": entity},
         description=DESCRIPTIONS[entity].format(label=AVAILABLE[system].label),
-        skippable=True,  # a file-drop tenant's run without a file imports nothing
     )
 
     @dg.multi_asset(
@@ -53,9 +52,7 @@ def _import_asset(system: str, entity: Entity) -> dg.AssetsDefinition:
     def import_entity(context: dg.AssetExecutionContext, config: ImportConfig) -> Iterator:
         tenant = context.partition_key
         if key in context.selected_asset_keys:
-            result = run_sync(context, entity, config, tenant, system)
-            if result is not None:  # None: a file-drop tenant's run without a file
-                yield result
+            yield run_sync(context, entity, config, tenant, system)
         else:
             yield from run_checks_only(context, entity, tenant, system)
 

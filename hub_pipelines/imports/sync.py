@@ -76,6 +76,12 @@ class SourceCensus:
         return cls(listing.count, listing.total, counted_by)
 
 
+def files_only() -> SourceCensus:
+    """What a dropped file (or a tenant fed only by them) tells of the source: nothing to count."""
+    slice_of_books = "a dropped file is a slice of the books, with nothing to count"
+    return SourceCensus(None, None, slice_of_books, countable=False)
+
+
 # Waits before closing a sync log on a fresh connection after the warehouse went away.
 FRESH_CONNECTION_DELAYS = (1, 4, 10)
 
@@ -202,13 +208,10 @@ def run_sync(
     config: ImportConfig,
     tenant: str,
     system: str,
-) -> dg.MaterializeResult | None:
-    """The partition's import; None for a file-drop tenant's run without a file (nothing to
-    import)."""
+) -> dg.MaterializeResult:
     registry, tenant_config = _open(context, entity, tenant, system)
     if _only_files(tenant_config) and not config.landed_file:
-        context.log.info(_nothing_to_import(tenant, system, entity))
-        return None
+        return _as_it_stands(context, entity, tenant_config)
     try:
         with _session(context) as conn:
             _require_current_schema(conn, tenant, system)
@@ -225,14 +228,47 @@ def _only_files(tenant_config: TenantConfig) -> bool:
     return bool(getattr(tenant_config.connection, "file_drop", False))
 
 
-def _nothing_to_import(tenant: str, system: str, entity: str) -> str:
-    """Why a run of a file-drop partition without a file imports nothing: a backfill of every
-    partition (or Materialize in the UI) reaches it too, and has nothing to fail about."""
-    return (
+def _as_it_stands(
+    context: dg.AssetExecutionContext, entity: Entity, tenant_config: TenantConfig
+) -> dg.MaterializeResult:
+    """A file-drop tenant's run without a file (Materialize in the UI, a backfill of every
+    partition): there is nothing to fetch, and the partition holds what the landing sensor
+    imported from every file dropped so far. It is materialized as it stands, with its checks
+    (so a backfill completes), and the log says where files go. No sync log: nothing synced."""
+    tenant, system = tenant_config.row.tenant_id, tenant_config.row.system
+    folder = tenant_folder(landing_dir(), system, tenant)
+    context.log.info(
         f"{system} tenant {tenant} is fed by dropped export files only: a run without a file "
-        f"has nothing to import, so {entity} were left as they are (not materialized). Drop the "
-        f"export into {tenant_folder(landing_dir(), system, tenant)}/ (the landing sensor "
-        f"imports it), or run `hub import-file {tenant} {system} FILE`."
+        f"has nothing to import, so its {entity} stay as the files left them. Drop an export "
+        f"into {folder}/ (the landing sensor imports it), or run "
+        f"`hub import-file {tenant} {system} FILE`."
+    )
+    with _session(context) as conn:
+        results = _checks_as_they_stand(context, conn, entity, tenant_config, files_only())
+    return dg.MaterializeResult(
+        metadata={"imported": "nothing: no file given", "landing_folder": str(folder)},
+        check_results=results,
+    )
+
+
+def _checks_as_they_stand(
+    context: dg.AssetExecutionContext,
+    conn: psycopg.Connection,
+    entity: Entity,
+    tenant_config: TenantConfig,
+    census: SourceCensus,
+) -> list[dg.AssetCheckResult]:
+    """The selected checks on the warehouse as it stands, against what `census` saw."""
+    return checks.evaluate(
+        conn,
+        entity,
+        tenant_config,
+        census.count,
+        census.total,
+        context.run.run_id,
+        {key.name for key in context.selected_asset_check_keys},
+        counted_by=census.counted_by,
+        countable=census.countable,
     )
 
 
@@ -278,10 +314,10 @@ def run_checks_only(
     """The selected checks without an import: the warehouse as it is, compared with the source
     (one listing pass) when `matches_source` is selected."""
     registry, tenant_config = _open(context, entity, tenant, system)
-    census = SourceCensus()
-    names = {key.name for key in context.selected_asset_check_keys}
+    census = files_only() if _only_files(tenant_config) else SourceCensus()
+    selected = {key.name for key in context.selected_asset_check_keys}
     with _session(context) as conn:
-        if checks.RECONCILIATION.name in names:
+        if census.countable and checks.RECONCILIATION.name in selected:
             try:
                 connector = _connector(context, registry, tenant_config, lambda _e, _ids: {})
                 try:
@@ -290,16 +326,7 @@ def run_checks_only(
                     connector.close()
             except Exception as exc:
                 raise _failure(classify(exc)) from None
-        yield from checks.evaluate(
-            conn,
-            entity,
-            tenant_config,
-            census.count,
-            census.total,
-            context.run.run_id,
-            names,
-            counted_by=census.counted_by,
-        )
+        yield from _checks_as_they_stand(context, conn, entity, tenant_config, census)
 
 
 class PartitionSync:
@@ -446,8 +473,7 @@ class PartitionSync:
             self.context.log.warning(f"{self.entity}: the source could not be counted: {exc}")
             return SourceCensus(None, None, f"the source could not be counted this run: {exc}")
         if count is None:
-            slice_of_books = "a dropped file is a slice of the books, with nothing to count"
-            return SourceCensus(None, None, slice_of_books, countable=False)
+            return files_only()
         return SourceCensus(count, None, how)
 
     def failed(self, exc: Exception, connector: Connector | None) -> dg.Failure:
@@ -521,16 +547,8 @@ class PartitionSync:
         return {key.name for key in self.context.selected_asset_check_keys}
 
     def _check_results(self) -> list[dg.AssetCheckResult]:
-        return checks.evaluate(
-            self.conn,
-            self.entity,
-            self.tenant_config,
-            self.census.count,
-            self.census.total,
-            self.context.run.run_id,
-            self._selected_checks(),
-            counted_by=self.census.counted_by,
-            countable=self.census.countable,
+        return _checks_as_they_stand(
+            self.context, self.conn, self.entity, self.tenant_config, self.census
         )
 
     def _metadata(self, connector: Connector) -> dict:

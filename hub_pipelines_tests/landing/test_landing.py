@@ -200,25 +200,56 @@ def test_file_drop_registration_and_import_file_from_the_command_line(
     assert "--file-drop registers a Tally tenant" in capsys.readouterr().err
 
 
-def test_a_file_drop_partition_run_without_a_file_succeeds_importing_nothing(landing):
+def test_a_file_drop_partition_run_without_a_file_stands_as_its_files_left_it(landing):
     """Materialize in the UI, or a backfill of every Tally partition, reaches a file-drop tenant
-    with no file: its run succeeds, says where the files go, and leaves the partition as it was."""
+    with no file: its run succeeds and materializes the partition as it stands (so the backfill
+    completes), with its checks passed, writing no row and no sync log, and says where files go."""
     landing.register()
     _land(landing.root, "daybook.xml", SAMPLE.read_bytes())
     (request,) = landing.tick()
     assert landing.run(request).success
     before = landing.query("SELECT count(*), max(synced_at) FROM accounting.invoices")
+    logs = landing.query("SELECT count(*) FROM hub.accounting_sync_logs")
 
     backfill = dg.RunRequest(partition_key=TENANT, tags={"dagster/backfill": "b1"})
     result = landing.run(backfill)
 
     assert result.success
-    assert result.get_asset_materialization_events() == []
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"tally/customers", "tally/invoices"}
+    evaluations = result.get_asset_check_evaluations()
+    assert evaluations and all(e.passed for e in evaluations)
+    matches = [e for e in evaluations if e.check_name == "matches_source"]
+    assert len(matches) == 2 and all(e.description.startswith("not applicable") for e in matches)
     said = [entry.user_message for entry in landing.instance.all_logs(result.run_id)]
     folder = str(landing.root / "tally" / TENANT)
     assert any("fed by dropped export files only" in m and folder in m for m in said)
     assert landing.query("SELECT count(*), max(synced_at) FROM accounting.invoices") == before
+    assert landing.query("SELECT count(*) FROM hub.accounting_sync_logs") == logs
     assert landing.query(
         "SELECT count(*) FROM hub.accounting_sync_errors WHERE tenant_id = %s AND NOT resolved",
         (TENANT,),
     ) == [(0,)]
+
+
+def test_a_file_drop_partitions_checks_run_alone_without_a_connection(landing):
+    """The checks of a file-drop partition run on their own (the UI's Execute): matches_source
+    has nothing to list, so it is not applicable rather than a failure."""
+    landing.register()
+    _land(landing.root, "daybook.xml", SAMPLE.read_bytes())
+    (request,) = landing.tick()
+    assert landing.run(request).success
+    invoices = import_asset("tally", "invoices")
+    checks = dg.AssetSelection.checks_for_assets(invoices)
+    job_defs = dg.Definitions(
+        assets=[import_asset("tally", "customers"), invoices],
+        jobs=[dg.define_asset_job("checks_only", selection=checks)],  # what the UI's Execute runs
+        resources=landing.resources,
+    )
+    result = job_defs.resolve_job_def("checks_only").execute_in_process(
+        instance=landing.instance, tags={"dagster/partition": TENANT}, raise_on_error=False
+    )
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert evaluations and all(e.passed for e in evaluations)
+    assert result.get_asset_materialization_events() == []
