@@ -513,14 +513,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if args.system not in AVAILABLE:
         raise CliError(f"{args.system}: no connector is available for this system yet")
     _check_http_settings()
-    registry = _registry()
-    row = registry.row(args.tenant, args.system)  # a missing config names `hub tenants add`
-    if getattr(registry.get(args.tenant, args.system).connection, "file_drop", False):
+    config = _registry().get(args.tenant, args.system)  # a missing one names `hub tenants add`
+    if config.files_only:
         raise CliError(
             f"{args.tenant} {args.system} has no live connection to sync from (file_drop): "
             + _file_drop_note(args.tenant, args.system)
         )
-    entities = [args.entity] if args.entity else list(row.sync_config.entities)
+    entities = [args.entity] if args.entity else list(config.row.sync_config.entities)
     result, views = import_now(
         args.tenant,
         args.system,

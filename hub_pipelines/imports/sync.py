@@ -76,7 +76,7 @@ class SourceCensus:
         return cls(listing.count, listing.total, counted_by)
 
 
-def files_only() -> SourceCensus:
+def files_census() -> SourceCensus:
     """What a dropped file (or a tenant fed only by them) tells of the source: nothing to count."""
     slice_of_books = "a dropped file is a slice of the books, with nothing to count"
     return SourceCensus(None, None, slice_of_books, countable=False)
@@ -210,7 +210,7 @@ def run_sync(
     system: str,
 ) -> dg.MaterializeResult:
     registry, tenant_config = _open(context, entity, tenant, system)
-    if _only_files(tenant_config) and not config.landed_file:
+    if tenant_config.files_only and not config.landed_file:
         return _as_it_stands(context, entity, tenant_config)
     try:
         with _session(context) as conn:
@@ -222,10 +222,6 @@ def run_sync(
         raise
     except Exception as exc:  # before the sync log exists, e.g. the warehouse is away
         raise _failure(classify(exc)) from None
-
-
-def _only_files(tenant_config: TenantConfig) -> bool:
-    return bool(getattr(tenant_config.connection, "file_drop", False))
 
 
 def _as_it_stands(
@@ -244,7 +240,7 @@ def _as_it_stands(
         f"`hub import-file {tenant} {system} FILE`."
     )
     with _session(context) as conn:
-        results = _checks_as_they_stand(context, conn, entity, tenant_config, files_only())
+        results = _checks_as_they_stand(context, conn, entity, tenant_config, files_census())
     return dg.MaterializeResult(
         metadata={"imported": "nothing: no file given", "landing_folder": str(folder)},
         check_results=results,
@@ -314,7 +310,7 @@ def run_checks_only(
     """The selected checks without an import: the warehouse as it is, compared with the source
     (one listing pass) when `matches_source` is selected."""
     registry, tenant_config = _open(context, entity, tenant, system)
-    census = files_only() if _only_files(tenant_config) else SourceCensus()
+    census = files_census() if tenant_config.files_only else SourceCensus()
     selected = {key.name for key in context.selected_asset_check_keys}
     with _session(context) as conn:
         if census.countable and checks.RECONCILIATION.name in selected:
@@ -473,7 +469,7 @@ class PartitionSync:
             self.context.log.warning(f"{self.entity}: the source could not be counted: {exc}")
             return SourceCensus(None, None, f"the source could not be counted this run: {exc}")
         if count is None:
-            return files_only()
+            return files_census()
         return SourceCensus(count, None, how)
 
     def failed(self, exc: Exception, connector: Connector | None) -> dg.Failure:

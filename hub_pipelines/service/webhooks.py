@@ -290,8 +290,7 @@ class WebhookEndpoint:
 
 
 def _env_number(name: str, default: float) -> float:
-    given = os.environ.get(name, "").strip()
-    return float(given) if given else default
+    return float(settings.env_setting(name, str(default)))
 
 
 def routes(

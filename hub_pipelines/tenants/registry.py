@@ -100,6 +100,11 @@ class TenantConfig:
     row: ConfigRow
     connection: _Config
 
+    @property
+    def files_only(self) -> bool:
+        """Fed only by dropped export files (a Tally `file_drop` tenant): no live connection."""
+        return bool(getattr(self.connection, "file_drop", False))
+
 
 _ROW_COLUMNS = (
     "id, tenant_id, system, is_enabled, sync_config, last_sync_at, last_sync_status, "
