@@ -5,11 +5,12 @@ benchmark database (a dataset of their own): what a team would write with dlt's 
   (`page`, `per_page`) and one detail call per contact and per invoice (list rows carry neither
   addresses, GST fields nor lines), sequentially.
 - QuickBooks Online: `SELECT * FROM Customer|Invoice … STARTPOSITION n MAXRESULTS 1000` pages.
-- Xero: `Contacts` and `Invoices` (`where Type=="ACCREC"`) pages of 100 (`page`, `pageSize`).
+- Xero: `Contacts` and `Invoices` (`where Type=="ACCREC"`) pages of 1,000 (`page`, `pageSize`), as
+  the hub's connector asks (`hub_pipelines.xero.protocol.PAGE_SIZE`).
 
 The lists carry the hub's filters and sort orders (all statuses, customers only, sorted by
 creation or change), which an incremental pipeline needs too: the same calls cost the simulators
-the same (those of QuickBooks and Xero sort every record for each page they answer).
+the same (each simulator keeps a listing's filtered, sorted rows between changes).
 
 A list ends at its first short page (one more call when the count is a multiple of the page).
 dlt's defaults otherwise: `merge` on the record's id (delete-insert through a staging dataset),
@@ -33,6 +34,7 @@ from dlt.sources.helpers.rest_client.paginators import BasePaginator
 from bench.database import dlt_credentials
 from bench.load_stage import dlt_counts
 from bench.simulator_process import CONTROL
+from hub_pipelines.xero.protocol import PAGE_SIZE as XERO_PAGE_SIZE
 
 CHANGE_ORDER = "ORDERBY MetaData.LastUpdatedTime"
 
@@ -183,8 +185,8 @@ def xero(config: dict[str, Any]) -> list:
     def pages(collection: str, params: dict[str, Any]) -> Iterator[list[dict]]:
         yield from client.paginate(
             collection,
-            params={**params, "pageSize": 100},
-            paginator=ShortPagePaginator(100),
+            params={**params, "pageSize": XERO_PAGE_SIZE},
+            paginator=ShortPagePaginator(XERO_PAGE_SIZE),
             data_selector=collection,
         )
 

@@ -28,7 +28,7 @@ SYSTEMS = ("zoho_books", "quickbooks", "xero", "tally", "busy")
 # The JSON REST systems with a dlt pipeline (bench.dlt_rest.SOURCES; dlt is not imported here).
 DLT_SYSTEMS = ("zoho_books", "quickbooks", "xero")
 # One query page holds 1,000 invoices with their lines: 1M invoices are 1,000 calls (Zoho needs a
-# detail call per invoice, Xero pages of 100), so a 1M import takes minutes. The same 200
+# detail call per invoice), so a 1M import takes minutes. The same 200
 # customers at every size: the simulator sums each customer's balance over every sale while it
 # renders (customers × invoices), and the hub's memory must not depend on them anyway.
 MEMORY_SYSTEM = "quickbooks"

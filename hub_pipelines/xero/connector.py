@@ -75,6 +75,7 @@ from hub_pipelines.xero.protocol import (
     item_count,
     ms_json_date,
     response_check,
+    served_page_size,
     token_check,
 )
 
@@ -85,6 +86,11 @@ LIVE_STATUSES = "DRAFT,SUBMITTED,AUTHORISED,PAID,VOIDED"
 # Xero says when its day resets only in a 429's Retry-After. A stop before that assumes
 # midnight UTC (unverified) plus this margin; a re-run that is early meets Xero's own answer.
 RESET_MARGIN = timedelta(minutes=1)
+PAGE_SIZE_FIX = (
+    "Import with Xero's documented page of 100: set the xero resource's page_size to 100 (run "
+    "config `resources: {xero: {config: {page_size: 100}}}`, or where the code location builds "
+    "XeroResource; docs/connectors/xero.md, section 5), and report the answer's pagination block."
+)
 MAPPING_FIX = (
     "Correct the field named in the message in Xero, or report the payload "
     "(`hub errors show ID`) if the value is valid there."
@@ -206,6 +212,23 @@ class XeroConnector(HttpConnector):
                 path, params=params, headers=headers, auth=self.auth, rate_key=self.rate_key
             )
 
+    def _list_page(self, path: str, params: dict[str, Any], since: datetime | None) -> Any:
+        """One list page, which must be served at the size asked: the walk's windows are
+        placed by it (a pageSize above Xero's documented 100 is unverified)."""
+        body = self._get(path, params, since)
+        served, asked = served_page_size(body), params["pageSize"]
+        if served is not None and served != asked:
+            raise SyncError(
+                Category.SOURCE_DATA,
+                f"Xero served {path} in pages of {served} rows where pageSize={asked} was asked; "
+                "the walk places its pages by the size it asks for, so it stopped before "
+                "skipping rows",
+                retryable=False,
+                code="page_size",
+                suggested_fix=PAGE_SIZE_FIX,
+            )
+        return body
+
     def _budget(self) -> SyncError | None:
         """The stop to raise before the next call once the day's remaining calls are down to
         the reserve (a reserve of 0 leaves the stop to Xero's own 429)."""
@@ -231,7 +254,7 @@ class XeroConnector(HttpConnector):
         stream, path, key, params = LISTS[entity]
         rows = records_at(key)
         return OverlappingWindows(
-            lambda page, size: self._get(path, params(page, size), since),
+            lambda page, size: self._list_page(path, params(page, size), since),
             rows,
             lambda body: has_more_pages(body, rows(body), self.page_size),
             key=stream.row_version,

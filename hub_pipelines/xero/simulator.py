@@ -136,6 +136,9 @@ class XeroSimulator(SimulatorEngine):
         self.events: list[dict] = []  # webhook events not delivered yet
         self.event_sequence = 0
         self.lose_token_answers = 0
+        # The largest page served, whatever pageSize asks: Xero's reference documents 100, and
+        # a Xero that kept to it would answer a larger pageSize with pages of 100.
+        self.max_page_size = protocol.MAX_PAGE_SIZE
 
     def add_organisation(self, tenant_id: str, name: str) -> Organisation:
         with self.lock:
@@ -317,7 +320,8 @@ class XeroSimulator(SimulatorEngine):
             if "page" not in params:  # Xero leaves the line items out of unpaged lists
                 return self._envelope(collection, [_without_lines(r) for r in rows])
             page = max(1, int(params["page"]))
-            size = min(max(1, int(params.get("pageSize") or 100)), protocol.MAX_PAGE_SIZE)
+            asked = int(params.get("pageSize") or protocol.DOCUMENTED_PAGE_SIZE)
+            size = min(max(1, asked), self.max_page_size)
             pagination = {
                 "page": page,
                 "pageSize": size,

@@ -235,6 +235,23 @@ def test_a_change_between_two_list_pages_reaches_the_next_page():
     assert set(everything[-2:]) == {edited.number, added.number}  # a tie in time: by id
 
 
+def test_pages_served_smaller_than_asked_stop_the_walk_naming_the_size_and_the_fix():
+    """The walk places its overlapping windows by the pageSize it asks for: a Xero that served
+    fewer rows a page (its documented 100 against the 1000 asked) would make it skip rows."""
+    simulated = simulate(small_books(), tenant_id=new_tenant_id(), requests_per_minute=FAST)
+    simulated.simulator.max_page_size = 10
+    with LoopbackServer(simulated.app) as server:
+        with pytest.raises(SyncError) as stopped:
+            list(connector(simulated, server.url, page_size=20).invoices(None))
+        kept_to_it = connector(simulated, server.url, page_size=10).invoices(None)
+        read = [record for page in kept_to_it for record in page.records]
+
+    assert stopped.value.category == "SOURCE_DATA" and stopped.value.code == "page_size"
+    assert "pages of 10 rows where pageSize=20 was asked" in str(stopped.value)
+    assert "page_size" in stopped.value.suggested_fix and not stopped.value.retryable
+    assert len(read) == len(simulated.books.live_sales())
+
+
 def test_a_deleted_invoice_is_a_tombstone_in_an_incremental_run(xero_of):
     tenant = xero_of(small_books())
     assert tenant.materialize().success

@@ -23,6 +23,7 @@ from hub_pipelines.xero.protocol import (
     ms_json_text,
     remaining_limits,
     response_check,
+    served_page_size,
     token_check,
 )
 from hub_pipelines_tests.xero.real import recordings
@@ -108,7 +109,7 @@ def test_if_modified_since_is_utc_in_whole_seconds():
 def test_list_params_always_send_page_and_page_size():
     assert contacts_params(1) == {
         "page": 1,
-        "pageSize": 100,
+        "pageSize": 1000,  # a tenth of the calls of Xero's documented 100
         "includeArchived": "true",
         "order": "UpdatedDateUTC ASC",
     }
@@ -118,9 +119,9 @@ def test_list_params_always_send_page_and_page_size():
         "where": 'Type=="ACCREC"',
         "order": "UpdatedDateUTC ASC",
     }
-    assert httpx.Request("GET", protocol.API_BASE_URL, params=invoices_params(1)).url.query == (
-        b"page=1&pageSize=100&where=Type%3D%3D%22ACCREC%22&order=UpdatedDateUTC+ASC"
-    )
+    assert httpx.Request(
+        "GET", protocol.API_BASE_URL, params=invoices_params(1, 100)
+    ).url.query == (b"page=1&pageSize=100&where=Type%3D%3D%22ACCREC%22&order=UpdatedDateUTC+ASC")
 
 
 @pytest.mark.parametrize(("page", "size"), [(0, 100), (1, 0), (1, protocol.MAX_PAGE_SIZE + 1)])
@@ -158,6 +159,16 @@ def test_more_pages_follow_the_pagination_block_else_a_full_page():
     assert not has_more_pages({"pagination": {"page": 3, "pageCount": 3}}, [{}] * 100, 100)
     assert has_more_pages({}, [{}] * 100, 100)
     assert not has_more_pages({}, [{}] * 99, 100)
+    # Without the block, a page of Xero's documented 100 may be a full page served smaller.
+    assert has_more_pages({}, [{}] * 100, 1000)
+    assert not has_more_pages({}, [{}] * 99, 1000)
+
+
+def test_the_size_a_page_was_served_at_is_its_pagination_page_size():
+    assert served_page_size({"pagination": {"page": 1, "pageSize": 100, "pageCount": 1}}) == 100
+    assert served_page_size({"pagination": {"page": 1}}) is None
+    assert served_page_size({"pagination": {"pageSize": True}}) is None
+    assert served_page_size([]) is None
     assert item_count({}) is None
 
 
