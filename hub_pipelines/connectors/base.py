@@ -344,6 +344,20 @@ def _check_page_size(page_size: int, max_page_size: int | None) -> None:
 _QUANTA = {places: Decimal(1).scaleb(-places) for places in range(7)}  # built once, not per amount
 
 
+def _parsed_decimal(value: Any) -> Decimal | None:
+    """A Decimal, a numeric string (with Indian or Western digit grouping) or any other number
+    as Decimal; None for blank text."""
+    text = str(value).strip()
+    if not text:
+        return None
+    if "," in text and _GROUPED_NUMBER.fullmatch(text):
+        text = text.replace(",", "")
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"not a number: {value!r}") from None
+
+
 def to_decimal(value: Any, places: int | None = 2) -> Decimal | None:
     """Money/quantity to Decimal without float artefacts (`Decimal(str(0.1))` is 0.1).
 
@@ -351,19 +365,17 @@ def to_decimal(value: Any, places: int | None = 2) -> Decimal | None:
     ("1,23,456.50"); None and "" give None. `places` rounds half-up (as GST amounts are rounded);
     None keeps every digit.
     """
-    if isinstance(value, bool):  # bool is an int subclass; True is no amount
+    kind = type(value)
+    if kind is float or kind is int:  # a JSON number, most amounts: no text to clean
+        number = Decimal(repr(value)) if kind is float else Decimal(value)
+    elif value is None:
+        return None
+    elif isinstance(value, bool):  # bool is an int subclass; True is no amount
         raise ValueError(f"not a number: {value!r}")
-    if value is None:
-        return None
-    text = str(value).strip()
-    if not text:
-        return None
-    if "," in text and _GROUPED_NUMBER.fullmatch(text):
-        text = text.replace(",", "")
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"not a number: {value!r}") from None
+    else:
+        number = _parsed_decimal(value)
+        if number is None:
+            return None
     if not number.is_finite():
         raise ValueError(f"not a finite number: {value!r}")
     if places is None:

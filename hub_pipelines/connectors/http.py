@@ -189,11 +189,13 @@ class HttpClient:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         quota_header: str | None = None,
+        calls_at_once: int = 1,
     ) -> None:
         """`rate_limit`: requests per minute per organisation, applied to requests that pass a
         `rate_key`. `check`: the default response check for every request of this client.
         `quota_header`: the response header counting the requests left in the source's quota
-        (Zoho: `X-Rate-Limit-Remaining`), read into `quota_remaining`."""
+        (Zoho: `X-Rate-Limit-Remaining`), read into `quota_remaining`. `calls_at_once`: the most
+        calls the connector makes at a time, the connections kept alive between them."""
         self.settings = settings or HttpSettings.from_env()
         self.rate_limit = rate_limit
         self.redactor = redactor or default_redactor()
@@ -210,7 +212,7 @@ class HttpClient:
         self._client = httpx.Client(
             base_url=base_url,
             headers=headers,
-            limits=self.settings.limits,
+            limits=self.settings.limits(calls_at_once),
             timeout=self.settings.timeout,
         )
         self._register_secret_headers(self._client.headers)

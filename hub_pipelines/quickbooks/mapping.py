@@ -436,6 +436,8 @@ def allocate(amount: Decimal, weights: Sequence[Decimal]) -> list[Decimal]:
     if not weights:
         return []
     paise = int((amount * 100).to_integral_value())
+    if len(weights) == 1:  # most tax lines fall on one line: all of it
+        return [Decimal(paise).scaleb(-2)]
     sign, paise = (-1 if paise < 0 else 1), abs(paise)
     sizes = [abs(weight) for weight in weights]
     if not any(sizes):

@@ -175,6 +175,7 @@ class XeroConnector(HttpConnector):
             check=response_check,
             logger=log,
             quota_header=DAY_REMAINING_HEADER,
+            calls_at_once=SAFE_CONCURRENT_REQUESTS,
         )
         self.http.redactor.register(*config.secrets())
         manager = OAuthTokenManager(

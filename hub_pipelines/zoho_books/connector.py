@@ -316,6 +316,7 @@ class ZohoBooksConnector(HttpConnector):
             check=self._check,
             logger=log,
             quota_header=QUOTA_HEADER,
+            calls_at_once=CONCURRENT_DETAIL_READS,
         )
         if self.http.rate_limit < 2:
             raise SyncError(

@@ -136,6 +136,8 @@ def test_page_size_above_the_source_maximum_is_refused() -> None:
         (" -12.345 ", 2, Decimal("-12.35")),
         (Decimal("9.99"), None, Decimal("9.99")),
         (1 / 3, None, Decimal("0.3333333333333333")),
+        (-7, None, Decimal("-7")),
+        (10**30, None, Decimal(10**30)),
         (None, 2, None),
         ("", 2, None),
     ],
@@ -146,7 +148,9 @@ def test_to_decimal(value: Any, places: int | None, expected: Decimal | None) ->
         assert str(to_decimal(value, places)) == str(expected)  # exact digits, no float noise
 
 
-@pytest.mark.parametrize("value", ["abc", "1,5", "NaN", "Infinity", True])
+@pytest.mark.parametrize(
+    "value", ["abc", "1,5", "NaN", "Infinity", True, float("inf"), float("nan")]
+)
 def test_to_decimal_refuses_non_numbers(value: Any) -> None:
     with pytest.raises(ValueError):
         to_decimal(value)

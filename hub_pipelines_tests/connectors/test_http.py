@@ -7,6 +7,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -87,6 +88,13 @@ async def odd_json(request: Request) -> Response:
     return Response(body, media_type=media_type)
 
 
+async def peer(request: Request) -> Response:
+    """The client's port, which names the connection the call came on, after a short wait so
+    that calls made at once overlap."""
+    await asyncio.sleep(0.01)
+    return JSONResponse({"port": request.client.port})
+
+
 ANY_METHOD = ["GET", "POST", "PUT", "PATCH"]
 ROUTES = [
     Route("/flaky", flaky, methods=ANY_METHOD),
@@ -96,6 +104,7 @@ ROUTES = [
     Route("/text", not_json),
     Route("/slow", slow, methods=ANY_METHOD),
     Route("/odd/{kind}", odd_json),
+    Route("/peer", peer),
 ]
 
 
@@ -340,3 +349,20 @@ def test_a_request_that_is_not_idempotent_is_repeated_only_when_the_source_did_n
         assert client.api_calls == sent
     if path.startswith("/slow"):
         assert HITS[f"/slow?{request_id}"] == sent  # what the server received, not only sent
+
+
+def test_a_client_making_calls_at_once_keeps_that_many_connections_alive(
+    server: LoopbackServer,
+) -> None:
+    """With fewer connections kept alive than calls in flight (the pool's default 2 against
+    Zoho's 4 detail reads), every answer past them closed its connection and the next call
+    opened a new one."""
+    settings = HttpSettings()  # ACCOUNTING_POOL_MIN_SIZE 2
+    client = client_for(server, settings, calls_at_once=4)
+    with ThreadPoolExecutor(4) as pool:
+        ports = list(pool.map(lambda _: client.get_json("/peer")["port"], range(80)))
+
+    assert len(set(ports)) <= 4 and client.api_calls == 80
+    assert settings.limits(4).max_keepalive_connections == 4
+    assert settings.limits().max_keepalive_connections == 2  # one at a time: the setting's 2
+    assert settings.limits(50).max_keepalive_connections == settings.pool_max_size

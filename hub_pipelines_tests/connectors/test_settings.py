@@ -10,7 +10,7 @@ from hub_pipelines.connectors.settings import HttpSettings, SettingsError
 def test_defaults_and_httpx_mapping() -> None:
     settings = HttpSettings.from_env({})
     assert settings == HttpSettings()
-    limits = settings.limits
+    limits = settings.limits()
     assert (limits.max_connections, limits.max_keepalive_connections) == (10, 2)
     assert limits.keepalive_expiry == 30.0
     assert settings.timeout.read == 30.0
@@ -36,7 +36,7 @@ def test_values_are_read_in_milliseconds() -> None:
         "RETRY_MAX_DELAY": "",  # blank keeps the default
     }
     settings = HttpSettings.from_env(env)
-    assert settings.limits.max_connections == 4 and settings.limits.keepalive_expiry == 1.5
+    assert settings.limits().max_connections == 4 and settings.limits().keepalive_expiry == 1.5
     assert settings.timeout.connect == 2.5
     assert settings.retry_initial_delay == 0.01 and settings.retry_max_delay == 30.0
 

@@ -588,6 +588,8 @@ def test_invoice_takes_gst_treatment_only_from_a_customer_that_has_one():
         ("-0.05", ["1", "1"], ["-0.03", "-0.02"]),
         ("0.03", ["0", "0", "0"], ["0.01", "0.01", "0.01"]),
         ("1.00", [], []),
+        ("-1.50", ["3"], ["-1.50"]),  # one line takes all of it
+        ("2.00", ["0"], ["2.00"]),
     ],
 )
 def test_allocate_splits_in_whole_paise_that_add_up(amount, weights, parts):
