@@ -354,6 +354,10 @@ def response_check(response: httpx.Response) -> Failure | None:
     that is not JSON (truncated) is retried. None: the default status rules."""
     status = response.status_code
     faults = read_faults(response) if status >= 300 or _looks_like_fault(response) else []
+    if status < 400 and not faults:  # a success: no excerpt of a body of megabytes
+        if status < 300 and not _is_json(response):
+            return Failure(Category.SERVER, _not_json(response))
+        return None
     described = "; ".join(fault.describe() for fault in faults) or body_excerpt(response)
     described += _trace(response)
     if status == 429 or any(_is_throttle(fault) for fault in faults):
@@ -361,10 +365,6 @@ def response_check(response: httpx.Response) -> Failure | None:
         return Failure(Category.RATE_LIMIT, described, retry_after=wait, code=THROTTLE_CODE)
     if status >= 500:
         return None  # SERVER, retried with backoff
-    if status < 400 and not faults:
-        if status < 300 and not _is_json(response):
-            return Failure(Category.SERVER, _not_json(response))
-        return None
     codes = {fault.code for fault in faults}
     if status == 401 or _is_authentication(faults):
         if WRONG_CLUSTER_CODE in codes or "wrong cluster" in described.lower():
