@@ -240,6 +240,7 @@ def _as_it_stands(
         f"`hub import-file {tenant} {system} FILE`."
     )
     with _session(context) as conn:
+        _require_current_schema(conn, tenant, system)
         results = _checks_as_they_stand(context, conn, entity, tenant_config, files_census())
     return dg.MaterializeResult(
         metadata={"imported": "nothing: no file given", "landing_folder": str(folder)},
