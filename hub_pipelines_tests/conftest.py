@@ -10,6 +10,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -134,6 +135,33 @@ def warehouse(warehouse_url: str) -> str:
     """The session database, emptied of data (the schema stays)."""
     empty_tables(warehouse_url)
     return warehouse_url
+
+
+@contextmanager
+def one_migration_behind(url: str) -> Iterator[migrations.Migration]:
+    """The warehouse as code one migration newer would see it (the newest one's record gone),
+    restored afterwards; yields that migration."""
+    newest = migrations.discover()[-1]
+    with psycopg.connect(url) as conn:
+        recorded = conn.execute(
+            "DELETE FROM hub.schema_migrations WHERE version = %s RETURNING *", (newest.version,)
+        ).fetchone()
+    try:
+        yield newest
+    finally:
+        with psycopg.connect(url) as conn:
+            marks = ", ".join(["%s"] * len(recorded))
+            conn.execute(f"INSERT INTO hub.schema_migrations VALUES ({marks})", recorded)
+
+
+def assert_failed_naming_the_upgrade(result, migration: migrations.Migration) -> None:
+    """The run failed as CONFIG, naming the migration not applied and `hub db upgrade`."""
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert migration.path.name in failure.step_failure_data.error.message
+    user = failure.step_failure_data.user_failure_data
+    assert user.metadata["category"].value == "CONFIG"
+    assert "hub db upgrade" in user.metadata["suggested_fix"].value
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from hub_pipelines.resources import VaultResource, WarehouseResource
 from hub_pipelines.systems import AVAILABLE
 from hub_pipelines.tenants.registry import TenantRegistry
 from hub_pipelines.vault import Vault
-from hub_pipelines.warehouse import migrations
+from hub_pipelines_tests.conftest import assert_failed_naming_the_upgrade, one_migration_behind
 
 TENANT = "dropco"
 SAMPLE = Path(__file__).with_name("sample_daybook.xml")
@@ -237,22 +237,9 @@ def test_a_file_drop_partition_run_on_a_warehouse_behind_the_code_names_the_fix(
     """As every import does, a file-drop partition's run checks the schema first: its checks
     would otherwise fail on a missing column, as an unexpected error."""
     landing.register()
-    newest = migrations.discover()[-1]
-    (recorded,) = landing.query(
-        "DELETE FROM hub.schema_migrations WHERE version = %s RETURNING *", (newest.version,)
-    )
-    try:
+    with one_migration_behind(landing.warehouse) as newest:
         result = landing.run(dg.RunRequest(partition_key=TENANT))
-    finally:
-        marks = ", ".join(["%s"] * len(recorded))
-        landing.query(f"INSERT INTO hub.schema_migrations VALUES ({marks}) RETURNING 1", recorded)
-
-    assert not result.success
-    failure = next(e for e in result.all_events if e.is_step_failure)
-    assert newest.path.name in failure.step_failure_data.error.message
-    user = failure.step_failure_data.user_failure_data
-    assert user.metadata["category"].value == "CONFIG"
-    assert "hub db upgrade" in user.metadata["suggested_fix"].value
+    assert_failed_naming_the_upgrade(result, newest)
 
 
 def test_a_file_drop_partitions_checks_run_alone_without_a_connection(landing):

@@ -2,9 +2,7 @@
 
 from decimal import Decimal
 
-import psycopg
-
-from hub_pipelines.warehouse import migrations
+from hub_pipelines_tests.conftest import assert_failed_naming_the_upgrade, one_migration_behind
 from hub_pipelines_tests.zoho_books.conftest import TENANT, checks, invoices, metadata
 
 
@@ -125,23 +123,9 @@ def test_a_partition_without_an_enabled_config_fails_at_once(zoho):
 def test_a_warehouse_behind_the_code_fails_at_once_naming_the_migration_and_the_fix(zoho):
     """Code upgraded without `hub db upgrade`: a clear CONFIG failure before any call, not an
     unexpected error on a missing column half-way."""
-    newest = migrations.discover()[-1]
-    with psycopg.connect(zoho.warehouse_url) as conn:
-        recorded = conn.execute(
-            "DELETE FROM hub.schema_migrations WHERE version = %s RETURNING *", (newest.version,)
-        ).fetchone()
-    try:
+    with one_migration_behind(zoho.warehouse_url) as newest:
         result = zoho.materialize()
-    finally:
-        with psycopg.connect(zoho.warehouse_url) as conn:
-            marks = ", ".join(["%s"] * len(recorded))
-            conn.execute(f"INSERT INTO hub.schema_migrations VALUES ({marks})", recorded)
-    assert not result.success
-    failure = next(e for e in result.all_events if e.is_step_failure)
-    assert newest.path.name in failure.step_failure_data.error.message
-    user = failure.step_failure_data.user_failure_data
-    assert user.metadata["category"].value == "CONFIG"
-    assert "hub db upgrade" in user.metadata["suggested_fix"].value
+    assert_failed_naming_the_upgrade(result, newest)
     assert zoho.simulator.requests_served == 0
 
 
