@@ -70,7 +70,7 @@ class HttpSettings:
         """The pool of a client making up to `calls_at_once` calls at a time: it keeps that many
         connections alive between calls, at least ACCOUNTING_POOL_MIN_SIZE, at most the pool's
         size. Fewer kept alive than calls at once, every answer past them closed its connection
-        and the next call opened a new one (a third of a Zoho detail read's time on loopback)."""
+        and the next call opened a new one (66 connections for 80 calls at 4 at once)."""
         kept = min(max(self.pool_min_size, calls_at_once), self.pool_max_size)
         return httpx.Limits(
             max_connections=self.pool_max_size,

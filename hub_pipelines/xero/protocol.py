@@ -231,8 +231,9 @@ def invoices_params(page: int, page_size: int = PAGE_SIZE) -> dict[str, Any]:
 
 
 def has_more_pages(body: Any, records: Sequence[Any], page_size: int) -> bool:
-    """Whether another page follows: `pagination.page < pagination.pageCount`, or a full page
-    when the block is missing. (A recorded walk that asked for one page more got an empty one.)"""
+    """Whether another page follows: `pagination.page < pagination.pageCount`, or, when the
+    block is missing, a page of at least Xero's documented size. (A recorded walk that asked for
+    one page more got an empty one.)"""
     pagination = _pagination(body)
     page, count = pagination.get("page"), pagination.get("pageCount")
     if isinstance(page, int) and isinstance(count, int):
