@@ -22,6 +22,7 @@ import hub_pipelines
 from hub_pipelines.cli import build_parser
 from hub_pipelines.connectors.errors import Category, SyncError, classify
 from hub_pipelines.connectors.oauth import REAUTHORISE
+from hub_pipelines.tally.export_file import ExportFileError
 from hub_pipelines.tenants.models import CONNECTION_MODELS, SyncConfig
 
 PACKAGE = Path(hub_pipelines.__file__).resolve().parent
@@ -42,6 +43,7 @@ def _data_fixes() -> dict[str, str]:
     fixes["oauth.REAUTHORISE"] = REAUTHORISE
     fixes["classify(warehouse outage)"] = classify(psycopg.OperationalError("down")).suggested_fix
     fixes["classify(unexpected)"] = classify(ZeroDivisionError("x")).suggested_fix
+    fixes["tally ExportFileError"] = ExportFileError.suggested_fix
     return fixes
 
 

@@ -53,10 +53,11 @@ class LandedFileConnector:
             )
         try:
             self.file = file_reader(system)(path)
+            company = getattr(self.file, "company", None)  # reads the file up to its name
         except ValueError as exc:  # not XML, not a Tally envelope: the reader says which
-            raise SyncError(Category.SOURCE_DATA, str(exc)) from None
+            raise _unreadable(exc) from None
         self.path, self.page_size, self.known_parties = path, page_size, known_parties
-        _check_company(path, getattr(self.file, "company", None), connection)
+        _check_company(path, company, connection)
 
     def customers(self, cursor: str | None) -> Iterator[Page]:
         return self._pages(self.file.customers)
@@ -70,7 +71,7 @@ class LandedFileConnector:
         try:
             yield from read(page_size=self.page_size, masters=masters)
         except ValueError as exc:  # broken XML part-way: what loaded stays, the run fails
-            raise SyncError(Category.SOURCE_DATA, str(exc)) from None  # it names the file
+            raise _unreadable(exc) from None
 
     def listed(self, entity: Entity) -> Listing:
         return Listing()  # never complete: a file is a slice of the company
@@ -89,6 +90,13 @@ class LandedFileConnector:
 
     def close(self) -> None:
         pass
+
+
+def _unreadable(exc: ValueError) -> SyncError:
+    """A file the reader cannot read (cut short, not an export) is fixed by exporting it again,
+    which its reader's error names; the message names the file and where it breaks."""
+    fix = getattr(exc, "suggested_fix", None)
+    return SyncError(Category.SOURCE_DATA, str(exc), suggested_fix=fix)
 
 
 def _check_company(path: Path, company: str | None, connection: Any) -> None:

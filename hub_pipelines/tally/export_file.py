@@ -39,7 +39,14 @@ FIX = {
 
 
 class ExportFileError(ValueError):
-    """The file is not a Tally XML export; the message names the file and how to make one."""
+    """The file is not a Tally XML export, or is cut short; the message names the file and where
+    it breaks. Either way the file is what needs fixing, not a record in Tally."""
+
+    suggested_fix = (
+        "Export the file again from Tally (Gateway > Display > Day Book > Alt+E > XML; masters "
+        "through Display > List of Accounts > Alt+E), let the export finish, then drop it into the "
+        "tenant's landing folder or give it to `hub import-file TENANT tally FILE`."
+    )
 
 
 class ExportFile:

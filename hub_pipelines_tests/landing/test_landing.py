@@ -20,6 +20,7 @@ from hub_pipelines.landing.folder import landed_files, move
 from hub_pipelines.landing.sensors import landing_sensor
 from hub_pipelines.resources import VaultResource, WarehouseResource
 from hub_pipelines.systems import AVAILABLE
+from hub_pipelines.tally.export_file import ExportFileError
 from hub_pipelines.tenants.registry import TenantRegistry
 from hub_pipelines.vault import Vault
 from hub_pipelines_tests.conftest import assert_failed_naming_the_upgrade, one_migration_behind
@@ -263,3 +264,31 @@ def test_a_file_drop_partitions_checks_run_alone_without_a_connection(landing):
     evaluations = result.get_asset_check_evaluations()
     assert evaluations and all(e.passed for e in evaluations)
     assert result.get_asset_materialization_events() == []
+
+
+@pytest.mark.parametrize("kept", [0.03, 0.66], ids=["cut-before-the-company", "cut-part-way"])
+def test_a_broken_export_given_to_import_file_is_source_data_naming_the_re_export(
+    landing, tmp_path, monkeypatch, capsys, kept
+):
+    """A file cut short (a copy interrupted, a disk filled) is the file's fault, not a hub bug nor
+    a record to correct in Tally: the fix says to export it again, and nothing of it is written.
+    Cut before the company's name, it broke while the hub checked the company (then MAPPING)."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    landing.register(company="Sample Traders & Co")
+    whole = SAMPLE.read_bytes()
+    broken = tmp_path / "broken.xml"
+    broken.write_bytes(whole[: int(len(whole) * kept) // 2 * 2])  # UTF-16: whole characters
+
+    assert cli.main(["import-file", TENANT, "tally", str(broken)]) == 1
+
+    out = capsys.readouterr().out
+    assert "SOURCE_DATA: broken.xml: not readable as XML (line " in out
+    fix = next(line for line in out.splitlines() if line.strip().startswith("fix:"))
+    assert "Export the file again from Tally" in fix and "hub import-file" in fix
+    assert fix.strip() == f"fix: {ExportFileError.suggested_fix}"
+    ((status, message),) = landing.query(
+        "SELECT status, error_message FROM hub.accounting_sync_logs WHERE entity_type = 'customers'"
+    )
+    assert status == "failed" and "broken.xml: not readable as XML" in message
+    assert landing.query("SELECT count(*) FROM accounting.invoices") == [(0,)]
+    assert broken.exists()
