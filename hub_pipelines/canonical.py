@@ -51,6 +51,8 @@ class Customer:
 @dataclass(slots=True)
 class InvoiceLine:
     line_number: int
+    # The line's part of its invoice's raw payload (an object found in it, as is): the loader's
+    # fingerprint of the invoice covers it through the invoice's raw (warehouse/encoding.py).
     raw: dict[str, Any]
     external_id: str | None = None
     item_name: str | None = None

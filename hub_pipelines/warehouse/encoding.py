@@ -1,15 +1,16 @@
 """Canonical records as the loader's COPY sends them, each with a fingerprint of its content.
 
-A record is encoded once per load: its row (the raw payload as JSON text, written by orjson once
-for both the COPY and the fingerprint), its lines' rows, and a blake2b fingerprint of all of it
-(the values and the raw payloads, as JSON).
+A record's fingerprint is a blake2b of its raw payload (as JSON, written by orjson once for both
+the COPY and the fingerprint) and of every mapped value, its lines' included. Its lines' raw
+payloads are parts of its own (`canonical.InvoiceLine.raw`), so they are not hashed again; their
+rows are encoded only for a record that is written.
 The loader compares fingerprints with the warehouse's to skip unchanged records before they cost
 a staging write, and screens only what it is about to write for values PostgreSQL would refuse.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from hashlib import blake2b
 from operator import attrgetter
@@ -33,12 +34,14 @@ ESCAPED_NUL = "\\u0000"
 
 @dataclass(slots=True)
 class EncodedRecord:
-    """One record as sent: its row (fingerprint last) and its lines' rows (the run id is added
-    when they are sent: it is no part of the content)."""
+    """One record as sent: its row (fingerprint last), its lines' values as fingerprinted, and
+    their rows once `RecordEncoder.add_lines` encoded them (the run id is added when they are
+    sent: it is no part of the content)."""
 
     record: Customer | Invoice
     row: tuple
-    lines: list[tuple]
+    line_values: list[tuple[tuple, tuple]]
+    lines: list[tuple] = field(default_factory=list)
 
     @property
     def external_id(self) -> str:
@@ -71,13 +74,13 @@ class _Shape:
             if "Decimal" in kinds[name]
         ]
 
-    def encoded(self, record, prefix: tuple, fingerprint) -> tuple:
-        """The row as sent; the fingerprint takes in its values and raw payload as they go."""
-        before, after = _tuple(self.before_raw(record)), _tuple(self.after_raw(record))
-        raw = orjson.dumps(record.raw, default=str, option=orjson.OPT_NON_STR_KEYS)
-        fingerprint.update(raw)
-        fingerprint.update(orjson.dumps((before, after), default=str))
-        return prefix + before + (raw.decode(),) + after
+    def values(self, record) -> tuple[tuple, tuple]:
+        """The values before and after the raw payload's column."""
+        return _tuple(self.before_raw(record)), _tuple(self.after_raw(record))
+
+    @staticmethod
+    def row(prefix: tuple, values: tuple[tuple, tuple], raw: str) -> tuple:
+        return prefix + values[0] + (raw,) + values[1]
 
     def suspect(self, row: tuple) -> bool:
         """Whether the row may hold what the warehouse refuses (a cheap screen: the canonical
@@ -115,20 +118,33 @@ class RecordEncoder:
         self.line = _Shape(InvoiceLine, offset=3)  # after tenant_id, system, invoice id
 
     def encode(self, record) -> EncodedRecord | None:
-        """The record as sent, or None when its raw payload cannot be JSON for PostgreSQL (a
-        lone surrogate: orjson refuses it)."""
-        fingerprint = blake2b(digest_size=16)
+        """The record's row and fingerprint, or None when it cannot be JSON for PostgreSQL (a
+        lone surrogate in its raw payload or a text: orjson refuses it)."""
+        values = self.record.values(record)
+        line_values = [self.line.values(line) for line in getattr(record, "lines", ())]
         try:
-            row = self.record.encoded(record, (self.tenant_id, self.system), fingerprint)
-            lines = [
-                self.line.encoded(
-                    line, (self.tenant_id, self.system, record.external_id), fingerprint
-                )
-                for line in getattr(record, "lines", ())
-            ]
+            raw = orjson.dumps(record.raw, default=str, option=orjson.OPT_NON_STR_KEYS)
+            mapped = orjson.dumps((values, line_values), default=str)
         except orjson.JSONEncodeError:
             return None
-        return EncodedRecord(record, row + (fingerprint.digest(),), lines)
+        fingerprint = blake2b(raw, digest_size=16)
+        fingerprint.update(mapped)
+        row = self.record.row((self.tenant_id, self.system), values, raw.decode())
+        return EncodedRecord(record, row + (fingerprint.digest(),), line_values)
+
+    def add_lines(self, encoded: EncodedRecord) -> bool:
+        """Encode the lines' rows of a record about to be written; False when a line's raw
+        payload cannot be JSON for PostgreSQL."""
+        prefix = (self.tenant_id, self.system, encoded.external_id)
+        lines = getattr(encoded.record, "lines", ())
+        try:
+            encoded.lines = [
+                self.line.row(prefix, values, json_text(line.raw))
+                for line, values in zip(lines, encoded.line_values, strict=True)
+            ]
+        except orjson.JSONEncodeError:
+            return False
+        return True
 
     def suspect(self, encoded: EncodedRecord) -> bool:
         currency = encoded.record.currency

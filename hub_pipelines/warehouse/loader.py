@@ -216,7 +216,11 @@ class PartitionLoader:
         held = self._held_fingerprints([e.external_id for e in encoded])
         writing = [e for e in encoded if held.get(e.external_id, b"") != e.fingerprint]
         counts.unchanged += len(encoded) - len(writing)
-        refused = [self._unstorable_failure(e.record) for e in writing if self._unstorable(e)]
+        refused = [
+            self._unstorable_failure(e.record)
+            for e in writing
+            if not self.encoder.add_lines(e) or self._unstorable(e)
+        ]
         if refused:
             gone = {failure.entity_id for failure in refused}
             writing = [e for e in writing if e.external_id not in gone]

@@ -202,6 +202,26 @@ def metadata(result: dg.ExecuteInProcessResult, entity: str) -> dict:
     raise AssertionError(f"{entity} was not materialized")
 
 
+def lines_outside_their_invoices(tenant) -> list[tuple[str, int]]:
+    """(invoice, line number) of every line whose raw payload is not a part of its invoice's:
+    the loader's fingerprint covers the lines' raw payloads only through the invoice's."""
+    rows = tenant.query(
+        "SELECT i.external_id, l.line_number, i.raw, l.raw FROM accounting.invoices i "
+        "JOIN accounting.invoice_lines l ON (l.tenant_id, l.system, l.invoice_external_id) = "
+        "(i.tenant_id, i.system, i.external_id) WHERE i.tenant_id = %s AND i.system = %s",
+        (TENANT, tenant.system),
+    )
+    assert rows, "no lines to compare"
+    return [(invoice, number) for invoice, number, raw, line in rows if not _holds(raw, line)]
+
+
+def _holds(tree, part) -> bool:
+    if tree == part:
+        return True
+    children = tree.values() if isinstance(tree, dict) else tree if isinstance(tree, list) else ()
+    return any(_holds(child, part) for child in children)
+
+
 def failed_checks(result: dg.ExecuteInProcessResult) -> list[tuple[str, str]]:
     return [
         (f"{e.asset_key.path[-1]}.{e.check_name}", e.description or "")

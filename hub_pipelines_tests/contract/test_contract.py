@@ -13,6 +13,7 @@ from hub_pipelines.tenants.models import CONNECTION_MODELS
 from hub_pipelines_tests.contract.conftest import (
     TENANT,
     failed_checks,
+    lines_outside_their_invoices,
     metadata,
     small_books,
     warehouse_matches_books,
@@ -52,6 +53,14 @@ def test_a_first_import_holds_exactly_the_books(tenant):
     warehouse_matches_books(tenant)
     assert failed_checks(result) == []
     assert metadata(result, "invoices")["records_inserted"] == len(tenant.live_sales())
+
+
+def test_every_lines_raw_payload_is_a_part_of_its_invoices(tenant):
+    """What lets the loader fingerprint an invoice without hashing its lines' raw payloads
+    again (warehouse/encoding.py): a change in one is a change in the invoice's."""
+    assert tenant.materialize("customers", "invoices").success
+
+    assert lines_outside_their_invoices(tenant) == []
 
 
 def test_a_rerun_without_changes_writes_nothing_and_makes_few_calls(tenant):

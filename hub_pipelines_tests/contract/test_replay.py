@@ -15,7 +15,12 @@ from hub_pipelines.simulation.replay import files_in
 from hub_pipelines.systems import AVAILABLE
 from hub_pipelines.tenants.models import parse_connection_config
 from hub_pipelines_tests.conftest import REAL_FIXTURES
-from hub_pipelines_tests.contract.conftest import TENANT, failed_checks, metadata
+from hub_pipelines_tests.contract.conftest import (
+    TENANT,
+    failed_checks,
+    lines_outside_their_invoices,
+    metadata,
+)
 
 # Systems whose captured list answers hold whole records (lines included). Zoho's list rows
 # carry no lines, and the captures hold details for only some invoices: see the test below.
@@ -43,6 +48,8 @@ def test_real_payloads_replayed_import_with_the_checks_passing(system, tenant_of
         (TENANT, system),
     )[0][0]
     assert held == metadata(result, entity)["dagster/row_count"] > 0
+    if entity == "invoices":
+        assert lines_outside_their_invoices(tenant) == []
 
 
 @pytest.mark.real_fixtures
@@ -68,6 +75,7 @@ def test_replayed_zoho_captures_load_the_invoices_with_details_and_name_the_othe
     )
     assert loaded >= 1 and errors
     assert all("line_items" in message for (message,) in errors)
+    assert lines_outside_their_invoices(tenant) == []
 
 
 @pytest.mark.real_fixtures
