@@ -29,15 +29,17 @@ def customer(external_id: str, name: str | None = None) -> Customer:
 
 
 def invoice(external_id: str, total: str = "118.00", lines: int = 1) -> Invoice:
+    """As every connector maps one: each line's raw payload is a part of the invoice's."""
+    items = [{"n": n} for n in range(1, lines + 1)]
     return Invoice(
         external_id=external_id,
-        raw={"invoice_id": external_id},
+        raw={"invoice_id": external_id, "items": items},
         status="open",
         total=Decimal(total),
         source_updated_at=EDITED,
         lines=[
-            InvoiceLine(line_number=n, raw={"n": n}, taxable_amount=Decimal("100.00"))
-            for n in range(1, lines + 1)
+            InvoiceLine(line_number=item["n"], raw=item, taxable_amount=Decimal("100.00"))
+            for item in items
         ],
     )
 
@@ -307,6 +309,45 @@ def test_a_record_the_warehouse_cannot_store_is_a_record_error_naming_the_field(
     assert payload == {"contact_name": "Acme\ufffd Traders"}  # kept, the NUL replaced
 
 
+def test_a_change_in_a_lines_raw_payload_alone_rewrites_the_invoice_and_its_lines(warehouse):
+    """The invoice's fingerprint covers its lines' raw payloads through its own."""
+    load(warehouse, "run-1", [invoice("i1", lines=2)], entity="invoices")
+    edited = invoice("i1", lines=2)
+    edited.lines[1].raw["note"] = "re-packed"  # the same object as in the invoice's raw payload
+
+    assert counts_of(load(warehouse, "run-2", [edited], entity="invoices")) == (0, 1, 0)
+    assert rows(
+        warehouse, "SELECT line_number, raw->>'note' FROM accounting.invoice_lines ORDER BY 1"
+    ) == [(1, None), (2, "re-packed")]
+
+
+def test_a_line_whose_raw_payload_cannot_be_json_refuses_its_invoice_alone(warehouse):
+    bad = invoice("bad", lines=2)
+    bad.lines[1].raw["name"] = "Caf\ud800"
+
+    counts = load(warehouse, "run-1", [invoice("good"), bad], entity="invoices")
+
+    assert (counts.inserted, counts.failed) == (1, 1)
+    ((entity_id, message),) = rows(
+        warehouse, "SELECT entity_id, error_message FROM hub.accounting_sync_errors"
+    )
+    assert entity_id == "bad" and "lone surrogate" in message and "items[1].name" in message
+
+
+def test_a_line_payload_outside_its_invoices_that_cannot_be_json_still_refuses_it_alone(
+    warehouse,
+):
+    """A connector breaking the rule that a line's raw payload is a part of its invoice's: its
+    lines are encoded once the invoice is to be written, and refused there."""
+    bad = invoice("bad")
+    bad.lines[0].raw = {"name": "Caf\ud800"}
+
+    counts = load(warehouse, "run-1", [invoice("good"), bad], entity="invoices")
+
+    assert (counts.inserted, counts.failed) == (1, 1)
+    assert rows(warehouse, "SELECT entity_id FROM hub.accounting_sync_errors") == [("bad",)]
+
+
 def test_a_page_counts_its_failures_with_what_it_fetched(warehouse):
     with psycopg.connect(warehouse) as conn:
         counts = loader(conn, "run-1", "invoices").load_page(
@@ -332,7 +373,7 @@ def test_a_record_the_database_refuses_is_a_record_error_and_the_rest_of_the_pag
         "SELECT entity_id, error_message, raw_payload, suggested_fix "
         "FROM hub.accounting_sync_errors",
     )[0]
-    assert entity_id == "bad" and payload == {"invoice_id": "bad"} and fix
+    assert entity_id == "bad" and payload == bad.raw and fix
     assert message.startswith("invoices bad: the warehouse refused it: ")
     assert "violates check constraint" in message and "DETAIL" not in message  # primary only
     assert "hub errors show" in fix
