@@ -216,6 +216,10 @@ class HttpClient:
             timeout=self.settings.timeout,
         )
         self._register_secret_headers(self._client.headers)
+        # Paths join under it as httpx joins them; "" (joined by httpx) without a base URL or
+        # with a query of its own.
+        plain = base_url and not self._client.base_url.query
+        self._base_url = str(self._client.base_url).rstrip("/") + "/" if plain else ""
 
     def request(
         self,
@@ -322,9 +326,18 @@ class HttpClient:
         if auth is not None:
             merged.update(auth.headers())  # per attempt: the token may have been refreshed
         self._register_secret_headers(merged)
+        if params is not None and self._base_url and "?" not in url and "://" not in url:
+            url, params = self._joined(url, params), None
         return self._client.build_request(
             method, url, params=params, headers=merged, json=json, content=content, data=data
         )
+
+    def _joined(self, path: str, params: Mapping[str, Any]) -> str:
+        """The absolute URL httpx would make of a path under the base URL and its query: joined
+        here, it is parsed once instead of three times (a third of httpx's own work for a
+        Zoho detail read, made a hundred thousand times in a large import)."""
+        query = str(httpx.QueryParams(params))
+        return f"{self._base_url}{path.lstrip('/')}" + (f"?{query}" if query else "")
 
     def _attempt(
         self, request: httpx.Request, rate_key: str | None, check: ResponseCheck | None

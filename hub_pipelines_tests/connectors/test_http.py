@@ -95,6 +95,14 @@ async def peer(request: Request) -> Response:
     return JSONResponse({"port": request.client.port})
 
 
+async def echo_target(request: Request) -> Response:
+    """The request target as it came on the wire (Starlette's `url` decodes it)."""
+    query = request.scope["query_string"].decode()
+    return JSONResponse(
+        {"target": request.scope["raw_path"].decode() + (f"?{query}" * bool(query))}
+    )
+
+
 ANY_METHOD = ["GET", "POST", "PUT", "PATCH"]
 ROUTES = [
     Route("/flaky", flaky, methods=ANY_METHOD),
@@ -105,6 +113,7 @@ ROUTES = [
     Route("/slow", slow, methods=ANY_METHOD),
     Route("/odd/{kind}", odd_json),
     Route("/peer", peer),
+    Route("/api/{rest:path}", echo_target),
 ]
 
 
@@ -122,6 +131,29 @@ def new_id() -> str:
 
 def client_for(server: LoopbackServer, settings: HttpSettings, **kwargs) -> HttpClient:
     return HttpClient(settings, base_url=server.url, **kwargs)
+
+
+@pytest.mark.parametrize("base", ["/api/v3", "/api/v3/"])
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/invoices/1", {"organization_id": "60001"}),
+        ("invoices/1", {"a": ["x", "y"], "b": "c d", "n": 5, "t": True, "z": None}),
+        ("/contacts", {}),
+        ("", {"q": "é&=/?"}),
+        ("/a b/ü", {"k": "v"}),
+        ("/invoices?page=2", {"per_page": 200}),  # httpx replaces the path's query
+    ],
+)
+def test_a_path_and_its_query_reach_the_server_as_httpx_joins_them(
+    server: LoopbackServer, fast_settings: HttpSettings, base: str, path: str, params: dict
+) -> None:
+    """The client joins a path under its base URL itself (one URL parse, not three): the
+    server must see exactly the URL httpx would have made."""
+    client = HttpClient(fast_settings, base_url=server.url + base)
+    expected = httpx.Client(base_url=server.url + base).build_request("GET", path, params=params)
+
+    assert client.get_json(path, params=params)["target"] == expected.url.raw_path.decode()
 
 
 def test_retries_5xx_with_growing_full_jitter_then_succeeds(
