@@ -21,14 +21,13 @@ from hub_pipelines.canonical import (
     CURRENCY_CODE,
     INTEGER_DIGITS,
     MONEY_INTEGER_DIGITS,
-    UNSTORABLE,
     Customer,
     Invoice,
     InvoiceLine,
     column_names,
 )
 
-# A NUL inside a raw payload reaches the JSON text escaped; PostgreSQL's jsonb refuses it.
+# A NUL inside a text reaches orjson's JSON escaped; PostgreSQL refuses it in text and in jsonb.
 ESCAPED_NUL = "\\u0000"
 
 
@@ -41,6 +40,7 @@ class EncodedRecord:
     record: Customer | Invoice
     row: tuple
     line_values: list[tuple[tuple, tuple]]
+    values_json: str  # the JSON of its values and its lines', as fingerprinted
     lines: list[tuple] = field(default_factory=list)
 
     @property
@@ -53,8 +53,8 @@ class EncodedRecord:
 
 
 class _Shape:
-    """Where one record type's values sit in its row: the raw payload, the texts, the numbers
-    (with the digits before the point their column holds)."""
+    """Where one record type's values sit in its row: the raw payload, and the numbers with the
+    digits before the point their column holds."""
 
     def __init__(self, record_type: type, offset: int) -> None:
         names = column_names(record_type)
@@ -63,11 +63,6 @@ class _Shape:
         self.before_raw = attrgetter(*names[: self.raw])
         self.after_raw = attrgetter(*names[self.raw + 1 :])
         self.raw_index = offset + self.raw
-        self.texts = [
-            offset + i
-            for i, name in enumerate(names)
-            if kinds[name].startswith("str") and name != "raw"
-        ]
         self.numbers = [
             (offset + i, INTEGER_DIGITS.get(name, MONEY_INTEGER_DIGITS))
             for i, name in enumerate(names)
@@ -82,16 +77,8 @@ class _Shape:
     def row(prefix: tuple, values: tuple[tuple, tuple], raw: str) -> tuple:
         return prefix + values[0] + (raw,) + values[1]
 
-    def suspect(self, row: tuple) -> bool:
-        """Whether the row may hold what the warehouse refuses (a cheap screen: the canonical
-        `storage_problem` then names the field). The raw payload's JSON text holds neither a
-        bare NUL nor a lone surrogate (orjson escapes the one and refuses the other)."""
-        if ESCAPED_NUL in row[self.raw_index]:
-            return True
-        # One search over the texts joined: joining code points makes no NUL nor lone
-        # surrogate that was not in one of them.
-        if UNSTORABLE.search("".join([row[index] or "" for index in self.texts])):
-            return True
+    def too_large(self, row: tuple) -> bool:
+        """Whether a number of the row has more digits before the point than its column."""
         for index, digits in self.numbers:
             number = row[index]
             if isinstance(number, Decimal) and number.adjusted() >= digits:
@@ -130,7 +117,7 @@ class RecordEncoder:
         fingerprint = blake2b(raw, digest_size=16)
         fingerprint.update(mapped)
         row = self.record.row((self.tenant_id, self.system), values, raw.decode())
-        return EncodedRecord(record, row + (fingerprint.digest(),), line_values)
+        return EncodedRecord(record, row + (fingerprint.digest(),), line_values, mapped.decode())
 
     def add_lines(self, encoded: EncodedRecord) -> bool:
         """Encode the lines' rows of a record about to be written; False when a line's raw
@@ -147,9 +134,14 @@ class RecordEncoder:
         return True
 
     def suspect(self, encoded: EncodedRecord) -> bool:
+        """Whether the record may hold what the warehouse refuses (a cheap screen: the canonical
+        `storage_problem` then names the field). A NUL is found in the JSON the fingerprint made
+        of its values (orjson escapes it; it refuses a lone surrogate, so `encode` did)."""
         currency = encoded.record.currency
         return (
-            (currency is not None and not CURRENCY_CODE.fullmatch(currency))
-            or self.record.suspect(encoded.row)
-            or any(self.line.suspect(line) for line in encoded.lines)
+            ESCAPED_NUL in encoded.row[self.record.raw_index]
+            or ESCAPED_NUL in encoded.values_json
+            or (currency is not None and not CURRENCY_CODE.fullmatch(currency))
+            or self.record.too_large(encoded.row)
+            or any(self.line.too_large(line) for line in encoded.lines)
         )
