@@ -29,6 +29,7 @@ from hub_pipelines.canonical import (
 
 # A NUL inside a text reaches orjson's JSON escaped; PostgreSQL refuses it in text and in jsonb.
 ESCAPED_NUL = "\\u0000"
+ESCAPED_NUL_BYTES = ESCAPED_NUL.encode()
 
 
 @dataclass(slots=True)
@@ -40,7 +41,7 @@ class EncodedRecord:
     record: Customer | Invoice
     row: tuple
     line_values: list[tuple[tuple, tuple]]
-    values_json: str  # the JSON of its values and its lines', as fingerprinted
+    values_json: bytes  # the JSON of its values and its lines', as fingerprinted
     lines: list[tuple] = field(default_factory=list)
 
     @property
@@ -117,7 +118,7 @@ class RecordEncoder:
         fingerprint = blake2b(raw, digest_size=16)
         fingerprint.update(mapped)
         row = self.record.row((self.tenant_id, self.system), values, raw.decode())
-        return EncodedRecord(record, row + (fingerprint.digest(),), line_values, mapped.decode())
+        return EncodedRecord(record, row + (fingerprint.digest(),), line_values, mapped)
 
     def add_lines(self, encoded: EncodedRecord) -> bool:
         """Encode the lines' rows of a record about to be written; False when a line's raw
@@ -140,7 +141,7 @@ class RecordEncoder:
         currency = encoded.record.currency
         return (
             ESCAPED_NUL in encoded.row[self.record.raw_index]
-            or ESCAPED_NUL in encoded.values_json
+            or ESCAPED_NUL_BYTES in encoded.values_json
             or (currency is not None and not CURRENCY_CODE.fullmatch(currency))
             or self.record.too_large(encoded.row)
             or any(self.line.too_large(line) for line in encoded.lines)
