@@ -348,6 +348,20 @@ def test_a_line_payload_outside_its_invoices_that_cannot_be_json_still_refuses_i
     assert rows(warehouse, "SELECT entity_id FROM hub.accounting_sync_errors") == [("bad",)]
 
 
+def test_a_nul_in_a_mapped_text_alone_is_screened_and_named(warehouse):
+    """The raw payload is clean; the NUL is only in what the mapping made (a line's text): the
+    screen finds it in the values' JSON and the error names the field, not the database's
+    refusal."""
+    bad = invoice("bad")
+    bad.lines[0].description = "Tyre\x00"
+
+    counts = load(warehouse, "run-1", [invoice("good"), bad], entity="invoices")
+
+    assert (counts.inserted, counts.failed) == (1, 1)
+    ((message,),) = rows(warehouse, "SELECT error_message FROM hub.accounting_sync_errors")
+    assert message.startswith("invoices bad: lines[1].description holds a character")
+
+
 def test_a_page_counts_its_failures_with_what_it_fetched(warehouse):
     with psycopg.connect(warehouse) as conn:
         counts = loader(conn, "run-1", "invoices").load_page(
