@@ -5,12 +5,12 @@ that holds one object, not the document."""
 from __future__ import annotations
 
 import io
-import tracemalloc
 from collections.abc import Iterator
 
 import pytest
 
 from hub_pipelines.connectors.xml import XmlError, as_dict, objects, root_tag, text, texts
+from hub_pipelines_tests.own_interpreter import traced_peak
 
 # A Tally-like document with every quirk: a declaration that says UTF-16, the &#4; marker in
 # both spellings, raw U+0004/U+0005, a forbidden reference in an attribute, a ₹ and an `&amp;`,
@@ -172,22 +172,27 @@ def generated_export(vouchers: int) -> Iterator[bytes]:
     yield "</DATA></BODY></ENVELOPE>".encode("utf-16-le")
 
 
+STREAMING = """
+from hub_pipelines.connectors.xml import objects, text
+from hub_pipelines_tests.connectors.test_xml import generated_export
+"""
+STREAM_EXPORT = """
+result.update(count=0, largest_tree=0, parties=[])
+for voucher in objects(generated_export(int(sys.argv[1])), ("VOUCHER",)):
+    result["count"] += 1
+    if result["count"] % 1000 == 0:  # what lxml holds (outside tracemalloc's view): one voucher
+        result["parties"].append(text(voucher, "PARTYLEDGERNAME"))
+        root = voucher.getroottree().getroot()
+        result["largest_tree"] = max(result["largest_tree"], sum(1 for _ in root.iter()))
+"""
+
+
 def test_a_50_mb_document_streams_in_bounded_memory():
     vouchers = 25_000
     size = sum(len(chunk) for chunk in generated_export(vouchers))
     assert size > 45_000_000
-    tracemalloc.start()
-    try:
-        count, largest_tree = 0, 0
-        for voucher in objects(generated_export(vouchers), ("VOUCHER",)):
-            count += 1
-            assert text(voucher, "PARTYLEDGERNAME") == "Acme Traders"
-            if count % 1000 == 0:  # what lxml holds (outside tracemalloc's view): one voucher
-                root = voucher.getroottree().getroot()
-                largest_tree = max(largest_tree, sum(1 for _ in root.iter()))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert count == vouchers
-    assert peak < size / 10, f"peak {peak:,} B for a {size:,} B document"
-    assert largest_tree < 100, largest_tree
+    measured = traced_peak(STREAMING, STREAM_EXPORT, str(vouchers))
+    assert measured["count"] == vouchers
+    assert set(measured["parties"]) == {"Acme Traders"}
+    assert measured["peak"] < size / 10, f"peak {measured['peak']:,} B for a {size:,} B document"
+    assert measured["largest_tree"] < 100, measured["largest_tree"]

@@ -5,9 +5,6 @@ export mapped in a few MB."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,6 +15,7 @@ from hub_pipelines.connectors.xml import objects
 from hub_pipelines.tally.export_file import ExportFile, ExportFileError
 from hub_pipelines.tally.mapping import plain
 from hub_pipelines_tests.conftest import REAL_FIXTURES
+from hub_pipelines_tests.own_interpreter import traced_peak
 
 D = Decimal
 TALLY = REAL_FIXTURES / "tally"
@@ -282,18 +280,12 @@ def test_what_is_not_a_tally_export_says_how_to_make_one(tmp_path, body, problem
     assert isinstance(raised.value, ValueError)
 
 
-# Mapped in an interpreter of its own: tracemalloc counts every thread's allocations, and in
-# the suite's process threads left by earlier tests (servers shutting down) moved the peak
-# (5.3 MB once in CI, against 2 MB alone).
-MAP_AND_MEASURE = """
-import json, sys, tracemalloc
-from hub_pipelines.tally.export_file import ExportFile
-tracemalloc.start()
-mapped = failures = 0
+MAPPING = "from hub_pipelines.tally.export_file import ExportFile"
+MAP_EXPORT = """
+result.update(mapped=0, failures=0)
 for page in ExportFile(sys.argv[1]).invoices(page_size=25):
-    mapped, failures = mapped + len(page.records), failures + len(page.failures)
-peak = tracemalloc.get_traced_memory()[1]
-print(json.dumps({"mapped": mapped, "failures": failures, "peak": peak}))
+    result["mapped"] += len(page.records)
+    result["failures"] += len(page.failures)
 """
 
 
@@ -313,11 +305,7 @@ def test_a_20_mb_export_maps_in_a_few_mb(tmp_path):
             copies += 1
         file.write(text[text.rindex("</REQUESTDATA>") :].encode("utf-16-le"))
     del text
-    done = subprocess.run(  # noqa: S603 - this interpreter, our own module
-        [sys.executable, "-c", MAP_AND_MEASURE, str(path)], capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    measured = json.loads(done.stdout)
+    measured = traced_peak(MAPPING, MAP_EXPORT, str(path))
     assert measured["mapped"] == copies > 300 and measured["failures"] == 0
     peak = measured["peak"]
     assert peak < 3_000_000, f"peak {peak:,} B for a {path.stat().st_size:,} B file"
