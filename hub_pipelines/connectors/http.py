@@ -39,6 +39,7 @@ from hub_pipelines.connectors.errors import Category, SyncError, is_retryable
 from hub_pipelines.connectors.ratelimit import bucket_for
 from hub_pipelines.connectors.redact import Redactor, default_redactor
 from hub_pipelines.connectors.settings import HttpSettings
+from hub_pipelines.connectors.transport import HttptoolsTransport
 
 BODY_EXCERPT_CHARS = 300
 # RFC 9110 section 9.2.2: sending these twice has the effect of sending them once.
@@ -209,10 +210,12 @@ class HttpClient:
         self.api_calls = 0
         self.retries = 0
         self._registered: set[str] = set()  # secret header values the redactor already has
+        limits = self.settings.limits(calls_at_once)
         self._client = httpx.Client(
             base_url=base_url,
             headers=headers,
-            limits=self.settings.limits(calls_at_once),
+            limits=limits,  # for the proxies httpx mounts from the environment
+            transport=HttptoolsTransport(limits),
             timeout=self.settings.timeout,
         )
         self._register_secret_headers(self._client.headers)

@@ -26,12 +26,24 @@ def port_is_free(host: str, port: int) -> bool:
 class LoopbackServer:
     """`with LoopbackServer(app) as server: httpx.get(server.url + "/health")`."""
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, app, host: str = "127.0.0.1", port: int = 0, tls: tuple[str, str] | None = None
+    ) -> None:
+        """`tls`: (certificate file, key file) to serve HTTPS."""
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.host, self.port = self._sock.getsockname()[:2]
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        certificate, key = tls or (None, None)
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            ssl_certfile=certificate,
+            ssl_keyfile=key,
+        )
+        self.scheme = "https" if tls else "http"
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
@@ -39,7 +51,7 @@ class LoopbackServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def start(self) -> LoopbackServer:
         self._thread.start()
