@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from starlette.applications import Starlette
@@ -66,3 +69,30 @@ def serve() -> Iterator:
     yield start
     for server in servers:
         server.stop()
+
+
+@contextmanager
+def raw_server(answer: Callable[[socket.socket, bytes], None]) -> Iterator[str]:
+    """A server on a loopback socket, for answers uvicorn would never give: `answer(connection,
+    what it received)` serves each connection after its first read (a request's head)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)  # to see `stop` soon: closing a socket does not end an accept()
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                answer(conn, conn.recv(65536))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()

@@ -21,7 +21,12 @@ from hub_pipelines.connectors.errors import Category, SyncError
 from hub_pipelines.connectors.http import Failure, HttpClient, OutcomeUnknown, parse_retry_after
 from hub_pipelines.connectors.loopback import LoopbackServer
 from hub_pipelines.connectors.settings import HttpSettings
-from hub_pipelines_tests.connectors.conftest import DroppedResponse, RecordingSleep, hit_counter
+from hub_pipelines_tests.connectors.conftest import (
+    DroppedResponse,
+    RecordingSleep,
+    hit_counter,
+    raw_server,
+)
 
 HITS: Counter[str] = Counter()
 
@@ -95,6 +100,13 @@ async def peer(request: Request) -> Response:
     return JSONResponse({"port": request.client.port})
 
 
+async def cookie(request: Request) -> Response:
+    """Sets a cookie and tells which the call brought."""
+    answer = JSONResponse({"brought": request.headers.get("cookie")})
+    answer.set_cookie("AWSALB", "affinity")
+    return answer
+
+
 async def echo_target(request: Request) -> Response:
     """The request target as it came on the wire (Starlette's `url` decodes it)."""
     query = request.scope["query_string"].decode()
@@ -113,6 +125,7 @@ ROUTES = [
     Route("/slow", slow, methods=ANY_METHOD),
     Route("/odd/{kind}", odd_json),
     Route("/peer", peer),
+    Route("/cookie", cookie),
     Route("/api/{rest:path}", echo_target),
 ]
 
@@ -398,3 +411,35 @@ def test_a_client_making_calls_at_once_keeps_that_many_connections_alive(
     assert settings.limits(4).max_keepalive_connections == 4
     assert settings.limits().max_keepalive_connections == 2  # one at a time: the setting's 2
     assert settings.limits(50).max_keepalive_connections == settings.pool_max_size
+
+
+def test_no_cookie_a_source_sets_is_sent_back(server: LoopbackServer) -> None:
+    """The sources' APIs authenticate by token; a cookie (a load balancer's affinity) is not
+    state the hub keeps between calls."""
+    with client_for(server, HttpSettings()) as client:
+        assert [client.get_json("/cookie")["brought"] for _ in range(2)] == [None, None]
+
+
+def test_calls_go_through_the_proxy_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[bytes] = []
+
+    def proxy(conn, received: bytes) -> None:
+        seen.append(received)
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nSet-Cookie: AWSALB=affinity\r\nContent-Length: 11\r\n\r\n"
+            b'{"ok":true}'
+        )
+
+    with raw_server(proxy) as proxy_url:
+        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        with HttpClient(HttpSettings(), base_url="http://books.example.invalid/api") as client:
+            assert client.get_json("/invoices", params={"page": 2}) == {"ok": True}
+            assert client.get_json("/invoices", params={"page": 3}) == {"ok": True}
+    targets = [received.split(b"\r\n", 1)[0] for received in seen]
+    assert targets == [
+        b"GET http://books.example.invalid/api/invoices?page=2 HTTP/1.1",
+        b"GET http://books.example.invalid/api/invoices?page=3 HTTP/1.1",
+    ]
+    assert b"cookie:" not in seen[1].lower()  # no cookie kept through a proxy either

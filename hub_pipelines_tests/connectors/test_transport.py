@@ -12,8 +12,7 @@ import ipaddress
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -28,6 +27,7 @@ from starlette.routing import Route
 
 from hub_pipelines.connectors.loopback import LoopbackServer
 from hub_pipelines.connectors.transport import DEFAULT_LIMITS, HttptoolsTransport
+from hub_pipelines_tests.connectors.conftest import raw_server
 
 
 async def echo(request: Request) -> Response:
@@ -158,38 +158,8 @@ def test_tls_is_verified_against_the_trusted_certificates(tmp_path) -> None:
 # --- a raw socket server: answers uvicorn would never give -----------------------------------
 
 
-@contextmanager
-def raw_server(answer: Callable[[socket.socket, int], None]) -> Iterator[str]:
-    """Accepts connections on loopback; `answer(connection, number)` serves each (numbered
-    from 0) after reading one request's head."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.05)  # to see `stop` soon: closing a socket does not end an accept()
-    stop = threading.Event()
-
-    def serve() -> None:
-        number = 0
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.recv(65536)
-                answer(conn, number)
-            number += 1
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        listener.close()
-
-
 def test_a_body_ended_by_the_connection_closing_is_read_whole() -> None:
-    def close_delimited(conn: socket.socket, _: int) -> None:
+    def close_delimited(conn: socket.socket, _: bytes) -> None:
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it")
 
     with raw_server(close_delimited) as url, client() as http:
@@ -221,7 +191,10 @@ def test_an_answer_cut_short_or_not_http_is_a_protocol_error(wire, error, messag
 
 
 def test_an_idle_connection_the_server_closed_is_not_reused() -> None:
-    def once_then_close(conn: socket.socket, number: int) -> None:
+    answered = iter(range(3))
+
+    def once_then_close(conn: socket.socket, _: bytes) -> None:
+        number = next(answered)
         conn.sendall(
             b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%d" % (len(str(number)), number)
         )
