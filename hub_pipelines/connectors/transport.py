@@ -270,9 +270,11 @@ def _origin(request: httpx.Request) -> Origin:
 
 def _still_open(sock: socket.socket) -> bool:
     """An idle keep-alive connection is readable only when the server closed it (or wrote to it
-    unasked): either way it cannot carry the next request."""
+    unasked): either way it cannot carry the next request. poll, not select: select refuses a
+    descriptor past 1,023, which a busy process reaches."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
+        return not poller.poll(0)
+    except OSError:
         return False
-    return not readable
