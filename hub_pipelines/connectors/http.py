@@ -20,6 +20,7 @@ of its API quota (`quota_remaining`), for progress reports; answers without it c
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import random
@@ -44,6 +45,19 @@ from hub_pipelines.connectors.settings import HttpSettings
 from hub_pipelines.connectors.transport import HttptoolsTransport
 
 BODY_EXCERPT_CHARS = 300
+
+
+def _user_agent() -> str:
+    try:
+        version = importlib.metadata.version("hub-pipelines")
+    except importlib.metadata.PackageNotFoundError:  # a source tree never installed
+        version = "0+unknown"
+    return f"accounting-integration-hub/{version}"
+
+
+# Names the hub in the sources' logs (Xero and Intuit ask integrations to name themselves);
+# httpx's own would be python-httpx/<version>. A connector's `headers` may replace it.
+USER_AGENT = _user_agent()
 # RFC 9110 section 9.2.2: sending these twice has the effect of sending them once.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 # Transport errors raised before the request left: repeating cannot make the source act twice.
@@ -222,7 +236,7 @@ class HttpClient:
         self._direct = None if urllib.request.getproxies() else HttptoolsTransport(limits)
         self._client = httpx.Client(
             base_url=base_url,
-            headers=headers,
+            headers={"User-Agent": USER_AGENT, **(headers or {})},
             cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),  # none, proxied or not
             limits=limits,
             transport=self._direct,

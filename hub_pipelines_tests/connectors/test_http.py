@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 import uuid
 from collections import Counter
@@ -100,6 +101,10 @@ async def peer(request: Request) -> Response:
     return JSONResponse({"port": request.client.port})
 
 
+async def agent(request: Request) -> Response:
+    return JSONResponse({"user_agent": request.headers.get("user-agent")})
+
+
 async def cookie(request: Request) -> Response:
     """Sets a cookie and tells which the call brought."""
     answer = JSONResponse({"brought": request.headers.get("cookie")})
@@ -126,6 +131,7 @@ ROUTES = [
     Route("/odd/{kind}", odd_json),
     Route("/peer", peer),
     Route("/cookie", cookie),
+    Route("/agent", agent),
     Route("/api/{rest:path}", echo_target),
 ]
 
@@ -411,6 +417,17 @@ def test_a_client_making_calls_at_once_keeps_that_many_connections_alive(
     assert settings.limits(4).max_keepalive_connections == 4
     assert settings.limits().max_keepalive_connections == 2  # one at a time: the setting's 2
     assert settings.limits(50).max_keepalive_connections == settings.pool_max_size
+
+
+def test_calls_name_the_hub_and_its_version_unless_a_connector_names_itself(
+    server: LoopbackServer,
+) -> None:
+    version = importlib.metadata.version("hub-pipelines")
+    with client_for(server, HttpSettings()) as client:
+        sent = client.get_json("/agent")["user_agent"]
+    assert sent == f"accounting-integration-hub/{version}"
+    with client_for(server, HttpSettings(), headers={"User-Agent": "tally-bridge/2"}) as client:
+        assert client.get_json("/agent")["user_agent"] == "tally-bridge/2"
 
 
 def test_no_cookie_a_source_sets_is_sent_back(server: LoopbackServer) -> None:
