@@ -192,16 +192,27 @@ def test_an_answer_cut_short_or_not_http_is_a_protocol_error(wire, error, messag
 
 def test_an_idle_connection_the_server_closed_is_not_reused() -> None:
     answered = iter(range(3))
+    closed = threading.Event()
 
     def once_then_close(conn: socket.socket, _: bytes) -> None:
         number = next(answered)
         conn.sendall(
             b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%d" % (len(str(number)), number)
         )
+        conn.close()
+        closed.set()
+
+    def call(http: httpx.Client, url: str) -> str:
+        """After the server closed the connection: a request sent while it closes is a race
+        no client can win (the server resets it), and HttpClient retries it."""
+        closed.clear()
+        text = http.get(url).text
+        assert closed.wait(5)
+        return text
 
     with raw_server(once_then_close) as url, client() as http:
         # The server closes each connection after one answer that said it would stay open.
-        assert [http.get(url).text for _ in range(3)] == ["0", "1", "2"]
+        assert [call(http, url) for _ in range(3)] == ["0", "1", "2"]
 
 
 def test_a_server_that_never_answers_is_a_read_timeout() -> None:
