@@ -45,6 +45,12 @@ from hub_pipelines.connectors.settings import HttpSettings
 from hub_pipelines.connectors.transport import HttptoolsTransport
 
 BODY_EXCERPT_CHARS = 300
+# RFC 9110 section 9.2.2: sending these twice has the effect of sending them once.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+# Transport errors raised before the request left: repeating cannot make the source act twice.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Header values that are credentials: registered with the redactor whenever they are sent.
+_SECRET_HEADERS = frozenset({"authorization", "pwd", "password", "x-api-key", "api-key"})
 
 
 def _user_agent() -> str:
@@ -58,12 +64,6 @@ def _user_agent() -> str:
 # Names the hub in the sources' logs (Xero and Intuit ask integrations to name themselves);
 # httpx's own would be python-httpx/<version>. A connector's `headers` may replace it.
 USER_AGENT = _user_agent()
-# RFC 9110 section 9.2.2: sending these twice has the effect of sending them once.
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
-# Transport errors raised before the request left: repeating cannot make the source act twice.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-# Header values that are credentials: registered with the redactor whenever they are sent.
-_SECRET_HEADERS = frozenset({"authorization", "pwd", "password", "x-api-key", "api-key"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -162,7 +162,6 @@ class _Answer(httpx.SyncByteStream):
         self._chunks: list[bytes] = []
         self._head_done = self._complete = self._framed = self._keep_alive = False
         self._received = 0
-        self._timeout: float | None = None
 
     # httptools' callbacks
     def on_status(self, reason: bytes) -> None:
@@ -187,7 +186,6 @@ class _Answer(httpx.SyncByteStream):
 
     # the reading
     def read_head(self, timeout: float | None) -> None:
-        self._timeout = timeout
         self._sock.settimeout(timeout)
         while not self._head_done:
             self._receive()
