@@ -19,6 +19,7 @@ import psycopg
 from hub_pipelines.canonical import ZERO, Connector, Entity, Listing
 from hub_pipelines.connectors.errors import Category, SyncError, classify
 from hub_pipelines.imports import audit, checks
+from hub_pipelines.imports.collection import bulk_allocation
 from hub_pipelines.imports.progress import ImportProgress
 from hub_pipelines.imports.read_ahead import ReadAhead
 from hub_pipelines.imports.run_health import CANCELLED, session_name
@@ -217,7 +218,8 @@ def run_sync(
             _require_current_schema(conn, tenant, system)
             _lock_partition(conn, context.log, tenant, system, entity)
             sync = PartitionSync(context, entity, config, conn, registry, tenant_config)
-            return sync.run_to_end()
+            with bulk_allocation():
+                return sync.run_to_end()
     except dg.Failure:
         raise
     except Exception as exc:  # before the sync log exists, e.g. the warehouse is away

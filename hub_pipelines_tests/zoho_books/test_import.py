@@ -1,7 +1,11 @@
 """Zoho Books imports end to end: simulator over loopback HTTP → Dagster assets → PostgreSQL."""
 
+import gc
+import threading
+import time
 from decimal import Decimal
 
+from hub_pipelines.imports.collection import BULK_THRESHOLD
 from hub_pipelines_tests.conftest import assert_failed_naming_the_upgrade, one_migration_behind
 from hub_pipelines_tests.zoho_books.conftest import TENANT, checks, invoices, metadata
 
@@ -174,3 +178,26 @@ def test_backfill_runs_are_full_refreshes(zoho):
     result = zoho.materialize(invoices, tags={"dagster/backfill": "abc123"})
     assert metadata(result, "invoices")["sync_type"] == "full"
     assert metadata(result, "invoices")["cursor_before"] == "none"
+
+
+def test_an_import_collects_garbage_less_often_and_restores_the_collector_after(zoho):
+    """Parsing and mapping pages allocate in bulk; the import raises the collector's threshold
+    while it runs (imports/collection.py) and gives the process back as it found it."""
+    zoho.simulator.seed_generated(zoho.org_id, customers=50, invoices=300, seed=7)
+    seen, done = set(), threading.Event()
+
+    def watch() -> None:  # the threshold is the process's: sample it while the run goes on
+        while not done.is_set():
+            seen.add(gc.get_threshold()[0])
+            time.sleep(0.001)
+
+    before = gc.get_threshold()
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        assert zoho.materialize().success
+    finally:
+        done.set()
+        watcher.join()
+    assert seen == {before[0], BULK_THRESHOLD}
+    assert gc.get_threshold() == before
