@@ -12,6 +12,7 @@ import pytest
 
 from hub_pipelines.canonical import Customer, Invoice, InvoiceLine, Page, RecordFailure
 from hub_pipelines.connectors.errors import SyncError
+from hub_pipelines.warehouse.encoding import RecordEncoder
 from hub_pipelines.warehouse.loader import LoadCounts, PartitionLoader
 
 TENANT = "loadtest"
@@ -118,6 +119,19 @@ def test_a_change_in_the_raw_payload_alone_is_written(warehouse):
     edited.raw = {"contact_id": "a", "notes": "new"}
     assert counts_of(load(warehouse, "run-2", [edited])) == (0, 1, 0)
     assert rows(warehouse, "SELECT raw->>'notes' FROM accounting.customers") == [("new",)]
+
+
+def test_fingerprints_are_the_ones_earlier_releases_stored():
+    """Every stored `content_hash` was made this way: a fingerprint that changed with a release
+    would rewrite every row of every tenant once (and stamp each with that run)."""
+    invoices = RecordEncoder("acme", "zoho_books", Invoice)
+    customers = RecordEncoder("acme", "zoho_books", Customer)
+    assert invoices.encode(invoice("INV-1", lines=2)).fingerprint.hex() == (
+        "559524630a773fee2678ac3c6d81e045"
+    )
+    assert customers.encode(customer("C-1")).fingerprint.hex() == (
+        "eece5860d90af96f74bea44bbfdf6979"
+    )
 
 
 def test_a_row_written_before_fingerprints_is_rewritten_once_then_recognised(warehouse):
@@ -307,6 +321,44 @@ def test_a_record_the_warehouse_cannot_store_is_a_record_error_naming_the_field(
         "customers nul: name holds a character PostgreSQL cannot store (NUL or a lone surrogate)"
     )
     assert payload == {"contact_name": "Acme\ufffd Traders"}  # kept, the NUL replaced
+
+
+def with_value(external_id: str, where: str, name: str, value: str) -> Invoice:
+    record = invoice(external_id)
+    setattr(record if where == "invoice" else record.lines[0], name, Decimal(value))
+    return record
+
+
+NUMBERS_AT_AND_BEYOND = [  # each column's largest value, then the first it cannot hold
+    ("invoice", "total", "9999999999999999.99", "-1E+16"),
+    ("invoice", "exchange_rate", "999999999999.999999", "1000000000000"),
+    ("line", "quantity", "-99999999999999.9999", "1E+14"),
+    ("line", "tax_rate", "99999.9999", "100000"),
+]
+
+
+@pytest.mark.parametrize(("where", "name", "largest", "beyond"), NUMBERS_AT_AND_BEYOND)
+def test_a_number_beyond_its_columns_digits_is_a_record_error_and_its_largest_is_stored(
+    warehouse, where, name, largest, beyond
+):
+    """The loader screens every number against its own column (money, quantities, rates and
+    tax rates hold different digits before the point), negative ones too."""
+    fits, too_large = (
+        with_value("fits", where, name, largest),
+        with_value("no", where, name, beyond),
+    )
+    counts = load(warehouse, "run-1", [fits, too_large], entity="invoices")
+    assert (counts.inserted, counts.failed) == (1, 1)
+    ((entity_id, message),) = rows(
+        warehouse, "SELECT entity_id, error_message FROM hub.accounting_sync_errors"
+    )
+    assert entity_id == "no"
+    assert f"{name} = " in message and "beyond the warehouse's range" in message
+    table = "accounting.invoices" if where == "invoice" else "accounting.invoice_lines"
+    key = "external_id" if where == "invoice" else "invoice_external_id"
+    assert rows(warehouse, f"SELECT {name} FROM {table} WHERE {key} = 'fits'") == [
+        (Decimal(largest),)
+    ]
 
 
 def test_a_change_in_a_lines_raw_payload_alone_rewrites_the_invoice_and_its_lines(warehouse):

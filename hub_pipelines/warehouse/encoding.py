@@ -34,13 +34,13 @@ ESCAPED_NUL_BYTES = ESCAPED_NUL.encode()
 
 @dataclass(slots=True)
 class EncodedRecord:
-    """One record as sent: its row (fingerprint last), its lines' values as fingerprinted, and
+    """One record as sent: its row (raw payload, then fingerprint, last), its lines' values, and
     their rows once `RecordEncoder.add_lines` encoded them (the run id is added when they are
     sent: it is no part of the content)."""
 
     record: Customer | Invoice
     row: tuple
-    line_values: list[tuple[tuple, tuple]]
+    line_values: list[tuple]
     values_json: bytes  # the JSON of its values and its lines', as fingerprinted
     lines: list[tuple] = field(default_factory=list)
 
@@ -54,29 +54,29 @@ class EncodedRecord:
 
 
 class _Shape:
-    """Where one record type's values sit in its row: the raw payload, and the numbers with the
-    digits before the point their column holds."""
+    """One record type as the COPY sends it: its columns with the raw payload last, and where
+    its numbers sit with the digits before the point their columns hold.
+
+    The fingerprint hashes the values before and after the raw payload's place in the table as
+    two lists (`pair`); that JSON is what every stored `content_hash` was made of, so it stays."""
 
     def __init__(self, record_type: type, offset: int) -> None:
         names = column_names(record_type)
+        self.split = names.index("raw")
+        mapped = names[: self.split] + names[self.split + 1 :]
+        self.columns = [*mapped, "raw"]  # the COPY's column list names this order
+        self.values = attrgetter(*mapped)  # every record type maps more than one column
+        self.raw_index = offset + len(mapped)
         kinds = {f.name: str(f.type) for f in fields(record_type)}
-        self.raw = names.index("raw")
-        self.before_raw = attrgetter(*names[: self.raw])
-        self.after_raw = attrgetter(*names[self.raw + 1 :])
-        self.raw_index = offset + self.raw
         self.numbers = [
             (offset + i, INTEGER_DIGITS.get(name, MONEY_INTEGER_DIGITS))
-            for i, name in enumerate(names)
+            for i, name in enumerate(mapped)
             if "Decimal" in kinds[name]
         ]
 
-    def values(self, record) -> tuple[tuple, tuple]:
-        """The values before and after the raw payload's column."""
-        return _tuple(self.before_raw(record)), _tuple(self.after_raw(record))
-
-    @staticmethod
-    def row(prefix: tuple, values: tuple[tuple, tuple], raw: str) -> tuple:
-        return prefix + values[0] + (raw,) + values[1]
+    def pair(self, values: tuple) -> tuple[tuple, tuple]:
+        """The values before and after the raw payload's column, as fingerprinted."""
+        return values[: self.split], values[self.split :]
 
     def too_large(self, row: tuple) -> bool:
         """Whether a number of the row has more digits before the point than its column."""
@@ -87,14 +87,19 @@ class _Shape:
         return False
 
 
+def json_bytes(value) -> bytes:
+    """A JSON value as the loader writes it: orjson, anything it cannot encode by `str`. A key
+    that is not text is written as its `str` too; orjson checks for such keys only when asked,
+    and asking costs a third more on every payload, so it is asked only after a refusal."""
+    try:
+        return orjson.dumps(value, default=str)
+    except orjson.JSONEncodeError:
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+
+
 def json_text(value) -> str:
-    """A JSON value as the loader writes it (orjson; anything it cannot encode by `str`)."""
-    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
-def _tuple(values) -> tuple:
-    """attrgetter gives a bare value for a single name."""
-    return values if isinstance(values, tuple) else (values,)
+    """`json_bytes` as text."""
+    return json_bytes(value).decode()
 
 
 class RecordEncoder:
@@ -109,16 +114,19 @@ class RecordEncoder:
         """The record's row and fingerprint, or None when it cannot be JSON for PostgreSQL (a
         lone surrogate in its raw payload or a text: orjson refuses it)."""
         values = self.record.values(record)
-        line_values = [self.line.values(line) for line in getattr(record, "lines", ())]
+        lines = getattr(record, "lines", ())
+        line_values = list(map(self.line.values, lines))
+        pair = self.line.pair
+        fingerprinted = (self.record.pair(values), [pair(v) for v in line_values])
         try:
-            raw = orjson.dumps(record.raw, default=str, option=orjson.OPT_NON_STR_KEYS)
-            mapped = orjson.dumps((values, line_values), default=str)
+            raw = json_bytes(record.raw)
+            mapped = orjson.dumps(fingerprinted, default=str)
         except orjson.JSONEncodeError:
             return None
         fingerprint = blake2b(raw, digest_size=16)
         fingerprint.update(mapped)
-        row = self.record.row((self.tenant_id, self.system), values, raw.decode())
-        return EncodedRecord(record, row + (fingerprint.digest(),), line_values, mapped)
+        row = (self.tenant_id, self.system, *values, raw.decode(), fingerprint.digest())
+        return EncodedRecord(record, row, line_values, mapped)
 
     def add_lines(self, encoded: EncodedRecord) -> bool:
         """Encode the lines' rows of a record about to be written; False when a line's raw
@@ -127,7 +135,7 @@ class RecordEncoder:
         lines = getattr(encoded.record, "lines", ())
         try:
             encoded.lines = [
-                self.line.row(prefix, values, json_text(line.raw))
+                (*prefix, *values, json_text(line.raw))
                 for line, values in zip(lines, encoded.line_values, strict=True)
             ]
         except orjson.JSONEncodeError:

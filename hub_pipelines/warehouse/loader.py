@@ -22,10 +22,8 @@ from hub_pipelines.canonical import (
     Customer,
     Entity,
     Invoice,
-    InvoiceLine,
     Page,
     RecordFailure,
-    column_names,
     storable_json,
     storage_problem,
 )
@@ -97,16 +95,11 @@ class PartitionLoader:
         self.tenant_id, self.system, self.entity = tenant_id, system, entity
         self.run_id, self.partition_key, self.sync_log_id = run_id, partition_key, sync_log_id
         self.table, self.record_type = TABLES[entity]
-        # As the COPY sends them (encoding.py): the record's columns and its fingerprint.
-        self.columns = ["tenant_id", "system", *column_names(self.record_type), "content_hash"]
-        self.line_columns = [
-            "tenant_id",
-            "system",
-            "invoice_external_id",
-            *column_names(InvoiceLine),
-            "sync_run_id",
-        ]
         self.encoder = RecordEncoder(tenant_id, system, self.record_type)
+        # As the COPY sends them (encoding.py): the record's columns and its fingerprint.
+        self.columns = ["tenant_id", "system", *self.encoder.record.columns, "content_hash"]
+        prefix = ["tenant_id", "system", "invoice_external_id"]
+        self.line_columns = [*prefix, *self.encoder.line.columns, "sync_run_id"]
         self.planned_rows: int | None = None  # what the planner believes the table holds
         self.added_since_analyze = 0
 
