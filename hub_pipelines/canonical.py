@@ -8,6 +8,7 @@ Money is `Decimal`, never float. `raw` is the source record exactly as received.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
@@ -253,8 +254,11 @@ class ListedTotals(MutableMapping[str, "Decimal | None"]):
         self._db.execute("INSERT OR REPLACE INTO listed VALUES (?, ?)", (key, _text(total)))
 
     def update(self, items: Mapping[str, Decimal | None], /) -> None:  # type: ignore[override]
-        rows = ((key, _text(total)) for key, total in items.items())
-        self._db.executemany("INSERT OR REPLACE INTO listed VALUES (?, ?)", rows)
+        """A page of ids in one statement. SQLite lets go of the GIL for every step of a
+        statement, and `executemany` steps once per row: beside a thread that keeps the GIL
+        busy (the loader), each row waited for its turn, 195 s for 100,000 ids instead of 0.2 s."""
+        rows = json.dumps([[key, _text(total)] for key, total in items.items()])
+        self._db.execute(_INSERT_JSON_ROWS, (rows,))
 
     def __getitem__(self, key: str) -> Decimal | None:
         row = self._db.execute("SELECT total FROM listed WHERE id = ?", (key,)).fetchone()
@@ -276,15 +280,11 @@ class ListedTotals(MutableMapping[str, "Decimal | None"]):
         return ((key, _decimal(total)) for key, total in self._db.execute("SELECT * FROM listed"))
 
     def among(self, keys: Iterable[str]) -> set[str]:
-        """Which of `keys` are held: one query for a page of ids, not one per id."""
-        wanted = list(dict.fromkeys(keys))
-        found: set[str] = set()
-        for start in range(0, len(wanted), _IDS_PER_QUERY):
-            chunk = wanted[start : start + _IDS_PER_QUERY]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(f"SELECT id FROM listed WHERE id IN ({marks})", chunk)
-            found.update(key for (key,) in rows)
-        return found
+        """Which of `keys` are held: one statement for a page of ids, answered in one row (one
+        step: see `update`)."""
+        wanted = json.dumps(list(dict.fromkeys(keys)))
+        (found,) = self._db.execute(_HELD_AMONG_JSON_IDS, (wanted,)).fetchone()
+        return set(json.loads(found))
 
     def sum(self) -> Decimal:
         """The sum of the known totals, exact (summed as Decimals, one row at a time)."""
@@ -292,7 +292,13 @@ class ListedTotals(MutableMapping[str, "Decimal | None"]):
         return sum((Decimal(total) for (total,) in found), ZERO)
 
 
-_IDS_PER_QUERY = 500  # under SQLite's bound on a statement's parameters (999 before 3.32)
+_INSERT_JSON_ROWS = (
+    "INSERT OR REPLACE INTO listed "
+    "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)"
+)
+_HELD_AMONG_JSON_IDS = (
+    "SELECT json_group_array(id) FROM listed WHERE id IN (SELECT value FROM json_each(?))"
+)
 
 
 def _text(total: Decimal | None) -> str | None:

@@ -41,3 +41,15 @@ def test_each_listing_has_its_own_store():
     first, second = Listing(), Listing()
     first.totals["x"] = Decimal("1")
     assert len(second.totals) == 0
+
+
+def test_a_page_of_ids_goes_in_and_is_found_exactly_whatever_its_characters():
+    odd = ['INV-"7"', "INV\\8", "बीजक-9", "INV 10\n", "", "[1]"]
+    page = {f"INV-{n}": Decimal(f"{n}.05") for n in range(1200)} | dict.fromkeys(odd)
+    totals = ListedTotals()
+    totals.update(page)
+    assert dict(totals.items()) == page
+    asked = [*odd, "INV-5", "INV-5", "INV-1199", "INV-1200", "missing"]
+    assert totals.among(asked) == {*odd, "INV-5", "INV-1199"}
+    assert totals.among(f"INV-{n}" for n in range(1200)) == {f"INV-{n}" for n in range(1200)}
+    assert totals.among([]) == set()
