@@ -13,7 +13,12 @@ import pytest
 from hub_pipelines.canonical import Customer, Invoice, InvoiceLine, Page, RecordFailure
 from hub_pipelines.connectors.errors import SyncError
 from hub_pipelines.warehouse.encoding import RecordEncoder
-from hub_pipelines.warehouse.loader import LoadCounts, PartitionLoader
+from hub_pipelines.warehouse.loader import (
+    ANALYZE_AFTER,
+    STATISTICS_FLOOR,
+    LoadCounts,
+    PartitionLoader,
+)
 
 TENANT = "loadtest"
 SYSTEM = "zoho_books"
@@ -163,6 +168,28 @@ def test_the_loader_analyses_a_table_that_outgrew_its_statistics(warehouse):
         "WHERE relname IN ('invoices', 'invoice_lines') ORDER BY relname",
     )
     assert analysed == [("invoice_lines", True), ("invoices", True)]
+
+
+def test_a_large_first_page_is_analysed_before_its_own_lines_go_in(warehouse):
+    """A first QuickBooks or Xero page holds 1,000 invoices: the planner must know of them before
+    their lines' foreign keys are checked, in that page's transaction, not from the next page."""
+
+    def planned() -> tuple[int, int]:
+        """What the planner believes the invoices table holds, and how often it was analysed."""
+        (row,) = rows(
+            warehouse,
+            "SELECT c.reltuples::int, s.analyze_count FROM pg_class c JOIN pg_stat_user_tables s "
+            "ON s.relid = c.oid WHERE c.oid = 'accounting.invoices'::regclass",
+        )
+        return row
+
+    _, analyses = planned()
+    with psycopg.connect(warehouse) as conn:
+        writer = loader(conn, "run-1", "invoices")
+        writer.load_page(Page([invoice(f"a{n}", lines=2) for n in range(ANALYZE_AFTER)]))
+        assert planned()[1] == analyses  # a small first page is not worth an analysis
+        writer.load_page(Page([invoice(f"b{n}", lines=2) for n in range(STATISTICS_FLOOR)]))
+    assert planned() == (ANALYZE_AFTER + STATISTICS_FLOOR, analyses + 1)
 
 
 def test_an_unchanged_invoice_keeps_its_lines_and_a_changed_one_gets_new_ones(warehouse):
