@@ -36,6 +36,7 @@ TABLES: dict[str, tuple[str, type]] = {
     "invoices": ("accounting.invoices", Invoice),
 }
 LINES_TABLE = "accounting.invoice_lines"
+Record = Customer | Invoice
 # Rows the planner must know a table holds for its plans to use the keys (below it, any plan is
 # fast enough).
 STATISTICS_FLOOR = 1000
@@ -209,7 +210,7 @@ class PartitionLoader:
         problem = storage_problem(record) or "its raw payload cannot be stored as JSON"
         return _refused(record, f"{self.entity} {record.external_id}: {problem}")
 
-    def _write(self, records: list, counts: LoadCounts) -> list[RecordFailure]:
+    def _write(self, records: list[Record], counts: LoadCounts) -> list[RecordFailure]:
         """New records COPYed straight in, changed ones merged, unchanged ones skipped (the
         warehouse stored that very content, so it needs no screening either). Returns the
         records refused for a value the warehouse cannot store.
@@ -233,7 +234,9 @@ class PartitionLoader:
             self._replace_lines([e for e in sorting.changed if e.external_id in merged])
         return sorting.refused
 
-    def _new_rows(self, records: list, held: dict, sorting: _Sorting) -> Iterator[tuple]:
+    def _new_rows(
+        self, records: list[Record], held: dict[str, bytes | None], sorting: _Sorting
+    ) -> Iterator[tuple]:
         """Encode each record and sort it into `sorting`, yielding the rows of the new ones."""
         for record in records:
             encoded = self.encoder.encode(record)
@@ -265,7 +268,9 @@ class PartitionLoader:
         ).fetchall()
         return dict(rows)
 
-    def _write_alone(self, record, counts: LoadCounts, failures: list[RecordFailure]) -> None:
+    def _write_alone(
+        self, record: Record, counts: LoadCounts, failures: list[RecordFailure]
+    ) -> None:
         alone = LoadCounts()
         try:
             with self.conn.transaction():  # a savepoint: a refusal undoes this record only
