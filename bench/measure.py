@@ -60,14 +60,15 @@ def measured(work: Callable[[], dict[str, Any]], timed_inside: bool = False) -> 
 def load(args: argparse.Namespace, url: str) -> dict[str, Any]:
     """Every contender under the collector threshold an import runs with (the hub's loader never
     runs without it), so reading the same pages costs each the same."""
-    from bench import load_stage
     from hub_pipelines.imports.collection import bulk_allocation
 
     with bulk_allocation():
-        return _load(args, url, load_stage, Path(args.pages))
+        return _load(args, url, Path(args.pages))
 
 
-def _load(args: argparse.Namespace, url: str, load_stage: Any, pages: Path) -> dict[str, Any]:
+def _load(args: argparse.Namespace, url: str, pages: Path) -> dict[str, Any]:
+    from bench import load_stage
+
     if args.contender == "read":
         return measured(lambda: {"rows": load_stage.read_only(pages)})
     if args.contender == "floor":
