@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from hub_pipelines import gst
@@ -82,6 +83,11 @@ class TaxRateInfo:
     name: str | None
     effective_rate: Decimal | None
     components: tuple[TaxComponent, ...]
+    # Each component's share of the tax (`_weights`): worked out once per rate, not per line.
+    weights: tuple[Decimal, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weights", tuple(_weights(self.components)))
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], *, indian_gst: bool = True) -> TaxRateInfo:
@@ -168,7 +174,7 @@ def split_tax(amount: Decimal, rate: TaxRateInfo) -> dict[str, Decimal]:
     if not rate.components:
         taxes["other_tax"] = amount
         return taxes
-    shares = largest_remainder(amount, _weights(rate.components))
+    shares = largest_remainder(amount, rate.weights)
     for component, share in zip(rate.components, shares, strict=True):
         add_tax(taxes, component.head, share)
     return taxes
@@ -178,8 +184,11 @@ def largest_remainder(amount: Decimal, weights: Sequence[Decimal]) -> list[Decim
     """`amount` (to the paisa) in parts proportional to `weights` that add up to it exactly."""
     paise = int((abs(amount) / _PAISA).to_integral_value())
     sign = -1 if amount < 0 else 1
-    if not any(weights):
-        weights = [Decimal(1)] * len(weights)
+    if len(set(weights)) == 1:  # equal shares (one component, CGST with SGST, no rates at all)
+        # What the division below gives then, without it: the same share each, the paise left
+        # over to the earliest components.
+        share, left = divmod(paise, len(weights))
+        return [sign * Decimal(share + (i < left)) * _PAISA for i in range(len(weights))]
     total = sum(weights, ZERO)
     exact = [Decimal(paise) * weight / total for weight in weights]
     floors = [int(share) for share in exact]
@@ -388,13 +397,11 @@ def map_invoice(
         )
     total = money(invoice, "Total", required=True)
     items = _required_lines(invoice, total)
-    rounding = [item for item in items if _is_rounding(item, rounding_account)]
-    round_off = sum((money(item, "LineAmount") or ZERO for item in rounding), ZERO)
-    lines = [
-        _map_line(item, index, tax_rates, amount_type)
-        for index, item in enumerate(items)
-        if not _is_rounding(item, rounding_account)
-    ]
+    rounding, supplies = [], []
+    for index, item in enumerate(items):
+        (rounding if _is_rounding(item, rounding_account) else supplies).append((index, item))
+    round_off = sum((money(item, "LineAmount") or ZERO for _, item in rounding), ZERO)
+    lines = [_map_line(item, index, tax_rates, amount_type) for index, item in supplies]
     for number, line in enumerate(lines, start=1):
         line.line_number = number
     heads = _sum_heads(lines)
@@ -577,8 +584,14 @@ def _discount(
     return ZERO
 
 
+_heads_of = attrgetter(*TAX_AMOUNTS)
+
+
 def _sum_heads(lines: Sequence[InvoiceLine]) -> dict[str, Decimal]:
-    return {name: sum((getattr(line, name) for line in lines), ZERO) for name in TAX_AMOUNTS}
+    if not lines:
+        return no_taxes()
+    columns = zip(*map(_heads_of, lines), strict=True)  # each head's amounts, in line order
+    return dict(zip(TAX_AMOUNTS, [sum(column, ZERO) for column in columns], strict=True))
 
 
 # --- values ---------------------------------------------------------------------------------------

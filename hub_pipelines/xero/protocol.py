@@ -18,6 +18,7 @@ section 0 overrides the rest), as constants and pure functions a connector and a
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import xml.etree.ElementTree as ElementTree
@@ -141,7 +142,16 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def _ms_json_parts(text: Any) -> tuple[datetime, timedelta]:
     """The UTC instant and the local offset of `/Date(ms±hhmm)/`; ValueError for anything else."""
-    match = _MS_JSON.fullmatch(text.strip()) if isinstance(text, str) else None
+    if not isinstance(text, str):
+        raise ValueError(f"not an MS-JSON date such as /Date(1539993600000+0000)/: {text!r}")
+    return _parsed_ms_json(text)
+
+
+# An invoice's `UpdatedDateUTC` is read three times (the window's order check, the walk's version
+# and the mapping), and invoices share their `Date`s: parsed once, a lookup after (2 µs a parse).
+@functools.lru_cache(maxsize=4096)
+def _parsed_ms_json(text: str) -> tuple[datetime, timedelta]:
+    match = _MS_JSON.fullmatch(text.strip())
     if match is None:
         raise ValueError(f"not an MS-JSON date such as /Date(1539993600000+0000)/: {text!r}")
     instant = _EPOCH + timedelta(milliseconds=int(match["ms"]))
