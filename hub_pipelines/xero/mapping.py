@@ -599,6 +599,8 @@ def _sum_heads(lines: Sequence[InvoiceLine]) -> dict[str, Decimal]:
 
 def _text(value: Any) -> str | None:
     """Stripped text; None for absent or empty (Xero sends empty strings for absent values)."""
+    if type(value) is str:  # nearly always: no conversion (17 values an invoice)
+        return value.strip() or None
     if value is None or isinstance(value, dict | list):
         return None
     text = str(value).strip()

@@ -252,6 +252,43 @@ def test_pages_served_smaller_than_asked_stop_the_walk_naming_the_size_and_the_f
     assert len(read) == len(simulated.books.live_sales())
 
 
+def test_a_tax_rate_created_after_the_rates_were_read_is_read_again_once_a_run():
+    """Lines naming a tax type the connector has not read send it back to `GET /TaxRates`, once
+    a run: a rate created since maps; a type that is still unknown is a record error."""
+    simulated = simulate(small_books(), tenant_id=new_tenant_id(), requests_per_minute=FAST)
+    org = next(iter(simulated.simulator.organisations.values()))
+    taxed = [
+        row
+        for row in org.invoices.values()
+        if row["Type"] == "ACCREC" and any(item.get("TaxAmount") for item in row["LineItems"])
+    ]
+    created, unknown = taxed[0], taxed[1]
+    with LoopbackServer(simulated.app) as server:
+        reading = connector(simulated, server.url)
+        rates = {row["TaxType"]: row for row in org.tax_rates}
+        first = {r.external_id: r for page in reading.invoices(None) for r in page.records}
+        expected = first[created["InvoiceID"]]
+        for item in created["LineItems"]:  # the same rate under a new type, created since
+            org.tax_rates.append({**rates[item["TaxType"]], "TaxType": f"NEW{item['TaxType']}"})
+            item["TaxType"] = f"NEW{item['TaxType']}"
+        unknown["LineItems"][0]["TaxType"] = "NOWHERE"
+        org.changed()
+        simulated.request_log.clear()
+        pages = list(reading.invoices(None))
+
+    records = {record.external_id: record for page in pages for record in page.records}
+    failures = [failure for page in pages for failure in page.failures]
+    mapped = records[created["InvoiceID"]]
+    assert [(m.cgst, m.sgst, m.igst) for m in (mapped, expected)] == [
+        (expected.cgst, expected.sgst, expected.igst)
+    ] * 2
+    assert mapped.tax_total == expected.tax_total > 0
+    assert [failure.entity_id for failure in failures] == [unknown["InvoiceID"]]
+    assert "TaxType: 'NOWHERE' is not among the organisation's tax rates" in failures[0].message
+    read_again = [e for e in simulated.request_log if e.path.endswith("/TaxRates")]
+    assert len(read_again) == 1
+
+
 def test_a_deleted_invoice_is_a_tombstone_in_an_incremental_run(xero_of):
     tenant = xero_of(small_books())
     assert tenant.materialize().success
