@@ -474,6 +474,8 @@ def _place_of_supply(
 def _object(record: Mapping[str, Any], field: str) -> Mapping[str, Any]:
     """A nested object; absent or null is empty (QuickBooks omits empty properties)."""
     value = record.get(field)
+    if type(value) is dict:  # parsed JSON: skips the Mapping ABC's slow isinstance check
+        return value
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -488,6 +490,8 @@ def _ref(record: Mapping[str, Any], field: str) -> dict[str, str | None]:
 
 
 def _text(value: Any) -> str | None:
+    if type(value) is str:  # most values, 26 an invoice: no conversion nor ABC check
+        return value.strip() or None
     if value is None or isinstance(value, Mapping | list):
         return None
     text = str(value).strip()
