@@ -13,9 +13,11 @@ from starlette.routing import Route
 
 from hub_pipelines.connectors.base import (
     ListEndpoint,
+    MappingError,
     OffsetPaginator,
     OverlappingWindows,
     PageNumberPaginator,
+    money,
     parse_date,
     parse_timestamp,
     records_at,
@@ -154,6 +156,33 @@ def test_to_decimal(value: Any, places: int | None, expected: Decimal | None) ->
 def test_to_decimal_refuses_non_numbers(value: Any) -> None:
     with pytest.raises(ValueError):
         to_decimal(value)
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        ({"Total": 1005.005}, Decimal("1005.01")),  # the float's shortest text, half up
+        ({"Total": -0.0}, Decimal("-0.00")),
+        ({"Total": "1,180.5"}, Decimal("1180.50")),
+        ({"Total": None}, None),
+        ({"Total": "  "}, None),
+        ({}, None),
+    ],
+)
+def test_money_reads_a_records_amount(record: dict, expected: Decimal | None) -> None:
+    amount = money(record, "Total")
+    assert amount == expected and str(amount) == str(expected)
+
+
+@pytest.mark.parametrize("record", [{}, {"Total": None}, {"Total": ""}, {"Total": " \t"}])
+def test_a_required_amount_absent_or_blank_is_missing(record: dict) -> None:
+    with pytest.raises(MappingError, match=r"^Total: missing$"):
+        money(record, "Total", required=True)
+
+
+def test_an_amount_that_is_no_number_names_its_field() -> None:
+    with pytest.raises(MappingError, match=r"^LineAmount: not a number: 'twelve'$"):
+        money({"LineAmount": "twelve"}, "LineAmount")
 
 
 def test_parse_timestamp_offsets() -> None:
