@@ -6,6 +6,8 @@ and checks; the analyst views are refreshed after it, as `analytics_refresh_sens
 
 from __future__ import annotations
 
+import logging
+
 import dagster as dg
 
 from hub_pipelines import settings
@@ -15,6 +17,29 @@ from hub_pipelines.canonical import Entity
 # full event log, stack traces included, is in the UI.
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 INTERRUPTED = "DagsterExecutionInterruptedError"
+
+
+class _InterruptedClose(logging.Filter):
+    """Drops what SQLAlchemy logs when Ctrl-C lands while Dagster's storage closes a connection
+    ("Exception closing connection", with the interrupt's traceback): the interrupt goes on, and
+    the run's summary reports it in its own words (`describe`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, KeyboardInterrupt | dg.DagsterExecutionInterruptedError)
+
+
+def quiet_interrupted_closes() -> None:
+    """Route SQLAlchemy's pool log through a handler that drops `_InterruptedClose`: to stderr
+    from WARNING, as Python's last-resort handler printed it (once per process)."""
+    pool = logging.getLogger("sqlalchemy.pool")
+    if any(isinstance(f, _InterruptedClose) for h in pool.handlers for f in h.filters):
+        return
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.WARNING)
+    handler.addFilter(_InterruptedClose())
+    pool.addHandler(handler)
+    pool.propagate = False
 
 
 def _asset_job() -> dg.JobDefinition:
@@ -37,6 +62,7 @@ def import_partition(
     from hub_pipelines.imports.assets import import_asset, op_name
     from hub_pipelines.partitions import tenant_partitions
 
+    quiet_interrupted_closes()
     partitions = tenant_partitions(system)
     if not instance.has_dynamic_partition(partitions.name, tenant):
         instance.add_dynamic_partitions(partitions.name, [tenant])  # as the tenant sensor would
