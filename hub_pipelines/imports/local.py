@@ -7,6 +7,7 @@ and checks; the analyst views are refreshed after it, as `analytics_refresh_sens
 from __future__ import annotations
 
 import logging
+import sys
 
 import dagster as dg
 
@@ -29,14 +30,25 @@ class _InterruptedClose(logging.Filter):
         return not isinstance(error, KeyboardInterrupt | dg.DagsterExecutionInterruptedError)
 
 
+class _Stderr(logging.StreamHandler):
+    """To whatever `sys.stderr` is when a record comes, as Python's last-resort handler writes
+    (a stream taken once would outlive a redirection of stderr, and be closed by then)."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self, logging.WARNING)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+
 def quiet_interrupted_closes() -> None:
     """Route SQLAlchemy's pool log through a handler that drops `_InterruptedClose`: to stderr
     from WARNING, as Python's last-resort handler printed it (once per process)."""
     pool = logging.getLogger("sqlalchemy.pool")
     if any(isinstance(f, _InterruptedClose) for h in pool.handlers for f in h.filters):
         return
-    handler = logging.StreamHandler()
-    handler.setLevel(logging.WARNING)
+    handler = _Stderr()
     handler.addFilter(_InterruptedClose())
     pool.addHandler(handler)
     pool.propagate = False
