@@ -18,6 +18,7 @@ import codecs
 import re
 import sys
 from collections.abc import Collection, Iterable, Iterator
+from functools import lru_cache
 from typing import IO, Any
 
 from lxml import etree
@@ -39,6 +40,10 @@ _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 _LONGEST_REFERENCE = 32  # a split `&#…;` is held back until its `;` arrives, up to this length
 # Errors the reader tolerates: undeclared prefixes are a namespace error, not broken XML.
 _TOLERATED_DOMAINS = {"NAMESPACE"}
+# A tag `find` takes as a plain child name (ElementPath: no `/`, `.`-step, prefix, `*`, `[`, `@`).
+_CHILD_TAG = re.compile(r"[A-Za-z_][\w.-]*")
+# A part of `as_dicts` not met in the walk of its record.
+_NOT_REACHED = object()
 
 
 class XmlError(ValueError):
@@ -93,9 +98,17 @@ def local_name(tag: Any) -> str:
 
 def text(element: etree._Element, path: str) -> str | None:
     """The text of the first element at `path`, stripped; None when absent or blank."""
-    found = element.find(path)
+    # A child by its tag alone is found in C (`find` is ElementPath's Python, twice as slow).
+    found = next(element.iterchildren(path), None) if _is_child_tag(path) else element.find(path)
     value = found.text.strip() if found is not None and found.text else ""
     return value or None
+
+
+@lru_cache(maxsize=1024)
+def _is_child_tag(path: str) -> bool:
+    """Whether `path` names a child by its tag alone (`GUID`, `ADDRESS.LIST`): no step, no
+    prefix (`find` resolves one against a namespace map, or refuses it), no wildcard."""
+    return _CHILD_TAG.fullmatch(path) is not None
 
 
 def texts(element: etree._Element, path: str) -> list[str]:
@@ -108,7 +121,25 @@ def as_dict(element: etree._Element) -> dict[str, Any]:
     """The element as JSON-able data, for a record's `raw`: attributes as `@NAME`, children by
     tag (a list when repeated), text as is (a leaf's text is its value, else `#text`). Empty
     elements (Tally writes dozens of `<X.LIST> </X.LIST>` per voucher) are left out."""
-    value = _value(element)
+    return _as_dict(_value(element))
+
+
+def as_dicts(
+    element: etree._Element, parts: Iterable[etree._Element]
+) -> tuple[dict[str, Any], dict[etree._Element, dict[str, Any]]]:
+    """`as_dict` of `element`, and of each of `parts` (elements inside it), in one walk: a
+    record's lines are parts of its raw payload (a Tally voucher's items hold most of its
+    elements), and each part's data is the very object found within the record's."""
+    found: dict[etree._Element, Any] = dict.fromkeys(parts, _NOT_REACHED)
+    raw = _as_dict(_value(element, found))
+    # A part that is not inside `element` was not reached: it is read on its own.
+    return raw, {
+        part: as_dict(part) if value is _NOT_REACHED else _as_dict(value)
+        for part, value in found.items()
+    }
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"#text": value} if value else {}
 
 
@@ -267,21 +298,30 @@ def _drop(element: etree._Element) -> None:
             del parent[0]
 
 
-def _value(element: etree._Element) -> Any:
-    children = [child for child in element if isinstance(child.tag, str)]
-    own_text = element.text if element.text and element.text.strip() else None
-    if own_text is not None and len(own_text) < 24:
-        own_text = sys.intern(own_text)  # "No", "Yes", " 1": a page of records repeats them
-    if not children and not element.attrib:
+def _value(element: etree._Element, parts: dict[etree._Element, Any] | None = None) -> Any:
+    """The element's data (see `as_dict`): None when empty, its text when a bare leaf. Each of
+    `parts` met on the way gets its data recorded there."""
+    own_text = element.text
+    if own_text is not None:
+        if not own_text.strip():
+            own_text = None
+        elif len(own_text) < 24:
+            own_text = sys.intern(own_text)  # "No", "Yes", " 1": a page of records repeats them
+    attributes = element.attrib
+    # Only elements: the parser drops comments and processing instructions, not entities.
+    children = list(element.iterchildren(etree.Element)) if len(element) else ()
+    if not children and not attributes:
         return own_text
-    result: dict[str, Any] = {f"@{local_name(k)}": v for k, v in element.attrib.items()}
+    result: dict[str, Any] = {f"@{local_name(k)}": v for k, v in attributes.items()}
     repeated: set[str] = set()
     for child in children:
-        value = _value(child)
+        value = _value(child, parts)
+        if parts is not None and child in parts:
+            parts[child] = value
         if value is None:
             continue
         key = child.tag  # an undeclared prefix stays in the tag; a declared one is put back
-        if key.startswith("{"):
+        if key[0] == "{":
             key = f"{child.prefix}:{local_name(key)}" if child.prefix else local_name(key)
         key = sys.intern(key)
         if key not in result:

@@ -39,6 +39,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 from lxml import etree
 
@@ -46,7 +47,7 @@ from hub_pipelines import gst
 from hub_pipelines.canonical import ZERO, Customer, Invoice, InvoiceLine
 from hub_pipelines.connectors.base import MappingError, to_decimal
 from hub_pipelines.connectors.gst_heads import TAX_HEADS, head_from_name
-from hub_pipelines.connectors.xml import as_dict, local_name, text, texts
+from hub_pipelines.connectors.xml import as_dict, as_dicts, local_name, text, texts
 
 __all__ = [
     "Masters",
@@ -84,10 +85,11 @@ _TREATMENTS = {
 
 def plain(value: str | None) -> str | None:
     """A Tally value without its "not applicable" marker; None when blank or not applicable."""
-    if value is None or not value.strip():
+    word = value.strip() if value is not None else ""
+    if not word:
         return None
-    found = _MARKED.match(value.strip())
-    word = found.group(1) if found else value.strip()
+    found = _MARKED.match(word)
+    word = found.group(1) if found else word
     return None if word in ("Not Applicable", "Primary") else word
 
 
@@ -468,7 +470,8 @@ def invoice(voucher: etree._Element, masters: Masters) -> Invoice:
             f"{party_name!r}: the sale has no total"
         )
     money = _Money.of(party + entries, masters)
-    rated = [_item_line(item, money) for item in items]
+    raw, line_raws = as_dicts(voucher, [*items, *(entry.element for entry in entries)])
+    rated = [_item_line(item, money, line_raws[item]) for item in items]
     apportioned = {n for i in items for n in texts(i, "EXPENSEALLOCATIONS.LIST/LEDGERNAME")}
     heads = dict.fromkeys(TAX_HEADS, ZERO)
     round_off = discounts = charges = ZERO  # discounts and charges apportioned to the items
@@ -482,7 +485,7 @@ def invoice(voucher: etree._Element, masters: Masters) -> Invoice:
         elif masters.rounds(entry.ledger) or _value(entry.element, "ROUNDTYPE"):
             round_off += amount
         elif amount > 0 and _is_sale_line(entry, masters):
-            rated.append(_ledger_line(entry, amount))
+            rated.append(_ledger_line(entry, amount, line_raws[entry.element]))
         elif entry.ledger in apportioned and amount < 0:
             discounts -= amount
         elif entry.ledger in apportioned:
@@ -504,7 +507,7 @@ def invoice(voucher: etree._Element, masters: Masters) -> Invoice:
         raise MappingError("PARTYLEDGERNAME: missing: the sale names no party")
     return Invoice(
         external_id=external_id,
-        raw=as_dict(voucher),
+        raw=raw,
         status="void" if void else "open",
         invoice_number=_value(voucher, "VOUCHERNUMBER"),
         customer_external_id=masters.ledger_guid(customer_name),
@@ -587,7 +590,9 @@ class _Money:
         return gst.round_money(amount.base / self.rate)
 
 
-def _item_line(item: etree._Element, money: _Money) -> tuple[InvoiceLine, dict[str, Decimal]]:
+def _item_line(
+    item: etree._Element, money: _Money, raw: dict[str, Any]
+) -> tuple[InvoiceLine, dict[str, Decimal]]:
     amount = parse_amount(_value(item, "AMOUNT"), "INVENTORYENTRIES/AMOUNT")
     taxable = money.convert(amount) if amount else ZERO
     quantity, unit = _measure(_value(item, "BILLEDQTY"), "BILLEDQTY")
@@ -598,7 +603,7 @@ def _item_line(item: etree._Element, money: _Money) -> tuple[InvoiceLine, dict[s
     descriptions = texts(item, "BASICUSERDESCRIPTION.LIST/BASICUSERDESCRIPTION")
     line = InvoiceLine(
         line_number=0,
-        raw=as_dict(item),
+        raw=raw,
         item_name=_value(item, "STOCKITEMNAME"),
         description="\n".join(descriptions) or None,
         hsn_sac=_value(item, "GSTHSNNAME"),
@@ -611,10 +616,12 @@ def _item_line(item: etree._Element, money: _Money) -> tuple[InvoiceLine, dict[s
     return line, _rates(item)
 
 
-def _ledger_line(entry: _Entry, amount: Decimal) -> tuple[InvoiceLine, dict[str, Decimal]]:
+def _ledger_line(
+    entry: _Entry, amount: Decimal, raw: dict[str, Any]
+) -> tuple[InvoiceLine, dict[str, Decimal]]:
     line = InvoiceLine(
         line_number=0,
-        raw=as_dict(entry.element),
+        raw=raw,
         item_name=entry.ledger,
         hsn_sac=_value(entry.element, "GSTHSNNAME"),
         taxable_amount=amount,

@@ -9,7 +9,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from hub_pipelines.connectors.xml import XmlError, as_dict, objects, root_tag, text, texts
+from hub_pipelines.connectors.xml import (
+    XmlError,
+    as_dict,
+    as_dicts,
+    objects,
+    root_tag,
+    text,
+    texts,
+)
 from hub_pipelines_tests.own_interpreter import traced_peak
 
 # A Tally-like document with every quirk: a declaration that says UTF-16, the &#4; marker in
@@ -112,6 +120,34 @@ def test_text_helpers():
     assert text(ledger, "A") == "x"
     assert text(ledger, "B") is None and text(ledger, "Z") is None
     assert texts(ledger, "C.LIST/C") == ["1", "2"]
+
+
+def test_text_by_tag_finds_a_child_only_as_find_does():
+    document = (
+        b"<V><X.LIST><GUID>inner</GUID></X.LIST><X.LIST><N>2</N></X.LIST><GUID> g </GUID></V>"
+    )
+    voucher = next(objects(document, "V"))
+    assert text(voucher, "GUID") == "g"  # the child, not the grandchild before it
+    assert text(voucher, "X.LIST") is None  # the first X.LIST has no text of its own
+    assert text(voucher, "X.LIST/GUID") == "inner" and text(voucher, ".//N") == "2"
+    assert text(next(objects(document, "X.LIST")), "N") is None
+
+
+def test_a_record_and_its_parts_are_read_in_one_walk():
+    document = (
+        b"<V><GUID>v</GUID><ITEM.LIST><NAME>a</NAME><RATE.LIST><R>5</R></RATE.LIST></ITEM.LIST>"
+        b"<ITEM.LIST> </ITEM.LIST><ITEM.LIST><NAME>b</NAME></ITEM.LIST></V>"
+    )
+    voucher = next(objects(document, "V"))
+    first, empty, last = voucher.findall("ITEM.LIST")
+    rates = first.find("RATE.LIST")
+    outside = next(objects(b"<ITEM.LIST><NAME>c</NAME></ITEM.LIST>", "ITEM.LIST"))
+    raw, parts = as_dicts(voucher, [first, empty, last, rates, outside])
+    assert raw == as_dict(voucher)
+    assert raw["ITEM.LIST"] == [{"NAME": "a", "RATE.LIST": {"R": "5"}}, {"NAME": "b"}]
+    assert parts[first] is raw["ITEM.LIST"][0] and parts[last] is raw["ITEM.LIST"][1]
+    assert parts[rates] == {"R": "5"} and parts[empty] == {}  # empty: left out of the record
+    assert parts[outside] == {"NAME": "c"}  # not inside the record: read on its own
 
 
 def test_root_tag_reads_only_the_start():
