@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from itertools import islice
 from typing import Any, ClassVar
 
 from lxml import etree
@@ -62,6 +63,8 @@ from hub_pipelines.tally import mapping, protocol
 from hub_pipelines.tally.protocol import Collection, Counters, Cursor, Formula, number, text
 from hub_pipelines.tenants.models import TallyConfig
 
+# Records a page hands the loader: a request of up to `page_size` objects is read in pages.
+PAGE_ROWS = 1_000
 # Vouchers before the company's books begin are not expected; a floor when BooksFrom is unknown.
 EARLIEST = date(1990, 4, 1)
 MAPPING_FIX = (
@@ -121,13 +124,15 @@ class TallyConnector(HttpConnector):
         *,
         versions: VersionsLookup,
         page_size: int = protocol.BATCH_VOUCHERS,
+        page_rows: int = PAGE_ROWS,
         cursor_overlap: timedelta | None = None,
         requests_per_minute: int | None = None,
         log: LogSink | None = None,
         settings: HttpSettings | None = None,
     ) -> None:
-        """`cursor_overlap` and `requests_per_minute` are the kit's and mean nothing here:
-        AlterIDs need no overlap, Tally has no rate limit."""
+        """`page_size`: objects a request asks for; `page_rows`: records a page hands the loader.
+        `cursor_overlap` and `requests_per_minute` are the kit's and mean nothing here: AlterIDs
+        need no overlap, Tally has no rate limit."""
         if config.file_drop:
             raise SyncError(
                 Category.CONFIG,
@@ -139,7 +144,7 @@ class TallyConnector(HttpConnector):
         if not 1 <= page_size <= 10_000:  # Tally stalls past ~10,000 (loader issues #44, #49)
             raise ValueError(f"page_size must be between 1 and 10,000 vouchers: {page_size}")
         self.company, self.url = config.company_name, str(config.url)
-        self.versions, self.page_size = versions, page_size
+        self.versions, self.page_size, self.page_rows = versions, page_size, page_rows
         self.log = log or logging.getLogger(__name__)
         timeout = int(config.timeout_seconds * 1000)
         self.http = HttpClient(
@@ -272,7 +277,11 @@ class TallyConnector(HttpConnector):
             period = batch.period or every_day  # an undated voucher: the whole books
             found = self._objects(collection, *batch.filters(), *kind, period=period)
             rows = (self._row(entity, element, masters) for element in found)
-            yield [row for row in rows if row is not None]
+            kept = (row for row in rows if row is not None)
+            # A batch is handed over in pages as it is read: memory holds a page of records,
+            # not a batch, and the loader starts on the first page while the rest is read.
+            while page := list(islice(kept, self.page_rows)):
+                yield page
 
     def _row(self, entity: Entity, element: etree._Element, masters: mapping.Masters):
         """A walk row, mapped while the reader holds the element; None when not the entity's."""

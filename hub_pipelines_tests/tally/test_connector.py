@@ -111,6 +111,24 @@ def test_every_pull_comes_in_batches_under_the_cap_sized_from_per_day_counts(tal
     warehouse_matches_books(tenant)
 
 
+def test_a_batch_is_handed_to_the_loader_in_pages_as_it_is_read():
+    simulated = simulate(small_books(seed=RICH))
+    with LoopbackServer(simulated.app) as server:
+        tally = connector(simulated, server.url, page_size=7, page_rows=3)
+        batches: list[int] = []
+        count = lambda body: batches.append(len(list(xml.objects(body, {"VOUCHER"}))))  # noqa: E731
+        simulated.faults.after_page("/", 1, count, times=None)
+        pages = [page for page in tally.invoices(None) if page.records or page.failures]
+        pulled = [n for n in batches if n <= 7]  # not the GUID list's answer: every voucher
+        everything = connector(simulated, server.url)  # one batch, pages of 1,000
+        whole = [r.external_id for p in everything.invoices(None) for r in p.records]
+
+    read = [len(page.records) + len(page.failures) for page in pages]
+    assert max(read) == 3 and len(pages) == sum(-(-n // 3) for n in pulled) > len(pulled)
+    assert sorted(r.external_id for p in pages for r in p.records) == sorted(whole)
+    assert len(whole) == len(set(whole)) > 7
+
+
 def test_deletes_are_a_guid_diff_per_entity_and_a_shared_guid_is_not_confused(tally_of):
     tenant = tally_of()
     assert tenant.materialize().success
