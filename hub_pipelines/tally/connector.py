@@ -28,12 +28,13 @@ the tenant's `timeout_seconds` as the read timeout (a big batch takes minutes).
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from itertools import islice
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from lxml import etree
 
@@ -63,6 +64,7 @@ from hub_pipelines.tally import mapping, protocol
 from hub_pipelines.tally.protocol import Collection, Counters, Cursor, Formula, number, text
 from hub_pipelines.tenants.models import TallyConfig
 
+T = TypeVar("T")
 # Records a page hands the loader: a request of up to `page_size` objects is read in pages.
 PAGE_ROWS = 1_000
 # Vouchers before the company's books begin are not expected; a floor when BooksFrom is unknown.
@@ -165,12 +167,21 @@ class TallyConnector(HttpConnector):
     ) -> Iterator[etree._Element]:
         """The collection's objects, each complete while the caller holds it (the reader clears
         it after). An export is a read: sent again after a dropped answer or a 5xx."""
+        yield from self._read(collection, self._answer(collection, filters, period))
+
+    def _answer(
+        self, collection: Collection, filters: tuple, period: tuple[date, date] | None
+    ) -> bytes:
+        """Tally's answer to an export of `collection`, whole."""
         body = protocol.encode(protocol.request(collection, self.company, filters, period))
         with one_at_a_time(self.url):
             response = self.http.request(
                 "POST", "", content=body, headers=protocol.HEADERS, idempotent=True
             )
-        answer = protocol.answer_bytes(response.content, response.headers.get("content-type", ""))
+        return protocol.answer_bytes(response.content, response.headers.get("content-type", ""))
+
+    @staticmethod
+    def _read(collection: Collection, answer: bytes) -> Iterator[etree._Element]:
         try:
             yield from xml.objects(answer, {collection.tag})
         except xml.XmlError as exc:
@@ -273,13 +284,22 @@ class TallyConnector(HttpConnector):
         collection = protocol.CUSTOMERS if entity == "customers" else protocol.SALES
         kind = () if entity == "customers" else (protocol.NOT_OPTIONAL, self._sales_types(masters))
         every_day = None if entity == "customers" else self._period()
-        for batch in batches:
-            period = batch.period or every_day  # an undated voucher: the whole books
-            found = self._objects(collection, *batch.filters(), *kind, period=period)
-            rows = (self._row(entity, element, masters) for element in found)
+        asks = [
+            ((*batch.filters(), *kind), batch.period or every_day)  # undated: the whole books
+            for batch in batches
+        ]
+        # Tally builds the next batch's answer while this one is read (still one request at a
+        # time): a walk takes about the longer of the two, not their sum. One answer is held
+        # ahead, asked for in a daemon thread: a walk that stops (a cancelled run) leaves it.
+        coming = None
+        for index, (ask, period) in enumerate(asks):
+            answer = coming() if coming else self._answer(collection, ask, period)
+            if index + 1 < len(asks):
+                coming = _in_background(self._answer, collection, *asks[index + 1])
+            rows = (self._row(entity, e, masters) for e in self._read(collection, answer))
             kept = (row for row in rows if row is not None)
             # A batch is handed over in pages as it is read: memory holds a page of records,
-            # not a batch, and the loader starts on the first page while the rest is read.
+            # not a batch, and the loader starts on its first page.
             while page := list(islice(kept, self.page_rows)):
                 yield page
 
@@ -333,6 +353,30 @@ class TallyConnector(HttpConnector):
         for _page in self._walk(entity, None):
             pass
         yield from (ListedRecord(i, total) for i, total in self.listed(entity).totals.items())
+
+
+def _in_background(call: Callable[..., T], *args: Any) -> Callable[[], T]:
+    """`call(*args)` begun in a daemon thread (an exiting process does not wait for it, as it
+    would for an executor's); the function returned waits for its result, or raises its error."""
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, call(*args)))
+        except BaseException as exc:  # raised where the result is waited for
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=run, name="tally-answer", daemon=True)
+    thread.start()
+
+    def result() -> T:
+        thread.join()
+        done, value = outcome[0]
+        if not done:
+            raise value
+        return value
+
+    return result
 
 
 class TallyResource(ConnectorResource):

@@ -5,12 +5,15 @@ Imports run through Dagster against the simulator over real HTTP on loopback."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from hub_pipelines.canonical import Page
 from hub_pipelines.connectors import xml
 from hub_pipelines.connectors.errors import Category, SyncError
 from hub_pipelines.connectors.loopback import LoopbackServer
+from hub_pipelines.connectors.settings import HttpSettings
 from hub_pipelines.tally.connector import TallyConnector
 from hub_pipelines.tally.simulator import simulate
 from hub_pipelines.tenants.models import TallyConfig
@@ -127,6 +130,54 @@ def test_a_batch_is_handed_to_the_loader_in_pages_as_it_is_read():
     assert max(read) == 3 and len(pages) == sum(-(-n // 3) for n in pulled) > len(pulled)
     assert sorted(r.external_id for p in pages for r in p.records) == sorted(whole)
     assert len(whole) == len(set(whole)) > 7
+
+
+def test_the_next_batch_is_asked_for_while_this_one_is_read():
+    simulated = simulate(small_books(seed=RICH))
+    answered: list[int] = []
+    second = threading.Event()
+
+    def batch(body) -> None:
+        answered.append(len(list(xml.objects(body, {"VOUCHER"}))))
+        if len([n for n in answered if n <= 7]) == 2:  # the GUID list names every voucher
+            second.set()
+
+    simulated.faults.after_page("/", 1, batch, times=None)
+    with LoopbackServer(simulated.app) as server:
+        walk = connector(simulated, server.url, page_size=7).invoices(None)
+        first = next(page for page in walk if page.records)
+        asked_meanwhile = second.wait(timeout=30)  # while the first batch's page is held
+        rest = [r.external_id for page in walk for r in page.records]
+        whole = [
+            r.external_id
+            for p in connector(simulated, server.url).invoices(None)
+            for r in p.records
+        ]
+
+    assert asked_meanwhile and len(first.records) <= 7
+    assert sorted([*(r.external_id for r in first.records), *rest]) == sorted(whole)
+
+
+def test_an_error_of_the_batch_read_ahead_comes_after_the_pages_before_it():
+    simulated = simulate(small_books(seed=RICH))
+    batches: list[int] = []
+
+    def break_the_rest(body) -> None:
+        batches.append(len(list(xml.objects(body, {"VOUCHER"}))))
+        if batches[-1] <= 7:  # the first batch answered: Tally fails from now on
+            simulated.faults.fail_next(10, status=500)
+
+    simulated.faults.after_page("/", 1, break_the_rest, times=None)
+    quick = HttpSettings(retry_max_attempts=2, retry_initial_delay_ms=1, retry_max_delay_ms=1)
+    with LoopbackServer(simulated.app) as server:
+        walk = connector(simulated, server.url, page_size=7, settings=quick).invoices(None)
+        read: list[int] = []
+        with pytest.raises(SyncError) as failed:
+            for page in walk:
+                read.append(len(page.records))
+
+    assert failed.value.category == Category.SERVER
+    assert sum(read) == batches[-1] == 7  # the first batch was handed over whole, then the error
 
 
 def test_deletes_are_a_guid_diff_per_entity_and_a_shared_guid_is_not_confused(tally_of):
