@@ -42,6 +42,8 @@ _LONGEST_REFERENCE = 32  # a split `&#…;` is held back until its `;` arrives, 
 _TOLERATED_DOMAINS = {"NAMESPACE"}
 # A tag `find` takes as a plain child name (ElementPath: no `/`, `.`-step, prefix, `*`, `[`, `@`).
 _CHILD_TAG = re.compile(r"[A-Za-z_][\w.-]*")
+# The first element's name: after the XML declaration (blanked), comments, a DOCTYPE and PIs.
+_FIRST_TAG = re.compile(r"\s*(?:<!--.*?-->\s*|<\?.*?\?>\s*|<![^>\[]*>\s*)*<([^\s/>!?]+)", re.S)
 # A part of `as_dicts` not met in the walk of its record.
 _NOT_REACHED = object()
 
@@ -60,21 +62,25 @@ def objects(
     `iter_bytes()`). The encoding comes from the BOM, else the XML declaration, else `encoding`
     (e.g. an HTTP charset), else UTF-8."""
     wanted = frozenset((tags,) if isinstance(tags, str) else tags)
-    parse = _parse(source, encoding, ("start", "end"))
+    stream = _Utf8Stream(_cleaned(_decoded(_chunks(source), encoding)))
+    # lxml reports only the wanted tags (and the root's start, to prune from): events for every
+    # element cost as much as the parse. `{*}` matches any namespace, or a prefix undeclared.
+    first = stream.first_tag()
+    parse = _parse(stream, ("start", "end"), [f"{{*}}{tag}" for tag in {*wanted, first} if tag])
     errors = _Errors(parse)
     open_matches = 0  # matched elements started and not yet ended: their content must stay
-    known: dict[Any, bool] = {}  # tag -> matched, so each tag's local name is worked out once
     for event, element in _events(parse):
-        matched = known.get(element.tag)
-        if matched is None:
-            matched = known[element.tag] = local_name(element.tag) in wanted
+        if stream.root is None:
+            stream.root = element.getroottree().getroot()
+        if local_name(element.tag) not in wanted:
+            continue  # the root's start
+        open_matches += 1 if event == "start" else -1
+        # Between reads, what lies before the parser's place is dropped, unless a match is open.
+        stream.prune = open_matches == 0
         if event == "start":
-            open_matches += matched
             continue
-        if matched:
-            open_matches -= 1
-            errors.check()
-            yield element
+        errors.check()
+        yield element
         if open_matches == 0:
             _drop(element)
     errors.check(final=True)
@@ -82,7 +88,7 @@ def objects(
 
 def root_tag(source: Source, *, encoding: str | None = None) -> str:
     """The local name of the root element, reading only as far as it."""
-    parse = _parse(source, encoding, ("start",))
+    parse = _parse(_Utf8Stream(_cleaned(_decoded(_chunks(source), encoding))), ("start",))
     for _event, element in _events(parse):
         return local_name(element.tag)
     _Errors(parse).check(final=True)
@@ -146,11 +152,13 @@ def _as_dict(value: Any) -> dict[str, Any]:
 # --- the pipeline: bytes -> text in its encoding -> cleaned text -> UTF-8 bytes -> lxml ---------
 
 
-def _parse(source: Source, encoding: str | None, events: tuple[str, ...]) -> etree.iterparse:
-    stream = _Utf8Stream(_cleaned(_decoded(_chunks(source), encoding)))
+def _parse(
+    stream: _Utf8Stream, events: tuple[str, ...], tags: list[str] | None = None
+) -> etree.iterparse:
     return etree.iterparse(
         stream,
         events=events,
+        tag=tags,
         encoding="utf-8",  # `_decoded` removed the declaration and re-encodes
         recover=True,  # for undeclared prefixes only: `_Errors` raises on every other error
         huge_tree=True,
@@ -270,14 +278,28 @@ def _allowed_reference(found: re.Match[str]) -> str:
 
 
 class _Utf8Stream:
-    """Cleaned text as a binary file for lxml, one piece at a time."""
+    """Cleaned text as a binary file for lxml, one piece at a time. lxml reads only once it has
+    handed out every event so far; then, when `prune` allows, every finished element before the
+    parser's place is dropped from the tree under `root`, so memory holds the open elements and
+    one object, whatever lies between the objects wanted."""
 
     def __init__(self, pieces: Iterator[str]) -> None:
         self._pieces = pieces
         self._data = b""
         self._position = 0
+        self.root: etree._Element | None = None
+        self.prune = True
+
+    def first_tag(self) -> str | None:
+        """The local name of the document's first element, from the first piece of text."""
+        first = next(self._pieces, "")
+        self._data = first.encode("utf-8")
+        found = _FIRST_TAG.match(first)
+        return local_name(found.group(1)) if found else None
 
     def read(self, size: int = -1) -> bytes:
+        if self.prune and self.root is not None:
+            _prune(self.root)
         while self._position >= len(self._data):
             piece = next(self._pieces, None)
             if piece is None:
@@ -287,6 +309,17 @@ class _Utf8Stream:
         out = self._data[self._position : end]
         self._position += len(out)
         return out
+
+
+def _prune(root: etree._Element) -> None:
+    """Drop the finished elements: all but the last child, down the path of last children
+    (where the parser is; what came before it is complete)."""
+    node = root
+    while len(node):
+        last = node[-1]
+        while node[0] is not last:
+            del node[0]
+        node = last
 
 
 def _drop(element: etree._Element) -> None:

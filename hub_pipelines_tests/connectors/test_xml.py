@@ -208,6 +208,25 @@ def generated_export(vouchers: int) -> Iterator[bytes]:
     yield "</DATA></BODY></ENVELOPE>".encode("utf-16-le")
 
 
+def ledger_between(vouchers: int) -> Iterator[bytes]:
+    """A ledger, `vouchers` vouchers, a ledger: the vouchers are what lies between two matches."""
+    ledger = '<TALLYMESSAGE><LEDGER NAME="L"><GUID>l-{}</GUID></LEDGER></TALLYMESSAGE>'
+    export = generated_export(vouchers)
+    yield next(export) + ledger.format(1).encode("utf-16-le")
+    for chunk in export:
+        if chunk.startswith("</DATA>".encode("utf-16-le")):
+            yield ledger.format(2).encode("utf-16-le")
+        yield chunk
+
+
+def test_what_lies_between_the_objects_wanted_is_dropped_as_it_is_read():
+    sizes = []
+    for ledger in objects(ledger_between(5_000), ("LEDGER",)):
+        sizes.append(sum(1 for _ in ledger.getroottree().getroot().iter()))
+    # At most what one read of the parser built: not the 5,000 vouchers (250,000 elements) read past
+    assert len(sizes) == 2 and max(sizes) < 500, sizes
+
+
 STREAMING = """
 from hub_pipelines.connectors.xml import objects, text
 from hub_pipelines_tests.connectors.test_xml import generated_export
