@@ -23,15 +23,27 @@ from hub_pipelines.warehouse import db, migrations
 ACCOUNTING_TABLES = ("accounting.invoice_lines", "accounting.invoices", "accounting.customers")
 
 
-def create_scratch_database(prefix: str = "hub_bench") -> tuple[str, str]:
-    """(server URL, URL of a new migrated database on it)."""
+def create_scratch_database(prefix: str = "hub_bench", *, migrated: bool = True) -> tuple[str, str]:
+    """(server URL, URL of a new database on it, migrated unless told: a Dagster storage's)."""
     server = db.database_url()
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    migrations.upgrade(url)
+    if migrated:
+        migrations.upgrade(url)
     return server, url
+
+
+def psycopg2_url(url: str) -> str:
+    """dagster-postgres speaks psycopg2 (its NOTIFY fails through psycopg 3), as in
+    deploy/dagster.yaml's `scheme: postgresql+psycopg2`."""
+    return make_url(url).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+
+
+def postgres_storage(url: str) -> dict[str, Any]:
+    """A Dagster instance's storage in the database at `url`, as deploy/dagster.yaml has it."""
+    return {"postgres": {"postgres_url": psycopg2_url(url)}}
 
 
 def drop_database(server: str, url: str) -> None:

@@ -4,8 +4,10 @@ dlt pipelines making the same calls are in `bench.dlt_rest`.
 
 The hub: a tenant registered with the simulator's connection config (sealed in the vault, as
 `hub tenants add` does), then `dg.materialize` of the system's customers and invoices import
-assets, with their checks, for the tenant's partition, on a throwaway Dagster instance. Only the
-materialization is timed. Unthrottled, the connector's own pace is lifted out of reach too
+assets, with their checks, for the tenant's partition, on a throwaway Dagster instance: its
+storage in SQLite, as the local dagster.yaml has it, or (`hub_deployed`) in PostgreSQL through
+PgBouncer, as deploy/dagster.yaml and docs/operations.md have it. Only the materialization is
+timed. Unthrottled, the connector's own pace is lifted out of reach too
 (the resource's `requests_per_minute`); rate-limited, the tenant config paces the client at the
 share of the limit the hub uses against the real one (90 % for Zoho Books).
 """
@@ -18,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from bench.database import postgres_storage
 from bench.simulator_process import CONTROL
 
 UNLIMITED_PACE = 10**7  # requests a minute: the connector's pacing never waits
@@ -63,9 +66,15 @@ def warehouse_counts(url: str, tenant: str, system: str) -> dict[str, int]:
 
 
 def hub_import(
-    system: str, simulator_url: str, url: str, tenant: str, per_minute: int | None = None
+    system: str,
+    simulator_url: str,
+    url: str,
+    tenant: str,
+    per_minute: int | None = None,
+    dagster_storage: str | None = None,
 ) -> dict[str, Any]:
-    """Import customers then invoices of `tenant` through Dagster; seconds and what loaded."""
+    """Import customers then invoices of `tenant` through Dagster; seconds and what loaded. The
+    instance keeps its runs and events in SQLite, or in the PostgreSQL at `dagster_storage`."""
     import dagster as dg
 
     from hub_pipelines.imports.assets import import_asset, op_name
@@ -89,7 +98,8 @@ def hub_import(
         "loggers": {"console": {"config": {"log_level": "WARNING"}}},
         "ops": {op_name(system, entity): {"config": {}} for entity in entities},
     }
-    with dg.instance_for_test() as instance:
+    overrides = {"storage": postgres_storage(dagster_storage)} if dagster_storage else None
+    with dg.instance_for_test(overrides=overrides) as instance:
         instance.add_dynamic_partitions(f"{system}_tenants", [tenant])
         started = time.perf_counter()
         result = dg.materialize(

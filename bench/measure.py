@@ -90,7 +90,9 @@ def e2e(args: argparse.Namespace, url: str) -> dict[str, Any]:
         from hub_pipelines import definitions  # noqa: F401 - every system's assets and resources
 
         return measured(
-            lambda: hub_import(args.system, args.simulator, url, args.target, args.per_minute),
+            lambda: hub_import(
+                args.system, args.simulator, url, args.target, args.per_minute, args.dagster_storage
+            ),
             timed_inside=True,
         )
     from bench import dlt_rest
@@ -124,6 +126,9 @@ def main(argv: list[str] | None = None) -> None:
     importing.add_argument("--simulator", required=True, help="the simulator's base URL")
     importing.add_argument("--target", required=True, help="tenant (hub) or dlt dataset")
     importing.add_argument("--per-minute", type=int, default=None)
+    importing.add_argument(
+        "--dagster-storage", default=None, help="the hub's Dagster storage: a PostgreSQL URL"
+    )
     importing.set_defaults(func=e2e)
     ticking = commands.add_parser("tick")
     ticking.add_argument("--configs", type=int, required=True)

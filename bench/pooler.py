@@ -1,4 +1,5 @@
-"""PgBouncer in front of a PostgreSQL server, for the tick benchmark's Dagster storage.
+"""PgBouncer in front of a PostgreSQL server, for the Dagster storage of the tick and end-to-end
+benchmarks (as docs/operations.md deploys it).
 
 dagster-postgres opens a new connection for every statement outside the webserver (its engines
 use SQLAlchemy's NullPool), so creating a run costs about fifty PostgreSQL backend starts. A
@@ -24,6 +25,7 @@ from contextlib import contextmanager
 
 from sqlalchemy.engine import make_url
 
+from bench.database import create_scratch_database, drop_database
 from bench.webhooks import free_port
 
 POOL_SIZE = 50  # server connections per (database, user): above the daemon's threads
@@ -83,6 +85,21 @@ def pgbouncer(server_url: str) -> Iterator[str]:
         finally:
             process.terminate()
             process.wait(10)
+
+
+@contextmanager
+def dagster_storage() -> Iterator[str | None]:
+    """A scratch database for a Dagster instance's storage, reached through PgBouncer (None
+    without pgbouncer); dropped afterwards."""
+    if not available():
+        yield None
+        return
+    server, url = create_scratch_database("dagster_bench", migrated=False)
+    try:
+        with pgbouncer(url) as pooled_url:
+            yield pooled_url
+    finally:
+        drop_database(server, url)
 
 
 def _as_user(url) -> list[str]:

@@ -107,12 +107,19 @@ def load_stage(plan: Plan, url: str) -> dict[str, Any]:
 
 
 def _import(
-    sim: SimulatorProcess, contender: str, target: str, url: str, per_minute: int | None = None
+    sim: SimulatorProcess,
+    contender: str,
+    target: str,
+    url: str,
+    per_minute: int | None = None,
+    dagster_storage: str | None = None,
 ) -> dict[str, Any]:
     arguments = ["--contender", contender, "--system", sim.system, "--simulator", sim.url]
     arguments += ["--target", target]
     if per_minute:
         arguments += ["--per-minute", str(per_minute)]
+    if dagster_storage:
+        arguments += ["--dagster-storage", dagster_storage]
     sim.reset()
     result = runner.measure("e2e", arguments, url)
     traffic = sim.stats()
@@ -131,15 +138,19 @@ def end_to_end(plan: Plan, url: str) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     for size in plan.sizes:
         for system in plan.systems:
-            contenders = ("hub", "dlt") if system in DLT_SYSTEMS else ("hub",)
-            with SimulatorProcess(system, size) as sim:
+            with SimulatorProcess(system, size) as sim, pooler.dagster_storage() as deployed:
+                # hub: Dagster's storage in SQLite (the local dagster.yaml); hub_deployed: in
+                # PostgreSQL through PgBouncer (deploy/dagster.yaml, docs/operations.md).
+                contenders = ("hub", *(("hub_deployed",) if deployed else ()))
+                contenders += ("dlt",) if system in DLT_SYSTEMS else ()
                 samples: dict[str, list] = {contender: [] for contender in contenders}
                 for repeat in range(plan.repeats):
                     for contender in contenders:
                         settle(url)
-                        if contender == "hub":
-                            tenant = f"e2e-{_slug(system)}-{size}-{repeat}"
-                            result = _import(sim, "hub", tenant, url)
+                        if contender.startswith("hub"):
+                            storage = deployed if contender == "hub_deployed" else None
+                            tenant = f"e2e-{_slug(system)}-{size}-{repeat}{'-d' if storage else ''}"
+                            result = _import(sim, "hub", tenant, url, dagster_storage=storage)
                             forget_tenant(url, tenant)
                         else:
                             dataset = f"dlt_{system}_{size}_{repeat}"

@@ -46,7 +46,6 @@ import logging
 import os
 import pstats
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -69,6 +68,7 @@ from dagster._scheduler.scheduler import launch_scheduled_runs
 from sqlalchemy.engine import make_url
 
 from bench import pooler
+from bench.database import create_scratch_database, drop_database, postgres_storage
 from hub_pipelines.imports.schedules import (
     PERIODS,
     STEP,
@@ -121,18 +121,6 @@ def busiest_minute(configs: int) -> tuple[datetime, int]:
     return DAY + step * STEP, count
 
 
-def create_scratch_database(server: str, prefix: str) -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return make_url(server).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_scratch_database(server: str, url: str) -> None:
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
-
-
 def register_configs(url: str, configs: int) -> None:
     """N enabled configs in one COPY; the credentials are one shared encrypted blob (schedules
     read only tenant, system, state and sync_config)."""
@@ -154,18 +142,12 @@ def add_tenant_partitions(instance: dg.DagsterInstance, configs: int) -> None:
         instance.add_dynamic_partitions(tenant_partitions(system).name, tenants)
 
 
-def psycopg2_url(url: str) -> str:
-    """dagster-postgres speaks psycopg2 (its NOTIFY fails through psycopg 3), as in
-    deploy/dagster.yaml's `scheme: postgresql+psycopg2`."""
-    return make_url(url).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
-
-
 def instance_overrides(storage: str, dagster_url: str) -> dict:
     """The instance of deploy/dagster.yaml (PostgreSQL storage) or of the local dagster.yaml
     (SQLite under the throwaway DAGSTER_HOME), both with the queued run coordinator."""
     overrides: dict = {"run_coordinator": RUN_COORDINATOR}
     if storage == "postgres":
-        overrides["storage"] = {"postgres": {"postgres_url": psycopg2_url(dagster_url)}}
+        overrides["storage"] = postgres_storage(dagster_url)
     return overrides
 
 
@@ -322,9 +304,8 @@ def scratch_hub(configs: int) -> Iterator[tuple[str, str]]:
     """(hub database URL, Dagster storage URL): two scratch databases, the hub's migrated and
     holding CONFIGS configs, exported as HUB_DATABASE_URL for the code location; dropped after."""
     os.environ.setdefault(KEY_VARIABLE, generate_key())
-    server = db.database_url()
-    hub_url = create_scratch_database(server, "hub_bench_ticks")
-    dagster_url = create_scratch_database(server, "dagster_bench_ticks")
+    server, hub_url = create_scratch_database("hub_bench_ticks", migrated=False)
+    _, dagster_url = create_scratch_database("dagster_bench_ticks", migrated=False)
     previous_url = os.environ.get("HUB_DATABASE_URL")
     os.environ["HUB_DATABASE_URL"] = hub_url
     db.database_url.cache_clear()
@@ -339,8 +320,8 @@ def scratch_hub(configs: int) -> Iterator[tuple[str, str]]:
             os.environ["HUB_DATABASE_URL"] = previous_url
         db.database_url.cache_clear()
         db.engine.cache_clear()
-        drop_scratch_database(server, hub_url)
-        drop_scratch_database(server, dagster_url)
+        drop_database(server, hub_url)
+        drop_database(server, dagster_url)
 
 
 def measure(
