@@ -62,7 +62,7 @@ def objects(
     `iter_bytes()`). The encoding comes from the BOM, else the XML declaration, else `encoding`
     (e.g. an HTTP charset), else UTF-8."""
     wanted = frozenset((tags,) if isinstance(tags, str) else tags)
-    stream = _Utf8Stream(_cleaned(_decoded(_chunks(source), encoding)))
+    stream = _stream(source, encoding)
     # lxml reports only the wanted tags (and the root's start, to prune from): events for every
     # element cost as much as the parse. `{*}` matches any namespace, or a prefix undeclared.
     first = stream.first_tag()
@@ -88,7 +88,7 @@ def objects(
 
 def root_tag(source: Source, *, encoding: str | None = None) -> str:
     """The local name of the root element, reading only as far as it."""
-    parse = _parse(_Utf8Stream(_cleaned(_decoded(_chunks(source), encoding))), ("start",))
+    parse = _parse(_stream(source, encoding), ("start",))
     for _event, element in _events(parse):
         return local_name(element.tag)
     _Errors(parse).check(final=True)
@@ -150,6 +150,10 @@ def _as_dict(value: Any) -> dict[str, Any]:
 
 
 # --- the pipeline: bytes -> text in its encoding -> cleaned text -> UTF-8 bytes -> lxml ---------
+
+
+def _stream(source: Source, encoding: str | None) -> _Utf8Stream:
+    return _Utf8Stream(_cleaned(_decoded(_chunks(source), encoding)))
 
 
 def _parse(
